@@ -1,0 +1,111 @@
+//! The in-process session cache that keeps validation off the store.
+//!
+//! A hit costs one hash-map read and two atomic operations. The cache is only ever trusted to
+//! say "valid": expiry found in the cache is re-checked against the store, and every
+//! revocation — local, or read from the store's revocation log — removes the entry. An entry
+//! read from the store while a revocation was being applied is dropped again (the epoch check
+//! in [`SessionCache::insert`]), so a slow miss can never re-insert a session that was just
+//! revoked.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use dashmap::DashMap;
+
+use crate::id::{SessionId, TokenHash};
+use crate::session::SessionRecord;
+use crate::time::Timestamp;
+
+/// A validated session held in memory.
+#[derive(Debug)]
+pub(crate) struct CachedSession {
+    pub(crate) record: SessionRecord,
+    pub(crate) username: String,
+    /// The latest request seen by this process (milliseconds since the epoch).
+    pub(crate) last_seen: AtomicI64,
+    /// The `last_seen_at` most recently written to the store.
+    pub(crate) persisted_seen: AtomicI64,
+}
+
+impl CachedSession {
+    pub(crate) fn new(record: SessionRecord, username: String) -> Self {
+        let seen = record.last_seen_at.unix_millis();
+        CachedSession {
+            record,
+            username,
+            last_seen: AtomicI64::new(seen),
+            persisted_seen: AtomicI64::new(seen),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct SessionCache {
+    by_token: DashMap<TokenHash, Arc<CachedSession>>,
+    by_id: DashMap<SessionId, TokenHash>,
+    /// Bumped by every revocation before the entry is removed.
+    epoch: AtomicU64,
+    capacity: usize,
+}
+
+impl SessionCache {
+    pub(crate) fn new(capacity: usize) -> Self {
+        SessionCache {
+            by_token: DashMap::new(),
+            by_id: DashMap::new(),
+            epoch: AtomicU64::new(0),
+            capacity,
+        }
+    }
+
+    pub(crate) fn get(&self, hash: &TokenHash) -> Option<Arc<CachedSession>> {
+        self.by_token
+            .get(hash)
+            .map(|entry| Arc::clone(entry.value()))
+    }
+
+    /// The epoch to pass to [`SessionCache::insert`]; read it before reading the store.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Caches `entry` unless the cache is full or a revocation happened since `epoch_before`.
+    pub(crate) fn insert(&self, entry: Arc<CachedSession>, epoch_before: u64) {
+        if self.capacity == 0 || self.by_token.len() >= self.capacity {
+            return;
+        }
+        let hash = entry.record.token_hash;
+        let id = entry.record.id.clone();
+        // Token first, then id: the sweep drops ids whose token entry is missing, so the other
+        // order could leave a cached token that no revocation can find.
+        self.by_token.insert(hash, entry);
+        self.by_id.insert(id, hash);
+        // A revocation that bumped the epoch after our store read may have run before the
+        // insert above and found nothing to remove: drop the entry; the next request re-reads.
+        if self.epoch.load(Ordering::SeqCst) != epoch_before {
+            self.by_token.remove(&hash);
+        }
+    }
+
+    /// Forgets a session: after a revocation, or when it is found expired.
+    pub(crate) fn forget(&self, id: &SessionId) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        if let Some((_, hash)) = self.by_id.remove(id) {
+            self.by_token.remove(&hash);
+        }
+    }
+
+    /// Drops entries whose absolute expiry, or in-memory idle expiry, has passed.
+    pub(crate) fn sweep(&self, now: Timestamp, idle_timeout: std::time::Duration) {
+        self.by_token.retain(|_, entry| {
+            let seen = Timestamp::from_unix_millis(entry.last_seen.load(Ordering::Relaxed));
+            now < entry.record.expires_at && now < seen.saturating_add(idle_timeout)
+        });
+        self.by_id
+            .retain(|_, hash| self.by_token.contains_key(hash));
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.by_token.len()
+    }
+}

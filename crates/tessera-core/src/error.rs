@@ -1,0 +1,66 @@
+//! The engine's errors: what went wrong, in domain terms. The server maps each to an HTTP
+//! status in one place.
+
+use std::time::Duration;
+
+use crate::id::RandomnessError;
+use crate::password::{HashError, PasswordRejection};
+use crate::store::StoreError;
+use crate::user::UsernameRejection;
+
+/// Why an engine operation did not succeed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Unknown user or wrong password; deliberately the same.
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// Too many failed logins for the account or the client address.
+    #[error("too many failed login attempts")]
+    RateLimited {
+        /// How long until an attempt is allowed again.
+        retry_after: Duration,
+    },
+    /// The username is registered already.
+    #[error("the username is taken")]
+    UsernameTaken,
+    /// The username breaks the username rules.
+    #[error(transparent)]
+    InvalidUsername(#[from] UsernameRejection),
+    /// The password breaks the password policy.
+    #[error(transparent)]
+    PasswordRejected(#[from] PasswordRejection),
+    /// No valid credential: unknown, malformed or revoked session token.
+    #[error("not authenticated")]
+    Unauthenticated,
+    /// The session reached its idle or absolute expiry.
+    #[error("the session has expired")]
+    SessionExpired,
+    /// No such session (or not the caller's).
+    #[error("no such session")]
+    SessionNotFound,
+    /// No such user.
+    #[error("no such user")]
+    UserNotFound,
+    /// Too many password checks in progress; retry shortly.
+    #[error("the server is busy; retry shortly")]
+    Busy,
+    /// The store failed; the operation was not done.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Password hashing failed for a reason other than load.
+    #[error("password hashing failed")]
+    Hashing(#[source] HashError),
+    /// No randomness for a new token.
+    #[error(transparent)]
+    Randomness(#[from] RandomnessError),
+}
+
+impl From<HashError> for Error {
+    fn from(error: HashError) -> Self {
+        match error {
+            HashError::Busy => Error::Busy,
+            other => Error::Hashing(other),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The storage contract: what every backend (memory, SQLite, and later PostgreSQL and Redis)
+//! must do, and must do the same way. `tessera-store`'s conformance suite holds each backend
+//! to this text.
+//!
+//! Users and sessions are separate traits so a deployment can keep durable users in SQL and
+//! hot sessions elsewhere. Every method is safe to call concurrently; "atomic" below means no
+//! other caller can observe or interleave with a half-done change.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::id::{SessionId, TokenHash, UserId};
+use crate::session::SessionRecord;
+use crate::time::Timestamp;
+use crate::user::{User, UserRecord, Username};
+
+/// A store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A record with the same unique key (id, username, token hash) already exists.
+    /// Nothing was written.
+    #[error("a record with the same key already exists")]
+    Conflict,
+    /// The backend could not be reached, timed out or failed. The operation may be retried;
+    /// callers fail closed.
+    #[error("the store is unavailable")]
+    Unavailable(#[source] Box<dyn StdError + Send + Sync>),
+    /// A record read back could not be understood (a corrupt or foreign row).
+    #[error("the store returned a malformed record")]
+    Corrupt(#[source] Box<dyn StdError + Send + Sync>),
+}
+
+impl StoreError {
+    /// Wraps a backend failure as [`StoreError::Unavailable`].
+    pub fn unavailable(error: impl StdError + Send + Sync + 'static) -> Self {
+        StoreError::Unavailable(Box::new(error))
+    }
+
+    /// Wraps a decoding failure as [`StoreError::Corrupt`].
+    pub fn corrupt(error: impl StdError + Send + Sync + 'static) -> Self {
+        StoreError::Corrupt(Box::new(error))
+    }
+}
+
+/// Accounts.
+#[async_trait]
+pub trait UserStore: Send + Sync + fmt::Debug + 'static {
+    /// Adds a user under `username.key()`.
+    ///
+    /// Fails with [`StoreError::Conflict`] if the username (compared by key) or the id exists;
+    /// never overwrites.
+    async fn create_user(&self, username: &Username, record: &UserRecord)
+    -> Result<(), StoreError>;
+
+    /// The user whose username key is `username_key`, or `None`.
+    async fn user_by_username(&self, username_key: &str) -> Result<Option<UserRecord>, StoreError>;
+
+    /// The user with this id, or `None`.
+    async fn user_by_id(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError>;
+
+    /// Every user, oldest first.
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+
+    /// Replaces the password hash (after a rehash or a password change). `false` if there is
+    /// no such user.
+    async fn set_password_hash(&self, id: &UserId, password_hash: &str)
+    -> Result<bool, StoreError>;
+
+    /// Deletes the user. Idempotent: `false` if there was no such user. Does not touch
+    /// sessions: the engine revokes them around this call.
+    async fn delete_user(&self, id: &UserId) -> Result<bool, StoreError>;
+
+    /// Succeeds if the store can serve requests now.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// A revocation, as recorded for verifiers and in-process caches that must forget the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// Position in the store's revocation log; strictly increasing in commit order.
+    pub sequence: u64,
+    /// The revoked session.
+    pub session_id: SessionId,
+    /// Its owner.
+    pub user_id: UserId,
+    /// When it was revoked.
+    pub revoked_at: Timestamp,
+}
+
+/// Sessions and their revocation log.
+#[async_trait]
+pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
+    /// Adds a new session.
+    ///
+    /// Fails with [`StoreError::Conflict`] if the id or token hash exists (live, expired or
+    /// revoked); never overwrites, so a collision can never hand one user another's session.
+    async fn insert_session(&self, record: &SessionRecord) -> Result<(), StoreError>;
+
+    /// The session whose token hashes to `token_hash`, revoked or expired ones included (the
+    /// caller decides), or `None`.
+    async fn session_by_token(
+        &self,
+        token_hash: &TokenHash,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// The session with this public id, revoked or expired ones included, or `None`.
+    async fn session_by_id(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Records activity: sets `last_seen_at = seen` and `idle_expires_at`, atomically and only
+    /// if the session exists, is not revoked and was last seen before `seen`.
+    ///
+    /// Returns whether it changed anything. It never creates a session and never brings a
+    /// revoked one back, however it races with [`SessionStore::revoke_session`].
+    async fn touch_session(
+        &self,
+        id: &SessionId,
+        seen: Timestamp,
+        idle_expires_at: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// The user's sessions that are live at `now` (see [`SessionRecord::is_live`]), newest
+    /// first.
+    async fn sessions_of_user(
+        &self,
+        user_id: &UserId,
+        now: Timestamp,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// Revokes one session at `now` and appends it to the revocation log, atomically.
+    ///
+    /// Idempotent: `false`, and nothing logged, if the session is unknown or already revoked.
+    async fn revoke_session(&self, id: &SessionId, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// Revokes every unrevoked session of the user except `keep`, logging each, atomically.
+    /// Returns the ids it revoked (empty when there were none).
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &UserId,
+        keep: Option<&SessionId>,
+        now: Timestamp,
+    ) -> Result<Vec<SessionId>, StoreError>;
+
+    /// Revocations with `sequence > after`, oldest first, at most `limit`.
+    async fn revocations_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Revocation>, StoreError>;
+
+    /// The highest sequence in the revocation log (`0` when empty).
+    async fn revocation_cursor(&self) -> Result<u64, StoreError>;
+
+    /// Deletes at most `limit` sessions that ended (expired, or revoked and past their
+    /// absolute expiry) before `now`, and revocation-log entries older than
+    /// `now - revocation_retention`. Returns how many records went. Safe to run while
+    /// serving; it must never delete a live session.
+    async fn purge_expired(
+        &self,
+        now: Timestamp,
+        revocation_retention: Duration,
+        limit: usize,
+    ) -> Result<u64, StoreError>;
+
+    /// Succeeds if the store can serve requests now.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
