@@ -601,7 +601,7 @@ impl Engine {
                 Ok(false) => {
                     // Revoked or deleted meanwhile (or another instance wrote a later time).
                     let current = self.inner.stores.sessions.session_by_id(&record.id).await?;
-                    if !current.is_some_and(|stored| stored.revoked_at.is_none()) {
+                    if current.is_none_or(|stored| stored.revoked_at.is_some()) {
                         self.inner.cache.forget(&record.id);
                         return Err(Error::Unauthenticated);
                     }

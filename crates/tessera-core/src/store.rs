@@ -151,11 +151,13 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
         limit: usize,
     ) -> Result<Vec<Revocation>, StoreError>;
 
-    /// The highest sequence in the revocation log (`0` when empty).
+    /// The highest sequence the revocation log has assigned (`0` before the first
+    /// revocation). Trimming old entries does not lower it, and no later entry gets a lower
+    /// or equal sequence.
     async fn revocation_cursor(&self) -> Result<u64, StoreError>;
 
     /// Deletes at most `limit` sessions that ended (expired, or revoked and past their
-    /// absolute expiry) before `now`, and revocation-log entries older than
+    /// absolute expiry) before `now`, and at most `limit` revocation-log entries older than
     /// `now - revocation_retention`. Returns how many records went. Safe to run while
     /// serving; it must never delete a live session.
     async fn purge_expired(
