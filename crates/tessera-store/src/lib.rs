@@ -1,1 +1,89 @@
-//! placeholder
+//! Tessera's store backends, and the one conformance suite every backend runs.
+//!
+//! The engine in `tessera-core` keeps users, sessions, the revocation log and failed-login
+//! counters behind the traits [`UserStore`](tessera_core::UserStore),
+//! [`SessionStore`](tessera_core::SessionStore) and
+//! [`LoginThrottle`](tessera_core::LoginThrottle). This crate implements them.
+//!
+//! # Layout
+//!
+//! - [`memory`]: [`MemoryStore`](memory::MemoryStore) and
+//!   [`MemoryThrottle`](memory::MemoryThrottle) — in-process maps, for tests, development and
+//!   single instances that may lose sessions on restart.
+//! - `sqlite` (feature `sqlite`, on by default): [`SqliteStore`](sqlite::SqliteStore) — one
+//!   durable file holding all four, with migrations embedded.
+//! - `conformance` (feature `conformance`): the contract as executable tests, and the
+//!   [`conformance_tests!`] macro that runs all of them against a backend in one line.
+//!
+//! # Quick start
+//!
+//! Give the engine a store, log in, validate:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tessera_core::password::{HashingLimits, HashingParams};
+//! use tessera_core::{
+//!     Engine, EngineConfig, LoginAttempt, PasswordHasher, Stores, SystemClock, Transport,
+//! };
+//! use tessera_store::memory::{MemoryStore, MemoryThrottle};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = Arc::new(MemoryStore::new());
+//! let stores = Stores {
+//!     users: store.clone(),
+//!     sessions: store,
+//!     throttle: Arc::new(MemoryThrottle::new()),
+//! };
+//! let hasher = PasswordHasher::new(HashingParams::default(), HashingLimits::default())?;
+//! let engine = Engine::new(stores, hasher, Arc::new(SystemClock), EngineConfig::default()).await?;
+//!
+//! engine.create_user("alice", "correct horse battery staple").await?;
+//! let login = engine
+//!     .login(LoginAttempt {
+//!         username: "alice",
+//!         password: "correct horse battery staple",
+//!         transport: Transport::Cookie,
+//!         ip: None,
+//!         user_agent: None,
+//!     })
+//!     .await?;
+//! assert_eq!(engine.validate(&login.token).await?.username(), "alice");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! For durable state, open a SQLite file instead; one store serves all three roles:
+//!
+//! ```
+//! # #[cfg(feature = "sqlite")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! use std::sync::Arc;
+//! use tessera_core::Stores;
+//! use tessera_store::sqlite::SqliteStore;
+//!
+//! let store = Arc::new(SqliteStore::open(&dir.path().join("tessera.db")).await?);
+//! let stores = Stores {
+//!     users: store.clone(),
+//!     sessions: store.clone(),
+//!     throttle: store,
+//! };
+//! # drop(stores);
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "sqlite"))]
+//! # fn main() {}
+//! ```
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+pub mod memory;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+mod window;

@@ -1,0 +1,276 @@
+//! The store contract of `tessera-core`, as tests every backend runs.
+//!
+//! Each case is a generic async function over a [`Fixture`] — the stores under test, plus
+//! whatever keeps them alive — and panics if the backend breaks the contract. The
+//! [`conformance_tests!`](crate::conformance_tests) macro turns every case into a `#[test]`
+//! for one backend, given a factory that builds a fresh, isolated fixture:
+//!
+//! ```
+//! # mod hidden {
+//! use tessera_store::conformance::Fixture;
+//! use tessera_store::memory::{MemoryStore, MemoryThrottle};
+//!
+//! tessera_store::conformance_tests!(memory, || async {
+//!     Fixture::new(MemoryStore::new(), MemoryThrottle::new())
+//! });
+//! # }
+//! # fn main() {}
+//! ```
+//!
+//! Times are fixed instants around [`BASE`], never the wall clock, so expiry is tested
+//! without sleeping. Cases that race tasks against each other run on a two-worker
+//! multi-threaded runtime; the rest on a current-thread one.
+
+// Test code: a failed expectation is a failed test, and should read as one.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod revocations;
+mod sessions;
+mod throttle;
+mod users;
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera_core::{
+    LoginThrottle, SessionId, SessionRecord, SessionStore, SessionToken, Timestamp, Transport,
+    User, UserId, UserRecord, UserStore, Username,
+};
+
+pub use revocations::*;
+pub use sessions::*;
+pub use throttle::*;
+pub use users::*;
+
+/// The stores one test runs against, and whatever must outlive them.
+pub struct Fixture {
+    /// The user store under test.
+    pub users: Arc<dyn UserStore>,
+    /// The session store under test.
+    pub sessions: Arc<dyn SessionStore>,
+    /// The login throttle under test.
+    pub throttle: Arc<dyn LoginThrottle>,
+    /// Dropped after the stores (fields drop in declaration order).
+    guards: Vec<Box<dyn Any + Send>>,
+}
+
+impl Fixture {
+    /// A fixture over one store serving users and sessions, and a throttle.
+    pub fn new<S>(store: S, throttle: impl LoginThrottle) -> Fixture
+    where
+        S: UserStore + SessionStore,
+    {
+        let store = Arc::new(store);
+        Fixture::from_parts(store.clone(), store, Arc::new(throttle))
+    }
+
+    /// A fixture over separate stores.
+    pub fn from_parts(
+        users: Arc<dyn UserStore>,
+        sessions: Arc<dyn SessionStore>,
+        throttle: Arc<dyn LoginThrottle>,
+    ) -> Fixture {
+        Fixture {
+            users,
+            sessions,
+            throttle,
+            guards: Vec::new(),
+        }
+    }
+
+    /// Keeps `guard` (a temporary directory, a container handle, a dedicated schema) alive
+    /// until the test ends, and drops it after the stores.
+    pub fn keep_alive(mut self, guard: impl Any + Send) -> Fixture {
+        self.guards.push(Box::new(guard));
+        self
+    }
+}
+
+impl fmt::Debug for Fixture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fixture")
+            .field("users", &self.users)
+            .field("sessions", &self.sessions)
+            .field("throttle", &self.throttle)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs every conformance case as a `#[test]` against one backend.
+///
+/// `conformance_tests!(name, factory)` expands to a module `name` with one test per case.
+/// `factory` is an expression callable as `factory()` returning a future of a fresh
+/// [`Fixture`](crate::conformance::Fixture) that shares nothing with any other test's; it is
+/// called once per test, inside that test's runtime. Items in scope where the macro is
+/// invoked are visible to `factory`.
+///
+/// ```
+/// # mod hidden {
+/// use tessera_store::conformance::Fixture;
+/// use tessera_store::sqlite::SqliteStore;
+///
+/// tessera_store::conformance_tests!(sqlite, || async {
+///     let dir = tempfile::tempdir().unwrap();
+///     let store = SqliteStore::open(&dir.path().join("test.db")).await.unwrap();
+///     Fixture::new(store.clone(), store).keep_alive(dir)
+/// });
+/// # }
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! conformance_tests {
+    ($backend:ident, $factory:expr $(,)?) => {
+        mod $backend {
+            #[allow(unused_imports)] // The factory may or may not name items from outside.
+            use super::*;
+
+            $crate::__conformance_cases! {
+                factory = $factory;
+                CurrentThread:
+                    user_create_and_look_up,
+                    user_list_oldest_first,
+                    user_delete_is_idempotent,
+                    user_username_conflict_ignores_case,
+                    user_id_conflict,
+                    user_set_password_hash,
+                    session_insert_and_look_up,
+                    session_id_collision_conflicts,
+                    session_token_collision_conflicts,
+                    session_list_has_only_live_newest_first,
+                    session_touch_extends_never_backwards,
+                    session_touch_never_unrevokes,
+                    session_revoke_is_idempotent,
+                    session_revoke_user_sessions_keeps_one,
+                    session_revoke_user_sessions_all,
+                    revocation_sequences_increase,
+                    revocation_pages,
+                    purge_removes_only_ended_sessions,
+                    purge_respects_limit,
+                    purge_trims_old_revocations,
+                    throttle_counts_up_to_the_limit,
+                    throttle_window_expiry_unblocks,
+                    throttle_reset_clears,
+                    throttle_keys_are_independent;
+                MultiThread:
+                    concurrent_touches_never_unrevoke,
+                    concurrent_revokes_log_once,
+                    concurrent_inserts_have_one_winner;
+            }
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases {
+    (factory = $factory:expr; $($flavor:ident: $($case:ident),+;)+) => {
+        $($(
+            #[test]
+            fn $case() {
+                $crate::conformance::run(
+                    $crate::conformance::Flavor::$flavor,
+                    $factory,
+                    $crate::conformance::$case,
+                );
+            }
+        )+)+
+    };
+}
+
+/// The runtime a case needs.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub enum Flavor {
+    /// One thread: deterministic, for cases that do one thing at a time.
+    CurrentThread,
+    /// Two workers, so spawned tasks really run in parallel.
+    MultiThread,
+}
+
+/// Builds a fixture with `factory` and runs `case` on it, on a fresh runtime.
+#[doc(hidden)]
+pub fn run<F, Fut, C, CaseFut>(flavor: Flavor, factory: F, case: C)
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Fixture>,
+    C: FnOnce(Fixture) -> CaseFut,
+    CaseFut: Future<Output = ()>,
+{
+    let runtime = match flavor {
+        Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Flavor::MultiThread => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+    }
+    .expect("a tokio runtime for the test");
+    runtime.block_on(async move { case(factory().await).await });
+}
+
+/// The instant the cases' times are measured from (2023-11-14T22:13:20Z).
+pub const BASE: Timestamp = Timestamp::from_unix_millis(1_700_000_000_000);
+
+const SECOND: i64 = 1_000;
+const MINUTE: i64 = 60 * SECOND;
+
+/// `millis` after [`BASE`].
+fn at(millis: i64) -> Timestamp {
+    Timestamp::from_unix_millis(BASE.unix_millis() + millis)
+}
+
+fn minutes(n: u64) -> Duration {
+    Duration::from_secs(n * 60)
+}
+
+fn new_user(name: &str, created_at: Timestamp) -> (Username, UserRecord) {
+    let username = Username::parse(name).unwrap();
+    let record = UserRecord {
+        user: User {
+            id: UserId::generate().unwrap(),
+            username: name.to_owned(),
+            created_at,
+        },
+        password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$salt-of-{name}$hash"),
+    };
+    (username, record)
+}
+
+/// A live session created at `created_at`: idle for 30 minutes, at most 12 hours.
+fn new_session(user_id: &UserId, created_at: Timestamp) -> SessionRecord {
+    SessionRecord {
+        id: SessionId::generate().unwrap(),
+        token_hash: SessionToken::generate().unwrap().hash(),
+        user_id: user_id.clone(),
+        transport: Transport::Cookie,
+        created_at,
+        last_seen_at: created_at,
+        idle_expires_at: created_at.saturating_add(minutes(30)),
+        expires_at: created_at.saturating_add(minutes(12 * 60)),
+        ip: Some("192.0.2.7".to_owned()),
+        user_agent: Some("conformance/1.0".to_owned()),
+        revoked_at: None,
+    }
+}
+
+/// A session with explicit expiries.
+fn session_ending(
+    user_id: &UserId,
+    created_at: Timestamp,
+    idle_expires_at: Timestamp,
+    expires_at: Timestamp,
+) -> SessionRecord {
+    SessionRecord {
+        idle_expires_at,
+        expires_at,
+        ..new_session(user_id, created_at)
+    }
+}
+
+fn ids(records: &[SessionRecord]) -> Vec<SessionId> {
+    records.iter().map(|record| record.id.clone()).collect()
+}

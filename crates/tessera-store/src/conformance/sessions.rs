@@ -1,0 +1,583 @@
+//! [`SessionStore`](tessera_core::SessionStore): insertion, look-up, listing, touching,
+//! revocation, and the races between them.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tessera_core::{
+    SessionId, SessionRecord, SessionStore, SessionToken, StoreError, Transport, UserId,
+};
+
+use super::{Fixture, MINUTE, SECOND, at, ids, new_session, session_ending};
+
+fn user() -> UserId {
+    UserId::generate().unwrap()
+}
+
+/// How many times `session` appears in the revocation log.
+async fn times_logged(sessions: &dyn SessionStore, session: &SessionId) -> usize {
+    sessions
+        .revocations_since(0, usize::MAX)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|revocation| &revocation.session_id == session)
+        .count()
+}
+
+/// A session reads back field for field, by token hash and by id.
+pub async fn session_insert_and_look_up(fixture: Fixture) {
+    let sessions = &fixture.sessions;
+    let owner = user();
+    let full = SessionRecord {
+        transport: Transport::Token,
+        ip: Some("2001:db8::1".to_owned()),
+        user_agent: Some("Mozilla/5.0 (X11; Linux) — naïve “quotes”".to_owned()),
+        ..new_session(&owner, at(0))
+    };
+    let bare = SessionRecord {
+        ip: None,
+        user_agent: None,
+        ..new_session(&owner, at(MINUTE))
+    };
+    sessions.insert_session(&full).await.unwrap();
+    sessions.insert_session(&bare).await.unwrap();
+
+    for record in [&full, &bare] {
+        let by_token = sessions.session_by_token(&record.token_hash).await.unwrap();
+        assert_eq!(by_token.as_ref(), Some(record));
+        let by_id = sessions.session_by_id(&record.id).await.unwrap();
+        assert_eq!(by_id.as_ref(), Some(record));
+    }
+    let unknown = new_session(&owner, at(0));
+    assert_eq!(
+        sessions
+            .session_by_token(&unknown.token_hash)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(sessions.session_by_id(&unknown.id).await.unwrap(), None);
+}
+
+/// A new session with an existing id conflicts and changes nothing.
+pub async fn session_id_collision_conflicts(fixture: Fixture) {
+    let sessions = &fixture.sessions;
+    let original = new_session(&user(), at(0));
+    sessions.insert_session(&original).await.unwrap();
+
+    let intruder = SessionRecord {
+        id: original.id.clone(),
+        ..new_session(&user(), at(MINUTE))
+    };
+    let result = sessions.insert_session(&intruder).await;
+    assert!(matches!(result, Err(StoreError::Conflict)), "{result:?}");
+    assert_eq!(
+        sessions.session_by_id(&original.id).await.unwrap(),
+        Some(original.clone())
+    );
+    assert_eq!(
+        sessions
+            .session_by_token(&intruder.token_hash)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        sessions
+            .sessions_of_user(&intruder.user_id, at(MINUTE))
+            .await
+            .unwrap(),
+        []
+    );
+
+    // Revoked sessions keep their id too.
+    sessions
+        .revoke_session(&original.id, at(2 * MINUTE))
+        .await
+        .unwrap();
+    let result = sessions.insert_session(&intruder).await;
+    assert!(matches!(result, Err(StoreError::Conflict)), "{result:?}");
+    let stored = sessions.session_by_id(&original.id).await.unwrap().unwrap();
+    assert_eq!(stored.revoked_at, Some(at(2 * MINUTE)));
+    assert_eq!(stored.token_hash, original.token_hash);
+}
+
+/// A new session with an existing token hash conflicts and changes nothing, so a collision
+/// can never hand one user another's session.
+pub async fn session_token_collision_conflicts(fixture: Fixture) {
+    let sessions = &fixture.sessions;
+    let original = new_session(&user(), at(0));
+    sessions.insert_session(&original).await.unwrap();
+
+    let intruder = SessionRecord {
+        token_hash: original.token_hash,
+        ..new_session(&user(), at(MINUTE))
+    };
+    let result = sessions.insert_session(&intruder).await;
+    assert!(matches!(result, Err(StoreError::Conflict)), "{result:?}");
+    assert_eq!(
+        sessions
+            .session_by_token(&original.token_hash)
+            .await
+            .unwrap(),
+        Some(original.clone())
+    );
+    assert_eq!(sessions.session_by_id(&intruder.id).await.unwrap(), None);
+}
+
+/// `sessions_of_user` lists the user's live sessions only — not idle-expired, absolute-
+/// expired, revoked or anyone else's — newest first.
+pub async fn session_list_has_only_live_newest_first(fixture: Fixture) {
+    let sessions = &fixture.sessions;
+    let owner = user();
+    let now = at(60 * MINUTE);
+    let oldest = new_session(&owner, at(40 * MINUTE));
+    let middle = new_session(&owner, at(45 * MINUTE));
+    let newest = new_session(&owner, at(50 * MINUTE));
+    let idle = session_ending(&owner, at(0), at(30 * MINUTE), at(12 * 60 * MINUTE));
+    let idle_just_now = session_ending(&owner, at(MINUTE), now, at(12 * 60 * MINUTE));
+    let ended = session_ending(&owner, at(2 * MINUTE), at(90 * MINUTE), at(59 * MINUTE));
+    let ended_just_now = session_ending(&owner, at(3 * MINUTE), now, now);
+    let revoked = new_session(&owner, at(55 * MINUTE));
+    let someone_elses = new_session(&user(), at(56 * MINUTE));
+    for record in [
+        &middle,
+        &idle,
+        &newest,
+        &ended,
+        &oldest,
+        &idle_just_now,
+        &ended_just_now,
+        &revoked,
+        &someone_elses,
+    ] {
+        sessions.insert_session(record).await.unwrap();
+    }
+    assert!(
+        sessions
+            .revoke_session(&revoked.id, at(58 * MINUTE))
+            .await
+            .unwrap()
+    );
+
+    let live = sessions.sessions_of_user(&owner, now).await.unwrap();
+    assert_eq!(
+        ids(&live),
+        ids(&[newest.clone(), middle.clone(), oldest.clone()])
+    );
+    assert_eq!(live, [newest.clone(), middle.clone(), oldest.clone()]);
+    // Before their expiries the expired ones were listed too; the revoked one never is.
+    let earlier = sessions
+        .sessions_of_user(&owner, at(10 * MINUTE))
+        .await
+        .unwrap();
+    let expected = [
+        &newest,
+        &middle,
+        &oldest,
+        &idle,
+        &idle_just_now,
+        &ended,
+        &ended_just_now,
+    ];
+    assert_eq!(
+        ids(&earlier).into_iter().collect::<HashSet<_>>(),
+        expected.iter().map(|record| record.id.clone()).collect()
+    );
+    assert_eq!(sessions.sessions_of_user(&user(), now).await.unwrap(), []);
+}
+
+/// A touch moves `last_seen_at` and `idle_expires_at` forward, never back, and only for a
+/// known session.
+pub async fn session_touch_extends_never_backwards(fixture: Fixture) {
+    let sessions = &fixture.sessions;
+    let record = new_session(&user(), at(0));
+    sessions.insert_session(&record).await.unwrap();
+
+    assert!(
+        sessions
+            .touch_session(&record.id, at(5 * MINUTE), at(35 * MINUTE))
+            .await
+            .unwrap()
+    );
+    let touched = sessions
+        .session_by_token(&record.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(touched.last_seen_at, at(5 * MINUTE));
+    assert_eq!(touched.idle_expires_at, at(35 * MINUTE));
+    assert_eq!(
+        touched,
+        SessionRecord {
+            last_seen_at: at(5 * MINUTE),
+            idle_expires_at: at(35 * MINUTE),
+            ..record.clone()
+        },
+        "a touch changed more than the activity times"
+    );
+    // The extension counts: alive past the original idle expiry.
+    let live = sessions
+        .sessions_of_user(&record.user_id, at(32 * MINUTE))
+        .await
+        .unwrap();
+    assert_eq!(ids(&live), std::slice::from_ref(&record.id));
+
+    for (seen, idle) in [
+        (at(4 * MINUTE), at(34 * MINUTE)),
+        (at(5 * MINUTE), at(99 * MINUTE)),
+    ] {
+        assert!(
+            !sessions
+                .touch_session(&record.id, seen, idle)
+                .await
+                .unwrap(),
+            "a touch at {seen:?} moved last_seen_at from {:?}",
+            at(5 * MINUTE)
+        );
+    }
+    let unchanged = sessions.session_by_id(&record.id).await.unwrap().unwrap();
+    assert_eq!(unchanged, touched);
+
+    let unknown = SessionId::generate().unwrap();
+    assert!(
+        !sessions
+            .touch_session(&unknown, at(6 * MINUTE), at(36 * MINUTE))
+            .await
+            .unwrap()
+    );
+    assert_eq!(sessions.session_by_id(&unknown).await.unwrap(), None);
+}
+
+/// A touch after a revocation changes nothing and does not bring the session back.
+pub async fn session_touch_never_unrevokes(fixture: Fixture) {
+    let sessions = &fixture.sessions;
+    let record = new_session(&user(), at(0));
+    sessions.insert_session(&record).await.unwrap();
+    assert!(
+        sessions
+            .revoke_session(&record.id, at(MINUTE))
+            .await
+            .unwrap()
+    );
+
+    assert!(
+        !sessions
+            .touch_session(&record.id, at(2 * MINUTE), at(32 * MINUTE))
+            .await
+            .unwrap()
+    );
+    let stored = sessions.session_by_id(&record.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored,
+        SessionRecord {
+            revoked_at: Some(at(MINUTE)),
+            ..record.clone()
+        }
+    );
+    assert_eq!(
+        sessions
+            .sessions_of_user(&record.user_id, at(2 * MINUTE))
+            .await
+            .unwrap(),
+        []
+    );
+}
+
+/// Revoking works once: the first call marks the session and logs it, later calls report
+/// `false` and log nothing. Revoked sessions are still found by token (the caller decides).
+pub async fn session_revoke_is_idempotent(fixture: Fixture) {
+    let sessions = &fixture.sessions;
+    let record = new_session(&user(), at(0));
+    let bystander = new_session(&record.user_id, at(0));
+    sessions.insert_session(&record).await.unwrap();
+    sessions.insert_session(&bystander).await.unwrap();
+
+    assert!(
+        sessions
+            .revoke_session(&record.id, at(MINUTE))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sessions
+            .revoke_session(&record.id, at(2 * MINUTE))
+            .await
+            .unwrap()
+    );
+    let stored = sessions
+        .session_by_token(&record.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.revoked_at,
+        Some(at(MINUTE)),
+        "a second revoke moved the time"
+    );
+    assert_eq!(times_logged(sessions.as_ref(), &record.id).await, 1);
+    let bystander_now = sessions.session_by_id(&bystander.id).await.unwrap();
+    assert_eq!(bystander_now, Some(bystander));
+
+    let cursor = sessions.revocation_cursor().await.unwrap();
+    let unknown = SessionId::generate().unwrap();
+    assert!(
+        !sessions
+            .revoke_session(&unknown, at(3 * MINUTE))
+            .await
+            .unwrap()
+    );
+    assert_eq!(sessions.revocation_cursor().await.unwrap(), cursor);
+    assert_eq!(sessions.session_by_id(&unknown).await.unwrap(), None);
+}
+
+/// "Log out other devices": every session of the user but one is revoked and logged;
+/// other users' sessions are untouched.
+pub async fn session_revoke_user_sessions_keeps_one(fixture: Fixture) {
+    let sessions = &fixture.sessions;
+    let owner = user();
+    let mine: Vec<SessionRecord> = (0..4)
+        .map(|n| new_session(&owner, at(n * MINUTE)))
+        .collect();
+    let theirs = new_session(&user(), at(0));
+    for record in mine.iter().chain([&theirs]) {
+        sessions.insert_session(record).await.unwrap();
+    }
+    let keep = &mine[2].id;
+
+    let revoked = sessions
+        .revoke_user_sessions(&owner, Some(keep), at(10 * MINUTE))
+        .await
+        .unwrap();
+    let expected: HashSet<SessionId> = mine
+        .iter()
+        .map(|record| record.id.clone())
+        .filter(|id| id != keep)
+        .collect();
+    assert_eq!(revoked.len(), 3);
+    assert_eq!(revoked.into_iter().collect::<HashSet<_>>(), expected);
+    for record in &mine {
+        let stored = sessions.session_by_id(&record.id).await.unwrap().unwrap();
+        let want = (&record.id != keep).then_some(at(10 * MINUTE));
+        assert_eq!(stored.revoked_at, want, "{:?}", record.id);
+        assert_eq!(
+            times_logged(sessions.as_ref(), &record.id).await,
+            usize::from(&record.id != keep)
+        );
+    }
+    let log = sessions.revocations_since(0, 100).await.unwrap();
+    assert!(log.iter().all(|revocation| revocation.user_id == owner));
+    assert!(
+        log.iter()
+            .all(|revocation| revocation.revoked_at == at(10 * MINUTE))
+    );
+    assert_eq!(
+        sessions.session_by_id(&theirs.id).await.unwrap(),
+        Some(theirs)
+    );
+    let live = sessions
+        .sessions_of_user(&owner, at(11 * MINUTE))
+        .await
+        .unwrap();
+    assert_eq!(ids(&live), std::slice::from_ref(keep));
+
+    // Nothing left to revoke but the one kept.
+    let again = sessions
+        .revoke_user_sessions(&owner, Some(keep), at(12 * MINUTE))
+        .await
+        .unwrap();
+    assert_eq!(again, []);
+    assert_eq!(sessions.revocations_since(0, 100).await.unwrap().len(), 3);
+}
+
+/// "Log out everywhere": every unrevoked session of the user is revoked and logged once;
+/// one revoked earlier is neither returned nor logged again.
+pub async fn session_revoke_user_sessions_all(fixture: Fixture) {
+    let sessions = &fixture.sessions;
+    let owner = user();
+    let mine: Vec<SessionRecord> = (0..3)
+        .map(|n| new_session(&owner, at(n * MINUTE)))
+        .collect();
+    let theirs = new_session(&user(), at(0));
+    for record in mine.iter().chain([&theirs]) {
+        sessions.insert_session(record).await.unwrap();
+    }
+    assert!(
+        sessions
+            .revoke_session(&mine[0].id, at(5 * MINUTE))
+            .await
+            .unwrap()
+    );
+
+    let revoked = sessions
+        .revoke_user_sessions(&owner, None, at(10 * MINUTE))
+        .await
+        .unwrap();
+    assert_eq!(
+        revoked.into_iter().collect::<HashSet<_>>(),
+        HashSet::from([mine[1].id.clone(), mine[2].id.clone()])
+    );
+    for record in &mine {
+        assert_eq!(times_logged(sessions.as_ref(), &record.id).await, 1);
+    }
+    let first = sessions.session_by_id(&mine[0].id).await.unwrap().unwrap();
+    assert_eq!(first.revoked_at, Some(at(5 * MINUTE)), "re-revoked");
+    assert_eq!(
+        sessions
+            .sessions_of_user(&owner, at(11 * MINUTE))
+            .await
+            .unwrap(),
+        []
+    );
+    assert_eq!(
+        sessions.session_by_id(&theirs.id).await.unwrap(),
+        Some(theirs.clone())
+    );
+    assert_eq!(times_logged(sessions.as_ref(), &theirs.id).await, 0);
+    assert_eq!(
+        sessions
+            .revoke_user_sessions(&user(), None, at(12 * MINUTE))
+            .await
+            .unwrap(),
+        []
+    );
+}
+
+/// Touches racing a revocation never leave the session unrevoked, and every touch after the
+/// revocation committed fails.
+pub async fn concurrent_touches_never_unrevoke(fixture: Fixture) {
+    const ROUNDS: i64 = 8;
+    const TOUCHES: i64 = 24;
+    let sessions = Arc::clone(&fixture.sessions);
+    for round in 0..ROUNDS {
+        let record = new_session(&user(), at(round * MINUTE));
+        sessions.insert_session(&record).await.unwrap();
+        let revoke_at = at(round * MINUTE + 30 * SECOND);
+
+        let mut touches = Vec::new();
+        let mut revoke = None;
+        for n in 0..TOUCHES {
+            if n == TOUCHES / 2 {
+                let (sessions, id) = (Arc::clone(&sessions), record.id.clone());
+                revoke = Some(tokio::spawn(async move {
+                    sessions.revoke_session(&id, revoke_at).await.unwrap()
+                }));
+            }
+            let (sessions, id) = (Arc::clone(&sessions), record.id.clone());
+            let seen = at(round * MINUTE + (n + 1) * 100);
+            touches.push(tokio::spawn(async move {
+                sessions
+                    .touch_session(&id, seen, seen.saturating_add(super::minutes(30)))
+                    .await
+                    .unwrap()
+            }));
+        }
+        assert!(revoke.unwrap().await.unwrap(), "the one revoke must win");
+        for touch in touches {
+            touch.await.unwrap();
+        }
+
+        let stored = sessions.session_by_id(&record.id).await.unwrap().unwrap();
+        assert_eq!(
+            stored.revoked_at,
+            Some(revoke_at),
+            "round {round}: unrevoked"
+        );
+        assert_eq!(times_logged(sessions.as_ref(), &record.id).await, 1);
+        let late = at(round * MINUTE + 50 * SECOND);
+        assert!(
+            !sessions
+                .touch_session(&record.id, late, late.saturating_add(super::minutes(30)))
+                .await
+                .unwrap()
+        );
+    }
+}
+
+/// Many revocations of one session at once: exactly one succeeds and one entry is logged.
+pub async fn concurrent_revokes_log_once(fixture: Fixture) {
+    let sessions = Arc::clone(&fixture.sessions);
+    for round in 0..4 {
+        let record = new_session(&user(), at(round * MINUTE));
+        sessions.insert_session(&record).await.unwrap();
+        let tasks: Vec<_> = (0..16)
+            .map(|n| {
+                let (sessions, id) = (Arc::clone(&sessions), record.id.clone());
+                tokio::spawn(async move {
+                    sessions
+                        .revoke_session(&id, at(round * MINUTE + SECOND + n))
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for task in tasks {
+            winners += usize::from(task.await.unwrap());
+        }
+        assert_eq!(winners, 1, "round {round}");
+        assert_eq!(times_logged(sessions.as_ref(), &record.id).await, 1);
+    }
+}
+
+/// Inserts racing on one id (or one token hash): exactly one succeeds, the rest conflict,
+/// and the winner's record is the one stored.
+pub async fn concurrent_inserts_have_one_winner(fixture: Fixture) {
+    let sessions = Arc::clone(&fixture.sessions);
+    let owner = user();
+    let shared_id = SessionId::generate().unwrap();
+    let shared_token = SessionToken::generate().unwrap().hash();
+    let same_id = (0..16).map(|n| SessionRecord {
+        id: shared_id.clone(),
+        ..new_session(&owner, at(n))
+    });
+    let same_token = (0..16).map(|n| SessionRecord {
+        token_hash: shared_token,
+        ..new_session(&owner, at(n))
+    });
+    for contenders in [same_id.collect::<Vec<_>>(), same_token.collect()] {
+        let tasks: Vec<_> = contenders
+            .iter()
+            .cloned()
+            .map(|record| {
+                let sessions = Arc::clone(&sessions);
+                tokio::spawn(async move {
+                    let result = sessions.insert_session(&record).await;
+                    (record, result)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                (record, Ok(())) => winners.push(record),
+                (_, Err(StoreError::Conflict)) => {}
+                (_, Err(other)) => panic!("an insert failed with {other:?}, not Conflict"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "{} inserts succeeded", winners.len());
+        let winner = &winners[0];
+        assert_eq!(
+            sessions.session_by_id(&winner.id).await.unwrap().as_ref(),
+            Some(winner)
+        );
+        assert_eq!(
+            sessions
+                .session_by_token(&winner.token_hash)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(winner)
+        );
+        for loser in contenders.iter().filter(|record| *record != winner) {
+            if loser.id != winner.id {
+                assert_eq!(sessions.session_by_id(&loser.id).await.unwrap(), None);
+            }
+            if loser.token_hash != winner.token_hash {
+                let found = sessions.session_by_token(&loser.token_hash).await.unwrap();
+                assert_eq!(found, None);
+            }
+        }
+    }
+}

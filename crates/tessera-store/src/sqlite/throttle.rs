@@ -1,0 +1,82 @@
+//! [`LoginThrottle`] for [`SqliteStore`]: counters in `login_failures`, so they survive a
+//! restart and are shared by every process using the file.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::Row as _;
+use tessera_core::{LoginThrottle, StoreError, ThrottleKey, ThrottleRule, Timestamp};
+
+use super::{SqliteStore, malformed, millis, unavailable};
+use crate::window;
+
+/// Closed windows are deleted once per this many recorded failures: often enough that the
+/// table stays near the number of keys failing right now, rarely enough to cost nothing.
+const PRUNE_EVERY: u64 = 64;
+
+#[async_trait]
+impl LoginThrottle for SqliteStore {
+    async fn blocked_for(
+        &self,
+        key: &ThrottleKey,
+        rule: ThrottleRule,
+        now: Timestamp,
+    ) -> Result<Option<Duration>, StoreError> {
+        let row = sqlx::query("SELECT count, window_start FROM login_failures WHERE key = ?1")
+            .bind(key.storage_key())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let count: i64 = row.try_get("count").map_err(unavailable)?;
+        let count = u32::try_from(count).map_err(|_| malformed("count"))?;
+        let opened_at =
+            Timestamp::from_unix_millis(row.try_get("window_start").map_err(unavailable)?);
+        Ok(window::blocked_for(count, opened_at, rule, now))
+    }
+
+    async fn record_failure(
+        &self,
+        key: &ThrottleKey,
+        rule: ThrottleRule,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        // One upsert, so concurrent failures for a key are all counted. The condition is
+        // `window::is_open`; the counter stops at `u32::MAX` rather than overflow.
+        sqlx::query(
+            "INSERT INTO login_failures (key, count, window_start, window_end) \
+             VALUES (?1, 1, ?2, ?3) \
+             ON CONFLICT (key) DO UPDATE SET \
+               count = CASE WHEN ?2 < window_start + ?4 THEN min(count + 1, 4294967295) ELSE 1 END, \
+               window_start = CASE WHEN ?2 < window_start + ?4 THEN window_start ELSE ?2 END, \
+               window_end = CASE WHEN ?2 < window_start + ?4 THEN window_end ELSE ?3 END",
+        )
+        .bind(key.storage_key())
+        .bind(now.unix_millis())
+        .bind(now.saturating_add(rule.window).unix_millis())
+        .bind(millis(rule.window))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        if self.failures_recorded.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
+            sqlx::query("DELETE FROM login_failures WHERE window_end <= ?1")
+                .bind(now.unix_millis())
+                .execute(&self.pool)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    async fn reset(&self, key: &ThrottleKey) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM login_failures WHERE key = ?1")
+            .bind(key.storage_key())
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,19 @@
+//! Every backend in this crate against the one conformance suite.
+
+// Test code: a failed expectation is a failed test.
+#![allow(clippy::expect_used)]
+
+use tessera_store::conformance::Fixture;
+use tessera_store::memory::{MemoryStore, MemoryThrottle};
+use tessera_store::sqlite::SqliteStore;
+
+tessera_store::conformance_tests!(memory, || async {
+    Fixture::new(MemoryStore::new(), MemoryThrottle::new())
+});
+
+tessera_store::conformance_tests!(sqlite, || async {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("tessera.db");
+    let store = SqliteStore::open(&path).await.expect("a fresh database");
+    Fixture::new(store.clone(), store).keep_alive(dir)
+});
