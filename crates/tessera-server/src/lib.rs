@@ -1,1 +1,169 @@
-//! placeholder
+//! Tessera's HTTP server: the JSON API over the session engine, its configuration, and the
+//! `tessera` command-line binary.
+//!
+//! # Layout
+//!
+//! - [`config`]: `tessera.toml` + `TESSERA__SECTION__KEY` + flags.
+//! - [`routes`]: the handlers and the OpenAPI document they generate.
+//! - [`auth`]: session cookie / bearer token extraction and the cookie itself.
+//! - [`csrf`]: `Origin` / `Sec-Fetch-Site` checks (the CSRF token lives in the core).
+//! - [`problem`]: every error as `application/problem+json` — the one place statuses are
+//!   decided.
+//! - [`server`]: the accept loop (takes its listener and shutdown signal as arguments).
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use tessera_server::{Config, open_engine, server};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::load(None)?;
+//! let engine = open_engine(&config).await?;
+//! let listener = tokio::net::TcpListener::bind(config.server.bind).await?;
+//! server::serve(listener, &config, engine, async {
+//!     tokio::signal::ctrl_c().await.ok();
+//! })
+//! .await?;
+//! # Ok(())
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use tessera_core::password::{HashError, HashingLimits, HashingParams, PasswordHasher};
+use tessera_core::{
+    Clock, Engine, EngineConfig, PasswordPolicy, SessionPolicy, StoreError, Stores, SystemClock,
+    ThrottleRule,
+};
+use tessera_store::memory::{MemoryStore, MemoryThrottle};
+use tessera_store::sqlite::SqliteStore;
+
+pub mod auth;
+pub mod body;
+pub mod config;
+pub mod csrf;
+pub mod danger;
+pub mod extract;
+pub mod problem;
+pub mod routes;
+pub mod server;
+
+pub use config::{Config, ConfigError};
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The session engine.
+    pub engine: Engine,
+    /// HTTP-level settings.
+    pub http: Arc<HttpSettings>,
+    /// The OpenAPI document, serialized once.
+    pub openapi: Bytes,
+}
+
+/// Settings that only matter to the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// The session cookie.
+    pub cookies: auth::CookieSettings,
+    /// Origins allowed to make credentialed unsafe requests.
+    pub origins: csrf::OriginPolicy,
+    /// Whether `POST /v1/users` is open.
+    pub registration: bool,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+/// The server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store could not be opened.
+    #[error("could not open the store")]
+    Store(#[from] StoreError),
+    /// The password hasher refused its parameters.
+    #[error("invalid password hashing configuration")]
+    Hashing(#[from] HashError),
+}
+
+/// Opens the stores the configuration names and builds the engine over them.
+pub async fn open_engine(config: &Config) -> Result<Engine, StartError> {
+    open_engine_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// [`open_engine`] with another clock (tests use a `ManualClock` to expire sessions without
+/// sleeping).
+pub async fn open_engine_with_clock(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<Engine, StartError> {
+    config.validate()?;
+    let stores = match config.sessions.store.as_str() {
+        "memory" => {
+            let memory = Arc::new(MemoryStore::new());
+            Stores {
+                users: memory.clone(),
+                sessions: memory,
+                throttle: Arc::new(MemoryThrottle::new()),
+            }
+        }
+        _ => {
+            let config::Database::Sqlite(path) = config.database()?;
+            let sqlite = Arc::new(SqliteStore::open(&path).await?);
+            Stores {
+                users: sqlite.clone(),
+                sessions: sqlite.clone(),
+                throttle: sqlite,
+            }
+        }
+    };
+    let auth = &config.auth;
+    let hasher = PasswordHasher::new(
+        HashingParams {
+            memory_kib: auth.argon2_memory_kib,
+            iterations: auth.argon2_iterations,
+            parallelism: auth.argon2_parallelism,
+        },
+        HashingLimits {
+            concurrency: auth
+                .hash_concurrency
+                .unwrap_or(HashingLimits::default().concurrency),
+            queue: auth.hash_queue,
+        },
+    )?;
+    Ok(Engine::new(stores, hasher, clock, engine_config(config)).await?)
+}
+
+/// The engine settings the configuration implies.
+pub fn engine_config(config: &Config) -> EngineConfig {
+    let mut session =
+        SessionPolicy::new(config.session.idle_timeout, config.session.absolute_timeout);
+    if let Some(touch) = config.session.touch_interval {
+        session.touch_interval = touch;
+    }
+    EngineConfig {
+        session,
+        password: PasswordPolicy {
+            min_length: config.auth.password_min_length,
+            max_bytes: config.auth.password_max_bytes,
+        },
+        account_throttle: ThrottleRule {
+            max_failures: config.ratelimit.account_failures,
+            window: config.ratelimit.window,
+        },
+        address_throttle: ThrottleRule {
+            max_failures: config.ratelimit.address_failures,
+            window: config.ratelimit.window,
+        },
+        cache_capacity: config.session.cache_capacity,
+        ..EngineConfig::default()
+    }
+}

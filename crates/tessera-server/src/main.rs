@@ -1,1 +1,286 @@
-fn main() {}
+//! `tessera`: run the server, and administer users and sessions.
+
+#![forbid(unsafe_code)]
+
+use std::io::{BufRead as _, IsTerminal as _};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use tessera_core::{Engine, Error, SessionId};
+use tessera_server::body::rfc3339;
+use tessera_server::{Config, open_engine, server};
+
+/// Tessera keeps people logged in: server-side sessions behind one HTTP API.
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about)]
+struct Cli {
+    /// Configuration file. Defaults to ./tessera.toml when it exists.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server until SIGINT or SIGTERM.
+    Serve {
+        /// Address to listen on (overrides server.bind).
+        #[arg(long)]
+        bind: Option<SocketAddr>,
+        /// Database URL, e.g. sqlite://tessera-data/tessera.db (overrides database.url).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Inspect and revoke sessions.
+    #[command(subcommand)]
+    Session(SessionCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add an account. The password is read from standard input (first line) when it is not
+    /// a terminal, otherwise prompted for twice; never from the command line.
+    Add {
+        /// The username.
+        username: String,
+    },
+    /// List accounts.
+    List,
+    /// Remove an account and end all its sessions.
+    Remove {
+        /// The username.
+        username: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionCommand {
+    /// List live sessions, of one user or of everyone.
+    List {
+        /// Only this user's sessions.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke one session by id, or every session of a user.
+    Revoke {
+        /// The session id.
+        #[arg(required_unless_present = "user", conflicts_with = "user")]
+        id: Option<String>,
+        /// Revoke all of this user's sessions instead.
+        #[arg(long)]
+        user: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: could not start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Command::Serve { bind, database_url } = &cli.command {
+        if let Some(bind) = bind {
+            config.server.bind = *bind;
+        }
+        if let Some(url) = database_url {
+            config.database.url.clone_from(url);
+        }
+        config.validate()?;
+    }
+    init_logging(&config)?;
+    if !matches!(cli.command, Command::Serve { .. }) && config.sessions.store == "memory" {
+        bail!(
+            "sessions.store is \"memory\": there is no durable store for this command to administer"
+        );
+    }
+    let engine = open_engine(&config)
+        .await
+        .context("could not open the store")?;
+    match cli.command {
+        Command::Serve { .. } => serve(config, engine).await,
+        Command::User(command) => user(&engine, command).await,
+        Command::Session(command) => session(&engine, command).await,
+    }
+}
+
+async fn serve(config: Config, engine: Engine) -> anyhow::Result<()> {
+    if config.danger.insecure_cookies {
+        tracing::warn!("danger.insecure_cookies is on: session cookies are sent over plain HTTP");
+    }
+    let listener = tokio::net::TcpListener::bind(config.server.bind)
+        .await
+        .with_context(|| format!("could not listen on {}", config.server.bind))?;
+    server::serve(listener, &config, engine, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                interrupt.await.ok();
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        interrupt.await.ok();
+    }
+}
+
+async fn user(engine: &Engine, command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add { username } => {
+            let password = read_password()?;
+            match engine.create_user(&username, &password).await {
+                Ok(user) => println!("created user {} ({})", user.username, user.id),
+                Err(Error::UsernameTaken) => bail!("a user named {username:?} exists already"),
+                Err(error) => return Err(error).context("could not create the user"),
+            }
+        }
+        UserCommand::List => {
+            let users = engine.users().await?;
+            println!("{:<24} {:<32} CREATED", "ID", "USERNAME");
+            for user in users {
+                println!(
+                    "{:<24} {:<32} {}",
+                    user.id,
+                    user.username,
+                    rfc3339(user.created_at)
+                );
+            }
+        }
+        UserCommand::Remove { username } => {
+            let user = find_user(engine, &username).await?;
+            engine.delete_user(&user.id).await?;
+            println!("removed user {} and ended their sessions", user.username);
+        }
+    }
+    Ok(())
+}
+
+async fn session(engine: &Engine, command: SessionCommand) -> anyhow::Result<()> {
+    match command {
+        SessionCommand::List { user } => {
+            let users = match user {
+                Some(name) => vec![find_user(engine, &name).await?],
+                None => engine.users().await?,
+            };
+            println!(
+                "{:<24} {:<24} {:<8} {:<26} {:<26} IP",
+                "SESSION", "USER", "VIA", "LAST SEEN", "EXPIRES"
+            );
+            for user in users {
+                for session in engine.sessions_of(&user.id).await? {
+                    println!(
+                        "{:<24} {:<24} {:<8} {:<26} {:<26} {}",
+                        session.id,
+                        user.username,
+                        session.transport.as_str(),
+                        rfc3339(session.last_seen_at),
+                        rfc3339(session.expires_at),
+                        session.ip.as_deref().unwrap_or("-"),
+                    );
+                }
+            }
+        }
+        SessionCommand::Revoke { id: Some(id), .. } => {
+            let id =
+                SessionId::parse(&id).map_err(|_| anyhow::anyhow!("{id:?} is not a session id"))?;
+            match engine.revoke_session(&id).await {
+                Ok(()) => println!("revoked session {id}"),
+                Err(Error::SessionNotFound) => bail!("no live session with id {id}"),
+                Err(error) => return Err(error.into()),
+            }
+        }
+        SessionCommand::Revoke {
+            user: Some(name), ..
+        } => {
+            let user = find_user(engine, &name).await?;
+            let count = engine.revoke_user_sessions(&user.id).await?;
+            println!("revoked {count} session(s) of {}", user.username);
+        }
+        SessionCommand::Revoke { .. } => bail!("give a session id or --user NAME"),
+    }
+    Ok(())
+}
+
+async fn find_user(engine: &Engine, username: &str) -> anyhow::Result<tessera_core::User> {
+    match engine.user_by_username(username).await {
+        Ok(user) => Ok(user),
+        Err(Error::UserNotFound) => bail!("no user named {username:?}"),
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let second = rpassword::prompt_password("Repeat password: ")?;
+        if first != second {
+            bail!("the passwords do not match");
+        }
+        Ok(first)
+    } else {
+        let mut line = String::new();
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .context("could not read the password from standard input")?;
+        let password = line.strip_suffix('\n').unwrap_or(&line);
+        let password = password.strip_suffix('\r').unwrap_or(password);
+        if password.is_empty() {
+            bail!("no password on standard input");
+        }
+        Ok(password.to_owned())
+    }
+}
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log.level))
+        .context("invalid log.level")?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = if config.log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    result.map_err(|error| anyhow::anyhow!("could not start logging: {error}"))
+}

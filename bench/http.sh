@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# HTTP benchmark: GET /v1/session with a valid cookie, next to a bare axum hello-world,
+# measured the same way in the same run.
+#
+#   bash bench/http.sh            # builds release binaries, prints a Markdown table
+#
+# Each server is pinned to CPU 0 and the load generator (wrk) to CPU 1, so the numbers say
+# what one core of server does. Needs: wrk (apt-get install wrk), taskset, curl.
+# Environment: DURATION (default 10s), CONNECTIONS (default "1 64"), RUNS (default 3; the
+# median run is reported), PORT_BASE (default 18080).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-"1 64"}
+RUNS=${RUNS:-3}
+PORT_BASE=${PORT_BASE:-18080}
+for tool in wrk taskset curl; do
+  command -v "$tool" >/dev/null || { echo "bench/http.sh needs $tool (apt-get install wrk util-linux curl)" >&2; exit 1; }
+done
+
+cargo build --release -q -p tessera-server -p tessera-bench-hello
+target=${CARGO_TARGET_DIR:-target}/release
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+wait_for() { for _ in $(seq 100); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+
+hello_port=$PORT_BASE
+tessera_port=$((PORT_BASE + 1))
+taskset -c 0 "$target/tessera-bench-hello" "127.0.0.1:$hello_port" & pids+=($!)
+(cd "$work" && TESSERA__LOG__LEVEL=warn taskset -c 0 "$OLDPWD/$target/tessera" serve --bind "127.0.0.1:$tessera_port") & pids+=($!)
+wait_for "http://127.0.0.1:$hello_port/"
+wait_for "http://127.0.0.1:$tessera_port/healthz"
+
+base="http://127.0.0.1:$tessera_port"
+curl -fs -o /dev/null -H 'content-type: application/json' \
+  -d '{"username":"bench","password":"correct horse battery staple"}' "$base/v1/users"
+cookie=$(curl -fs -D - -o /dev/null -H 'content-type: application/json' \
+  -d '{"username":"bench","password":"correct horse battery staple"}' "$base/v1/login" \
+  | tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p')
+[ -n "$cookie" ] || { echo "login failed" >&2; exit 1; }
+curl -fs -o /dev/null -H "cookie: $cookie" "$base/v1/session"
+
+# Prints the median requests/s of $RUNS wrk runs.
+measure() {
+  local connections=$1; shift
+  local results=()
+  for _ in $(seq "$RUNS"); do
+    local output
+    output=$(taskset -c 1 wrk -t1 -c"$connections" -d"$DURATION" "$@")
+    if grep -q 'Non-2xx' <<<"$output"; then echo "error responses during the run: $output" >&2; exit 1; fi
+    results+=("$(awk '/^Requests\/sec/ {print $2}' <<<"$output")")
+  done
+  printf '%s\n' "${results[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"
+}
+
+echo "| connections | hello-world req/s | GET /v1/session (cookie, SQLite) req/s | ratio |"
+echo "| ---: | ---: | ---: | ---: |"
+for c in $CONNECTIONS; do
+  hello=$(measure "$c" "http://127.0.0.1:$hello_port/")
+  session=$(measure "$c" -H "cookie: $cookie" "$base/v1/session")
+  ratio=$(awk -v a="$session" -v b="$hello" 'BEGIN { printf "%.2f", a / b }')
+  echo "| $c | $hello | $session | $ratio |"
+done
+# A last check that the load was served, not refused.
+status=$(curl -s -o /dev/null -w '%{http_code}' -H "cookie: $cookie" "$base/v1/session")
+[ "$status" = 200 ] || { echo "the session was not valid after the run (status $status)" >&2; exit 1; }

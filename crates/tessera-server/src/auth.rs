@@ -1,0 +1,270 @@
+//! Who is calling: the session cookie or a bearer session token, checked on every request
+//! that needs a session, with CSRF protection for cookie-authenticated unsafe requests.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::response::{IntoResponse, Response};
+use cookie::{Cookie, SameSite};
+use tessera_core::{Error, SessionToken, ValidSession};
+
+use crate::AppState;
+use crate::csrf::CSRF_HEADER;
+use crate::problem::Problem;
+
+/// How the session token arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carrier {
+    /// The session cookie.
+    Cookie,
+    /// `Authorization: Bearer`.
+    Bearer,
+}
+
+/// A request from a valid session.
+#[derive(Debug)]
+pub struct Authenticated {
+    /// The session, with this request counted as activity.
+    pub session: ValidSession,
+    /// The token presented.
+    pub token: SessionToken,
+    /// How it was presented.
+    pub carrier: Carrier,
+}
+
+/// Why a request is not authenticated; clears a dead session cookie on the way out.
+#[derive(Debug)]
+pub struct AuthRejection {
+    problem: Problem,
+    clear_cookie: Option<HeaderValue>,
+}
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        let mut response = self.problem.into_response();
+        if let Some(clear) = self.clear_cookie {
+            response.headers_mut().insert(SET_COOKIE, clear);
+        }
+        response
+    }
+}
+
+impl From<Problem> for AuthRejection {
+    fn from(problem: Problem) -> Self {
+        AuthRejection {
+            problem,
+            clear_cookie: None,
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, AuthRejection> {
+        let http = &state.http;
+        let (token, carrier) = match presented_token(&parts.headers, &http.cookies.name)? {
+            Some(found) => found,
+            None => {
+                return Err(Problem::unauthenticated("no session cookie or bearer token").into());
+            }
+        };
+        if carrier == Carrier::Cookie && !is_safe(&parts.method) {
+            http.origins.check(&parts.headers)?;
+            let csrf = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|value| value.to_str().ok());
+            if !csrf.is_some_and(|csrf| token.verify_csrf(csrf)) {
+                return Err(Problem::csrf("missing or wrong X-CSRF-Token").into());
+            }
+        }
+        match state.engine.validate(&token).await {
+            Ok(session) => Ok(Authenticated {
+                session,
+                token,
+                carrier,
+            }),
+            Err(error) => {
+                // A cookie naming a dead session is cleared; on a store failure it is kept, so
+                // the client retries instead of losing its login.
+                let dead = matches!(error, Error::Unauthenticated | Error::SessionExpired);
+                Err(AuthRejection {
+                    clear_cookie: (dead && carrier == Carrier::Cookie)
+                        .then(|| http.cookies.clear_cookie()),
+                    problem: error.into(),
+                })
+            }
+        }
+    }
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Finds the session token in `Authorization: Bearer` (preferred: it carries no ambient
+/// authority) or the session cookie. `Ok(None)` when neither is present; malformed or
+/// ambiguous credentials are refused before any store is asked.
+pub fn presented_token(
+    headers: &HeaderMap,
+    cookie_name: &str,
+) -> Result<Option<(SessionToken, Carrier)>, Problem> {
+    if let Some(value) = headers.get(AUTHORIZATION) {
+        let text = value
+            .to_str()
+            .map_err(|_| Problem::unauthenticated("malformed Authorization header"))?;
+        let token = match text.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+            _ => {
+                return Err(Problem::unauthenticated(
+                    "only Bearer authorization is supported",
+                ));
+            }
+        };
+        return match SessionToken::parse(token) {
+            Ok(token) => Ok(Some((token, Carrier::Bearer))),
+            Err(_) => Err(Problem::unauthenticated("malformed bearer token")),
+        };
+    }
+    match session_cookie(headers, cookie_name)? {
+        Some(value) => match SessionToken::parse(value) {
+            Ok(token) => Ok(Some((token, Carrier::Cookie))),
+            Err(_) => Err(Problem::unauthenticated("malformed session cookie")),
+        },
+        None => Ok(None),
+    }
+}
+
+/// The session cookie's value. Every `Cookie` header is read (HTTP/2 splits them); the name
+/// must match exactly, and two cookies of that name are refused rather than guessed between.
+fn session_cookie<'h>(
+    headers: &'h HeaderMap,
+    cookie_name: &str,
+) -> Result<Option<&'h str>, Problem> {
+    let mut found = None;
+    for header in headers.get_all(COOKIE) {
+        let Ok(text) = header.to_str() else { continue };
+        for cookie in Cookie::split_parse(text).flatten() {
+            if cookie.name() == cookie_name {
+                if found.is_some() {
+                    return Err(Problem::unauthenticated("more than one session cookie"));
+                }
+                found = cookie.value_raw();
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Builds `Set-Cookie` values for the session cookie.
+#[derive(Debug, Clone)]
+pub struct CookieSettings {
+    /// The cookie's name.
+    pub name: String,
+    /// Whether to mark it `Secure` (always, unless `danger.insecure_cookies`).
+    pub secure: bool,
+}
+
+impl CookieSettings {
+    /// The cookie that carries `token`: HttpOnly, Secure, SameSite=Lax, Path=/, no Domain,
+    /// no Max-Age (it ends with the browser session; the server enforces the real expiry).
+    pub fn session_cookie(&self, token: &SessionToken) -> HeaderValue {
+        let cookie = Cookie::build((self.name.as_str(), token.encode()))
+            .http_only(true)
+            .secure(self.secure)
+            .same_site(SameSite::Lax)
+            .path("/")
+            .build();
+        header_value(&cookie)
+    }
+
+    /// A cookie that makes the browser drop the session cookie.
+    pub fn clear_cookie(&self) -> HeaderValue {
+        let mut cookie = Cookie::build((self.name.as_str(), ""))
+            .http_only(true)
+            .secure(self.secure)
+            .same_site(SameSite::Lax)
+            .path("/")
+            .build();
+        cookie.make_removal();
+        header_value(&cookie)
+    }
+}
+
+fn header_value(cookie: &Cookie<'_>) -> HeaderValue {
+    // Names are validated at start-up and values are base64url, so the text is always a valid
+    // header value; an empty value (never reached) would only fail to set the cookie.
+    HeaderValue::from_str(&cookie.to_string()).unwrap_or(HeaderValue::from_static(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NAME: &str = "__Host-tessera_session";
+
+    fn with_cookies(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(COOKIE, HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_exactly_once() {
+        let token = SessionToken::generate().unwrap().encode();
+        let headers = with_cookies(&["theme=dark", &format!("other=1; {NAME}={token}")]);
+        assert_eq!(
+            session_cookie(&headers, NAME).unwrap(),
+            Some(token.as_str())
+        );
+        let twice = with_cookies(&[&format!("{NAME}={token}; {NAME}=other")]);
+        assert!(session_cookie(&twice, NAME).is_err());
+        let wrong_case = with_cookies(&[&format!("__host-tessera_session={token}")]);
+        assert_eq!(session_cookie(&wrong_case, NAME).unwrap(), None);
+    }
+
+    #[test]
+    fn bearer_wins_and_junk_is_refused_before_the_store() {
+        let token = SessionToken::generate().unwrap();
+        let mut headers = with_cookies(&["x=y"]);
+        headers.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("bearer {}", token.encode())).unwrap(),
+        );
+        let (found, carrier) = presented_token(&headers, NAME).unwrap().unwrap();
+        assert_eq!((found, carrier), (token, Carrier::Bearer));
+        for bad in ["Basic dXNlcjpwYXNz", "Bearer", "Bearer abc", "Bearer a.b.c"] {
+            headers.insert(AUTHORIZATION, HeaderValue::from_str(bad).unwrap());
+            assert!(presented_token(&headers, NAME).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cookies_carry_the_host_prefix_attributes() {
+        let settings = CookieSettings {
+            name: NAME.into(),
+            secure: true,
+        };
+        let token = SessionToken::generate().unwrap();
+        let set = settings.session_cookie(&token);
+        let text = set.to_str().unwrap();
+        assert!(
+            text.starts_with(&format!("{NAME}={}", token.encode())),
+            "{text}"
+        );
+        for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
+            assert!(text.contains(attribute), "{text} lacks {attribute}");
+        }
+        assert!(!text.contains("Domain"), "{text}");
+        assert!(!text.contains("Max-Age"), "{text}");
+        let clear = settings.clear_cookie();
+        assert!(clear.to_str().unwrap().contains("Max-Age=0"), "{clear:?}");
+    }
+}

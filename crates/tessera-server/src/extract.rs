@@ -1,0 +1,193 @@
+//! Request extractors whose failures are problem+json, never axum's plain-text rejections.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::body::Bytes;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::{Json, RequestPartsExt as _};
+use serde::de::DeserializeOwned;
+
+use crate::AppState;
+use crate::problem::Problem;
+
+/// A JSON object body. Refuses other content types (415, which also stops the "simple
+/// request" forms a cross-site page can send), bodies over the limit (413), broken JSON (400)
+/// and JSON of the wrong shape — arrays, unknown or duplicate fields included (422).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+        if !is_json(request.headers()) {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported media type",
+                "the body must be application/json",
+            ));
+        }
+        let bytes = match Bytes::from_request(request, state).await {
+            Ok(bytes) => bytes,
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(too_large());
+            }
+            Err(_) => return Err(Problem::malformed("the body could not be read")),
+        };
+        // serde accepts a JSON array for a struct (fields by position); an API that names its
+        // fields should not.
+        match bytes.iter().find(|byte| !byte.is_ascii_whitespace()) {
+            Some(b'{') => {}
+            Some(b'[') => return Err(Problem::validation("the body must be a JSON object")),
+            _ => return Err(Problem::malformed("the body is not a JSON object")),
+        }
+        match Json::<T>::from_bytes(&bytes) {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_problem(&rejection)),
+        }
+    }
+}
+
+/// `application/json` or `application/*+json`, parameters allowed.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<mime::Mime>().ok())
+        .is_some_and(|mime| {
+            mime.type_() == "application"
+                && (mime.subtype() == "json"
+                    || mime.suffix().is_some_and(|suffix| suffix == "json"))
+        })
+}
+
+fn json_problem(rejection: &JsonRejection) -> Problem {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Unsupported media type",
+            "the body must be application/json",
+        ),
+        JsonRejection::JsonSyntaxError(_) => Problem::malformed("the body is not valid JSON"),
+        JsonRejection::JsonDataError(error) => {
+            Problem::validation(describe_data_error(&error.body_text()))
+        }
+        JsonRejection::BytesRejection(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            too_large()
+        }
+        _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+        _ => Problem::malformed("the body could not be read"),
+    }
+}
+
+/// 413 `payload_too_large`.
+pub fn too_large() -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "Payload too large",
+        "the request body is larger than the server accepts",
+    )
+}
+
+/// serde's messages name fields (useful) but can quote the values sent (which may be a
+/// password in the wrong place): keep the former, drop the latter.
+fn describe_data_error(text: &str) -> String {
+    const GENERIC: &str = "a field is missing or has the wrong type";
+    let message = text.rsplit(": ").next().unwrap_or(text);
+    let message = message.split(" at line ").next().unwrap_or(message);
+    if (message.starts_with("unknown field")
+        || message.starts_with("missing field")
+        || message.starts_with("duplicate field"))
+        && message.len() < 200
+    {
+        message.to_owned()
+    } else {
+        GENERIC.to_owned()
+    }
+}
+
+/// Query parameters, with bad ones refused as 422 problem+json.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send + 'static> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
+        match parts.extract::<Query<T>>().await {
+            Ok(Query(value)) => Ok(ApiQuery(value)),
+            Err(QueryRejection::FailedToDeserializeQueryString(error)) => {
+                Err(Problem::validation(describe_data_error(&error.body_text())))
+            }
+            Err(_) => Err(Problem::validation("invalid query string")),
+        }
+    }
+}
+
+/// The socket peer, set by the server's accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// The client's address: the socket peer, or — when the peer is a trusted proxy — the
+/// nearest untrusted address in `X-Forwarded-For`.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let Some(PeerAddr(peer)) = parts.extensions.get::<PeerAddr>().copied() else {
+            return Ok(ClientIp(None));
+        };
+        let trusted = &state.http.trusted_proxies;
+        let peer_ip = peer.ip().to_canonical();
+        if !trusted.contains(&peer_ip) {
+            return Ok(ClientIp(Some(peer_ip)));
+        }
+        // Walk X-Forwarded-For from the right (the entries our proxies appended) to the
+        // first address that is not one of ours.
+        let mut client = peer_ip;
+        for value in parts.headers.get_all("x-forwarded-for").iter().rev() {
+            let Ok(text) = value.to_str() else { break };
+            for entry in text.rsplit(',') {
+                match entry.trim().parse::<IpAddr>() {
+                    Ok(ip) => {
+                        client = ip.to_canonical();
+                        if !trusted.contains(&client) {
+                            return Ok(ClientIp(Some(client)));
+                        }
+                    }
+                    Err(_) => return Ok(ClientIp(Some(client))),
+                }
+            }
+        }
+        Ok(ClientIp(Some(client)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_errors_name_fields_but_never_echo_values() {
+        assert_eq!(
+            describe_data_error(
+                "Failed to deserialize the JSON body into the target type: unknown field `pasword`, expected `username` or `password` at line 1 column 12"
+            ),
+            "unknown field `pasword`, expected `username` or `password`"
+        );
+        let leaked = describe_data_error(
+            "Failed to deserialize the JSON body into the target type: username: invalid type: string \"hunter2-secret\", expected u32 at line 1 column 30",
+        );
+        assert!(!leaked.contains("hunter2"), "{leaked}");
+    }
+}

@@ -1,0 +1,169 @@
+//! Registration, login and logout.
+
+use axum::extract::State;
+use axum::http::header::{CONTENT_TYPE, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use tessera_core::{LoginAttempt, Transport};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::auth::{Authenticated, presented_token};
+use crate::body::{CurrentSession, SessionBody, UserBody, to_json};
+use crate::extract::{ApiJson, ClientIp};
+use crate::problem::{Problem, ProblemBody};
+
+/// `POST /v1/users`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// 1–64 characters: letters, digits and `. _ @ + -`; unique regardless of case.
+    pub username: String,
+    /// At least `auth.password_min_length` characters, not a common password.
+    pub password: String,
+}
+
+/// `POST /v1/login`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The username.
+    pub username: String,
+    /// The password.
+    pub password: String,
+    /// `"cookie"` (default) or `"token"`.
+    #[serde(default)]
+    pub transport: Option<String>,
+}
+
+/// Creates an account.
+#[utoipa::path(
+    post, path = "/v1/users", tag = "accounts",
+    request_body = NewUser,
+    responses(
+        (status = 201, description = "Created", body = UserBody),
+        (status = 403, description = "Registration closed, or a cross-site request (`csrf_failed`)", body = ProblemBody),
+        (status = 409, description = "`username_taken`", body = ProblemBody),
+        (status = 422, description = "`validation_failed`: username or password refused", body = ProblemBody),
+    )
+)]
+pub async fn create_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<NewUser>,
+) -> Result<Response, Problem> {
+    state.http.origins.check(&headers)?;
+    if !state.http.registration {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "registration_closed",
+            "Registration closed",
+            "this server does not accept new accounts",
+        ));
+    }
+    let user = state
+        .engine
+        .create_user(&body.username, &body.password)
+        .await?;
+    Ok(json(StatusCode::CREATED, to_json(&UserBody::from(&user))))
+}
+
+/// Logs in. With the cookie transport the session token is set as an HttpOnly cookie and the
+/// body carries the CSRF token for later unsafe requests.
+#[utoipa::path(
+    post, path = "/v1/login", tag = "sessions",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in; `Set-Cookie` carries the session", body = CurrentSession),
+        (status = 401, description = "`invalid_credentials` (unknown user and wrong password alike)", body = ProblemBody),
+        (status = 403, description = "`csrf_failed`: cross-site login", body = ProblemBody),
+        (status = 422, description = "`validation_failed`: unknown transport", body = ProblemBody),
+        (status = 429, description = "`rate_limited`, with `Retry-After`", body = ProblemBody),
+        (status = 503, description = "`server_busy` or `store_unavailable`, with `Retry-After`", body = ProblemBody),
+    )
+)]
+pub async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<Response, Problem> {
+    state.http.origins.check(&headers)?;
+    let transport = match body.transport.as_deref() {
+        None | Some("cookie") => Transport::Cookie,
+        Some("token") => {
+            return Err(Problem::validation(
+                "the token transport (JWT) is not available on this server yet; use \"cookie\"",
+            ));
+        }
+        Some(_) => {
+            return Err(Problem::validation(
+                "transport must be \"cookie\" or \"token\"",
+            ));
+        }
+    };
+    let user_agent = headers
+        .get("user-agent")
+        .and_then(|value| value.to_str().ok());
+    let logged_in = state
+        .engine
+        .login(LoginAttempt {
+            username: &body.username,
+            password: &body.password,
+            transport,
+            ip,
+            user_agent,
+        })
+        .await?;
+    // The browser's previous session cookie is about to be overwritten, which would strand
+    // that session: end it instead of leaving it live and unreachable.
+    if let Ok(Some((previous, _))) = presented_token(&headers, &state.http.cookies.name) {
+        if let Ok(old) = state.engine.validate(&previous).await {
+            if state.engine.logout(&old).await.is_err() {
+                tracing::warn!(session_id = %old.record().id, "could not end the session replaced by a new login");
+            }
+        }
+    }
+    let body = CurrentSession {
+        session: SessionBody::current(&logged_in.session),
+        csrf_token: Some(logged_in.token.csrf_token().encode()),
+    };
+    let mut response = json(StatusCode::OK, to_json(&body));
+    response.headers_mut().insert(
+        SET_COOKIE,
+        state.http.cookies.session_cookie(&logged_in.token),
+    );
+    Ok(response)
+}
+
+/// Logs out: revokes the current session and every credential of it, and clears the cookie.
+#[utoipa::path(
+    post, path = "/v1/logout", tag = "sessions",
+    responses(
+        (status = 204, description = "Logged out; the cookie is cleared"),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ProblemBody),
+        (status = 403, description = "`csrf_failed`", body = ProblemBody),
+    ),
+    security(("cookie" = []), ("bearer" = []))
+)]
+pub async fn logout(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> Result<Response, Problem> {
+    state.engine.logout(&auth.session).await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response
+        .headers_mut()
+        .insert(SET_COOKIE, state.http.cookies.clear_cookie());
+    Ok(response)
+}
+
+/// A JSON response with the given status.
+pub fn json(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

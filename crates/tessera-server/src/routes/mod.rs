@@ -1,0 +1,87 @@
+//! The HTTP routes and their OpenAPI description.
+
+use axum::Router;
+use axum::routing::{delete, get, post};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::AppState;
+use crate::problem::Problem;
+
+pub mod accounts;
+pub mod ops;
+pub mod sessions;
+
+/// The API's OpenAPI document.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Tessera",
+        description = "Server-side sessions (and, later, JWTs) over one session record. Errors are application/problem+json with a stable `code`."
+    ),
+    paths(
+        accounts::create_user,
+        accounts::login,
+        accounts::logout,
+        sessions::current,
+        sessions::list,
+        sessions::revoke_one,
+        sessions::revoke_many,
+        ops::healthz,
+        ops::readyz,
+        ops::openapi,
+    ),
+    modifiers(&SecuritySchemes)
+)]
+pub struct ApiDoc;
+
+#[derive(Debug)]
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "__Host-tessera_session",
+                "Session cookie set by POST /v1/login; unsafe methods also need X-CSRF-Token",
+            ))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The opaque session token"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every route, with problem+json answers for unknown paths and methods.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/users", post(accounts::create_user))
+        .route("/v1/login", post(accounts::login))
+        .route("/v1/logout", post(accounts::logout))
+        .route("/v1/session", get(sessions::current))
+        .route(
+            "/v1/sessions",
+            get(sessions::list).delete(sessions::revoke_many),
+        )
+        .route("/v1/sessions/{id}", delete(sessions::revoke_one))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/openapi.json", get(ops::openapi))
+        .fallback(|| async { Problem::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+                "this endpoint does not accept that method",
+            )
+        })
+}

@@ -1,0 +1,132 @@
+//! The caller's current session, the list of their sessions, and revocation.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::http::header::SET_COOKIE;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use tessera_core::{RevokeScope, SessionId};
+use utoipa::IntoParams;
+
+use super::accounts::json;
+use crate::AppState;
+use crate::auth::{Authenticated, Carrier};
+use crate::body::{CurrentSession, Revoked, SessionBody, SessionList, to_json};
+use crate::extract::ApiQuery;
+use crate::problem::{Problem, ProblemBody};
+
+/// The session making the request.
+#[utoipa::path(
+    get, path = "/v1/session", tag = "sessions",
+    responses(
+        (status = 200, description = "The current session", body = CurrentSession),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ProblemBody),
+        (status = 503, description = "`store_unavailable`", body = ProblemBody),
+    ),
+    security(("cookie" = []), ("bearer" = []))
+)]
+pub async fn current(auth: Authenticated) -> Response {
+    let body = CurrentSession {
+        session: SessionBody::current(&auth.session),
+        csrf_token: (auth.carrier == Carrier::Cookie).then(|| auth.token.csrf_token().encode()),
+    };
+    json(StatusCode::OK, to_json(&body))
+}
+
+/// The caller's live sessions, the current one marked.
+#[utoipa::path(
+    get, path = "/v1/sessions", tag = "sessions",
+    responses(
+        (status = 200, description = "Live sessions, newest first", body = SessionList),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ProblemBody),
+    ),
+    security(("cookie" = []), ("bearer" = []))
+)]
+pub async fn list(State(state): State<AppState>, auth: Authenticated) -> Result<Response, Problem> {
+    let current = auth.session.record();
+    let records = state.engine.sessions_of(&current.user_id).await?;
+    let username = auth.session.username();
+    let sessions = records
+        .iter()
+        .map(|record| {
+            if record.id == current.id {
+                SessionBody {
+                    current: Some(true),
+                    ..SessionBody::current(&auth.session)
+                }
+            } else {
+                SessionBody::listed(record, username, Some(false))
+            }
+        })
+        .collect();
+    Ok(json(StatusCode::OK, to_json(&SessionList { sessions })))
+}
+
+/// Revokes one of the caller's sessions.
+#[utoipa::path(
+    delete, path = "/v1/sessions/{id}", tag = "sessions",
+    params(("id" = String, Path, description = "Public session id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "`unauthenticated`", body = ProblemBody),
+        (status = 403, description = "`csrf_failed`", body = ProblemBody),
+        (status = 404, description = "`not_found`: no such live session of the caller's", body = ProblemBody),
+    ),
+    security(("cookie" = []), ("bearer" = []))
+)]
+pub async fn revoke_one(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let id = SessionId::parse(&id).map_err(|_| Problem::not_found("no such session"))?;
+    let owner = &auth.session.record().user_id;
+    state.engine.revoke_session_of(owner, &id).await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if id == auth.session.record().id {
+        response
+            .headers_mut()
+            .insert(SET_COOKIE, state.http.cookies.clear_cookie());
+    }
+    Ok(response)
+}
+
+/// `DELETE /v1/sessions` query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeQuery {
+    /// `others` (every session but the caller's) or `all`.
+    pub scope: String,
+}
+
+/// Revokes the caller's other sessions, or all of them.
+#[utoipa::path(
+    delete, path = "/v1/sessions", tag = "sessions",
+    params(ScopeQuery),
+    responses(
+        (status = 200, description = "Revoked; with `scope=all` the cookie is cleared", body = Revoked),
+        (status = 401, description = "`unauthenticated`", body = ProblemBody),
+        (status = 403, description = "`csrf_failed`", body = ProblemBody),
+        (status = 422, description = "`validation_failed`: missing or unknown scope", body = ProblemBody),
+    ),
+    security(("cookie" = []), ("bearer" = []))
+)]
+pub async fn revoke_many(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiQuery(query): ApiQuery<ScopeQuery>,
+) -> Result<Response, Problem> {
+    let scope = match query.scope.as_str() {
+        "others" => RevokeScope::Others,
+        "all" => RevokeScope::All,
+        _ => return Err(Problem::validation("scope must be \"others\" or \"all\"")),
+    };
+    let revoked = state.engine.revoke_sessions(&auth.session, scope).await?;
+    let mut response = json(StatusCode::OK, to_json(&Revoked { revoked }));
+    if scope == RevokeScope::All {
+        response
+            .headers_mut()
+            .insert(SET_COOKIE, state.http.cookies.clear_cookie());
+    }
+    Ok(response)
+}

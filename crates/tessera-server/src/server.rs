@@ -1,0 +1,174 @@
+//! The accept loop. It takes its listener and shutdown signal as arguments, so tests bind
+//! `127.0.0.1:0` and run the real server in-process.
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
+    X_FRAME_OPTIONS,
+};
+use axum::http::{HeaderValue, Request};
+use axum::response::IntoResponse;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tessera_core::Engine;
+use tokio::net::TcpListener;
+use tower::Service as _;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa::OpenApi as _;
+
+use crate::csrf::OriginPolicy;
+use crate::extract::PeerAddr;
+use crate::problem::Problem;
+use crate::routes::{ApiDoc, router};
+use crate::{AppState, Config, HttpSettings};
+
+/// The application: routes, state and the layers every response passes through.
+pub fn app(config: &Config, engine: Engine) -> Router {
+    let http = HttpSettings {
+        cookies: crate::danger::cookie_settings(config),
+        origins: OriginPolicy::new(
+            config
+                .server
+                .public_url
+                .iter()
+                .chain(&config.server.allowed_origins),
+        ),
+        registration: config.auth.registration,
+        trusted_proxies: config
+            .server
+            .trusted_proxies
+            .iter()
+            .map(|ip| ip.to_canonical())
+            .collect(),
+    };
+    let openapi = Bytes::from(ApiDoc::openapi().to_json().unwrap_or_default());
+    let state = AppState {
+        engine,
+        http: Arc::new(http),
+        openapi,
+    };
+    let if_absent = |name, value: &'static str| {
+        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+    };
+    router()
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(config.server.max_body_bytes))
+        // API responses carry session data: never cached, never framed, never sniffed.
+        .layer(if_absent(CACHE_CONTROL, "no-store"))
+        .layer(if_absent(X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(if_absent(X_FRAME_OPTIONS, "DENY"))
+        .layer(if_absent(REFERRER_POLICY, "no-referrer"))
+        .layer(if_absent(
+            CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a request handler panicked");
+            Problem::internal().into_response()
+        }))
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then lets requests in flight
+/// finish for up to `server.shutdown_grace`. Background maintenance (picking up revocations
+/// made by other processes, purging ended sessions) runs alongside.
+pub async fn serve(
+    listener: TcpListener,
+    config: &Config,
+    engine: Engine,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let maintenance = tokio::spawn(maintain(
+        engine.clone(),
+        config.sessions.revocation_poll,
+        config.sessions.purge_interval,
+    ));
+    let router = app(config, engine);
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .max_buf_size(config.server.max_header_bytes.max(8192))
+        .max_headers(100);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    tracing::info!(address = %listener.local_addr()?, "listening");
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(connection) => connection,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(PeerAddr(peer));
+            router.clone().call(request)
+        });
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down");
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(config.server.shutdown_grace) => {
+            tracing::warn!("shutdown grace period over; dropping connections still open");
+        }
+    }
+    maintenance.abort();
+    Ok(())
+}
+
+/// Applies revocations written by other processes and purges ended sessions. Logs once per
+/// change between working and failing, not once per attempt.
+async fn maintain(engine: Engine, poll: Duration, purge: Duration) {
+    let mut poll_timer = tokio::time::interval(poll);
+    let mut purge_timer = tokio::time::interval(purge);
+    poll_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    purge_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        let result = tokio::select! {
+            _ = poll_timer.tick() => engine.sync_revocations().await.map(|_| ()),
+            _ = purge_timer.tick() => engine.purge_expired().await.map(|purged| {
+                if purged > 0 {
+                    tracing::debug!(purged, "purged ended sessions");
+                }
+            }),
+        };
+        match (result, failing) {
+            (Err(error), false) => {
+                tracing::warn!(%error, "session maintenance failing");
+                failing = true;
+            }
+            (Ok(()), true) => {
+                tracing::info!("session maintenance recovered");
+                failing = false;
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! The `tessera` binary from outside: the CLI, `serve` with environment configuration, and
+//! graceful shutdown on SIGTERM.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn tessera(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command.current_dir(dir).env("TESSERA__LOG__LEVEL", "warn");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("TESSERA__") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+fn run(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = tessera(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    async fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut command = tessera(dir);
+        command.args(["serve", "--bind", &format!("127.0.0.1:{port}")]);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if let Ok(response) = reqwest::get(format!("{}/healthz", server.base)).await {
+                if response.status() == StatusCode::OK {
+                    return server;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the server did not come up");
+    }
+
+    async fn login(&self, username: &str) -> String {
+        let response = reqwest::Client::new()
+            .post(format!("{}/v1/login", self.base))
+            .json(&json!({"username": username, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let cookie = response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        cookie
+            .split(';')
+            .next()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_owned()
+    }
+
+    async fn session(&self, token: &str) -> (StatusCode, Value) {
+        let response = reqwest::Client::new()
+            .get(format!("{}/v1/session", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls until the session answers `status`, for up to five seconds.
+    async fn wait_for_status(&self, token: &str, status: StatusCode) {
+        let started = Instant::now();
+        loop {
+            if self.session(token).await.0 == status {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "session never became {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "no exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+#[tokio::test]
+async fn the_cli_manages_users_and_sessions_while_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let added = run(
+        dir.path(),
+        &["user", "add", "alice"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    assert!(text(&added.stdout).contains("created user alice"));
+    assert!(
+        dir.path().join("tessera-data/tessera.db").is_file(),
+        "the default database lives under ./tessera-data"
+    );
+
+    let again = run(
+        dir.path(),
+        &["user", "add", "ALICE"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again.stderr).contains("exists already"),
+        "{}",
+        text(&again.stderr)
+    );
+    let weak = run(dir.path(), &["user", "add", "bob"], Some("password\n"));
+    assert_eq!(weak.status.code(), Some(1));
+    assert!(
+        text(&weak.stderr).contains("too common"),
+        "{}",
+        text(&weak.stderr)
+    );
+    let empty = run(dir.path(), &["user", "add", "bob"], Some(""));
+    assert_eq!(empty.status.code(), Some(1));
+    let usage = run(dir.path(), &["user", "frobnicate"], None);
+    assert_eq!(usage.status.code(), Some(2), "usage errors exit 2");
+
+    let listed = run(dir.path(), &["user", "list"], None);
+    assert!(listed.status.success());
+    assert!(text(&listed.stdout).contains("alice"));
+    assert!(!text(&listed.stdout).contains("bob"));
+
+    let server = Server::start(dir.path(), &[]).await;
+    let token = server.login("alice").await;
+    let (status, body) = server.session(&token).await;
+    assert_eq!(status, StatusCode::OK);
+    let session_id = body["session"]["id"].as_str().unwrap().to_owned();
+
+    let sessions = run(dir.path(), &["session", "list", "--user", "alice"], None);
+    assert!(sessions.status.success(), "{}", text(&sessions.stderr));
+    assert!(text(&sessions.stdout).contains(&session_id));
+    assert!(
+        !text(&sessions.stdout).contains(&token),
+        "the CLI never shows a session token"
+    );
+
+    // A revocation by the CLI (another process) reaches the running server's cache.
+    let revoked = run(dir.path(), &["session", "revoke", &session_id], None);
+    assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    server
+        .wait_for_status(&token, StatusCode::UNAUTHORIZED)
+        .await;
+    let twice = run(dir.path(), &["session", "revoke", &session_id], None);
+    assert_eq!(twice.status.code(), Some(1));
+
+    let token = server.login("alice").await;
+    let removed = run(dir.path(), &["user", "remove", "alice"], None);
+    assert!(removed.status.success(), "{}", text(&removed.stderr));
+    server
+        .wait_for_status(&token, StatusCode::UNAUTHORIZED)
+        .await;
+    let missing = run(dir.path(), &["user", "remove", "alice"], None);
+    assert_eq!(missing.status.code(), Some(1));
+
+    assert!(server.terminate().success(), "SIGTERM is a clean shutdown");
+}
+
+#[tokio::test]
+async fn environment_variables_configure_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let added = run(
+        dir.path(),
+        &["user", "add", "alice"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(added.status.success());
+    let server = Server::start(dir.path(), &[("TESSERA__SESSION__IDLE_TIMEOUT", "1s")]).await;
+    let token = server.login("alice").await;
+    assert_eq!(server.session(&token).await.0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let (status, body) = server.session(&token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["code"], "session_expired");
+    drop(server);
+
+    let typo = tessera(dir.path())
+        .args(["serve"])
+        .env("TESSERA__SESSION__IDLE_TIMOUT", "5m")
+        .output()
+        .unwrap();
+    assert_eq!(typo.status.code(), Some(1));
+    assert!(
+        text(&typo.stderr).contains("idle_timout"),
+        "{}",
+        text(&typo.stderr)
+    );
+}
