@@ -406,6 +406,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours.
     fn file_then_environment_override_with_human_durations() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
@@ -432,6 +433,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours.
     fn typos_and_nonsense_are_refused() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("TESSERA__SESSION__IDLE_TIMOUT", "5m");

@@ -1,5 +1,8 @@
 //! The HTTP contract, exercised through a real socket with an ordinary HTTP client.
 
+// Test code: a panic is a failed test, so unwrapping is the clearest way to say "must work".
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -1,6 +1,9 @@
 //! The `tessera` binary from outside: the CLI, `serve` with environment configuration, and
 //! graceful shutdown on SIGTERM.
 
+// Test code: a panic is a failed test, so unwrapping is the clearest way to say "must work".
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -70,10 +73,10 @@ impl Server {
         };
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(30) {
-            if let Ok(response) = reqwest::get(format!("{}/healthz", server.base)).await {
-                if response.status() == StatusCode::OK {
-                    return server;
-                }
+            if let Ok(response) = reqwest::get(format!("{}/healthz", server.base)).await
+                && response.status() == StatusCode::OK
+            {
+                return server;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

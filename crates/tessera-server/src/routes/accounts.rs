@@ -9,7 +9,7 @@ use tessera_core::{LoginAttempt, Transport};
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::auth::{Authenticated, presented_token};
+use crate::auth::{Authenticated, Carrier, presented_token};
 use crate::body::{CurrentSession, SessionBody, UserBody, to_json};
 use crate::extract::{ApiJson, ClientIp};
 use crate::problem::{Problem, ProblemBody};
@@ -118,12 +118,12 @@ pub async fn login(
         .await?;
     // The browser's previous session cookie is about to be overwritten, which would strand
     // that session: end it instead of leaving it live and unreachable.
-    if let Ok(Some((previous, _))) = presented_token(&headers, &state.http.cookies.name) {
-        if let Ok(old) = state.engine.validate(&previous).await {
-            if state.engine.logout(&old).await.is_err() {
-                tracing::warn!(session_id = %old.record().id, "could not end the session replaced by a new login");
-            }
-        }
+    if let Ok(Some((previous, Carrier::Cookie))) =
+        presented_token(&headers, &state.http.cookies.name)
+        && let Ok(old) = state.engine.validate(&previous).await
+        && state.engine.logout(&old).await.is_err()
+    {
+        tracing::warn!(session_id = %old.record().id, "could not end the session replaced by a new login");
     }
     let body = CurrentSession {
         session: SessionBody::current(&logged_in.session),

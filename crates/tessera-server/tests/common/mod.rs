@@ -1,7 +1,7 @@
 //! An in-process Tessera on a real loopback socket, and a plain HTTP client to poke it with.
 
 // Each test binary uses a different part of this harness, through `mod common`.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
