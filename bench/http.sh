@@ -31,9 +31,12 @@ wait_for() { for _ in $(seq 100); do curl -fs "$1" >/dev/null 2>&1 && return 0; 
 
 hello_port=$PORT_BASE
 tessera_port=$((PORT_BASE + 1))
-taskset -c 0 "$target/tessera-bench-hello" "127.0.0.1:$hello_port" & pids+=($!)
+hello1_port=$((PORT_BASE + 2))
+taskset -c 0 "$target/tessera-bench-hello" "127.0.0.1:$hello_port" axum-serve & pids+=($!)
+taskset -c 0 "$target/tessera-bench-hello" "127.0.0.1:$hello1_port" http1 & pids+=($!)
 (cd "$work" && TESSERA__LOG__LEVEL=warn taskset -c 0 "$OLDPWD/$target/tessera" serve --bind "127.0.0.1:$tessera_port") & pids+=($!)
 wait_for "http://127.0.0.1:$hello_port/"
+wait_for "http://127.0.0.1:$hello1_port/"
 wait_for "http://127.0.0.1:$tessera_port/healthz"
 
 base="http://127.0.0.1:$tessera_port"
@@ -58,13 +61,15 @@ measure() {
   printf '%s\n' "${results[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"
 }
 
-echo "| connections | hello-world req/s | GET /v1/session (cookie, SQLite) req/s | ratio |"
-echo "| ---: | ---: | ---: | ---: |"
+echo "| connections | hello (axum::serve) req/s | hello (Tessera's accept loop) req/s | GET /v1/session (cookie, SQLite) req/s | ratio to axum::serve hello | ratio to same-loop hello |"
+echo "| ---: | ---: | ---: | ---: | ---: | ---: |"
 for c in $CONNECTIONS; do
   hello=$(measure "$c" "http://127.0.0.1:$hello_port/")
+  hello1=$(measure "$c" "http://127.0.0.1:$hello1_port/")
   session=$(measure "$c" -H "cookie: $cookie" "$base/v1/session")
   ratio=$(awk -v a="$session" -v b="$hello" 'BEGIN { printf "%.2f", a / b }')
-  echo "| $c | $hello | $session | $ratio |"
+  ratio1=$(awk -v a="$session" -v b="$hello1" 'BEGIN { printf "%.2f", a / b }')
+  echo "| $c | $hello | $hello1 | $session | $ratio | $ratio1 |"
 done
 # A last check that the load was served, not refused.
 status=$(curl -s -o /dev/null -w '%{http_code}' -H "cookie: $cookie" "$base/v1/session")

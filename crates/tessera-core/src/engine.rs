@@ -510,13 +510,17 @@ impl Engine {
         self.inner
             .cache
             .sweep(now, self.inner.config.session.idle_timeout);
+        // The store's idle expiry lags activity this process has seen by up to one touch
+        // interval; purging only what ended that long ago never deletes a session a cache
+        // still considers live.
+        let cutoff = now.saturating_sub(self.inner.config.session.touch_interval);
         let mut total = 0;
         loop {
             let removed = self
                 .inner
                 .stores
                 .sessions
-                .purge_expired(now, self.inner.config.revocation_retention, BATCH)
+                .purge_expired(cutoff, self.inner.config.revocation_retention, BATCH)
                 .await?;
             total += removed;
             if removed < BATCH as u64 {

@@ -204,6 +204,33 @@ impl CsrfToken {
     pub fn encode(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.0)
     }
+
+    /// The encoded form, on the stack: for responses built on the hot path.
+    pub fn encoded(&self) -> EncodedToken {
+        let mut text = [0u8; SessionToken::ENCODED_LEN];
+        // 32 bytes always encode to exactly 43 characters, which is the buffer's size.
+        let written = URL_SAFE_NO_PAD.encode_slice(self.0, &mut text).unwrap_or(0);
+        debug_assert_eq!(written, SessionToken::ENCODED_LEN);
+        EncodedToken(text)
+    }
+}
+
+/// A 256-bit token's 43-character base64url form, held on the stack. `Debug` is redacted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct EncodedToken([u8; SessionToken::ENCODED_LEN]);
+
+impl EncodedToken {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // base64url output is ASCII, so this never falls back.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for EncodedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EncodedToken(<redacted>)")
+    }
 }
 
 impl fmt::Debug for CsrfToken {
@@ -278,6 +305,7 @@ mod tests {
         assert!(!first.verify_csrf(""));
         assert!(!first.verify_csrf(&first.encode()));
         assert_eq!(first.csrf_token(), first.csrf_token());
+        assert_eq!(first.csrf_token().encoded().as_str(), csrf);
     }
 
     #[test]

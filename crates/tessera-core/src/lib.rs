@@ -62,7 +62,10 @@ pub mod user;
 
 pub use engine::{Engine, EngineConfig, LoggedIn, LoginAttempt, RevokeScope, Stores, ValidSession};
 pub use error::Error;
-pub use id::{CsrfToken, MalformedId, RandomnessError, SessionId, SessionToken, TokenHash, UserId};
+pub use id::{
+    CsrfToken, EncodedToken, MalformedId, RandomnessError, SessionId, SessionToken, TokenHash,
+    UserId,
+};
 pub use password::{PasswordHasher, PasswordPolicy, PasswordRejection};
 pub use session::{SessionPolicy, SessionRecord, Transport};
 pub use store::{Revocation, SessionStore, StoreError, UserStore};

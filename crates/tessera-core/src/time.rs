@@ -35,6 +35,12 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(millis))
     }
 
+    /// This time minus `duration`, saturating at the far past.
+    pub fn saturating_sub(self, duration: Duration) -> Self {
+        let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        Timestamp(self.0.saturating_sub(millis))
+    }
+
     /// The time elapsed from `earlier` to `self`; zero if `earlier` is not earlier.
     pub fn duration_since(self, earlier: Timestamp) -> Duration {
         Duration::from_millis(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))
@@ -113,6 +119,16 @@ mod tests {
         );
         let early = Timestamp::from_unix_millis(5);
         assert_eq!(early.duration_since(far), Duration::ZERO);
+        assert_eq!(
+            early.saturating_sub(Duration::from_millis(7)).unix_millis(),
+            -2
+        );
+        assert_eq!(
+            Timestamp::from_unix_millis(i64::MIN + 1)
+                .saturating_sub(Duration::from_secs(1))
+                .unix_millis(),
+            i64::MIN
+        );
         assert_eq!(
             far.duration_since(early),
             Duration::from_millis((i64::MAX - 6) as u64)

@@ -2,7 +2,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::header::CONTENT_TYPE;
@@ -20,10 +19,10 @@ use crate::problem::Problem;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = Problem;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Problem> {
         if !is_json(request.headers()) {
             return Err(Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -32,11 +31,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 "the body must be application/json",
             ));
         }
-        let bytes = match Bytes::from_request(request, state).await {
+        // The limit is applied while reading, so an oversized body is never buffered whole.
+        let limit = state.http.max_body_bytes;
+        let bytes = match axum::body::to_bytes(request.into_body(), limit).await {
             Ok(bytes) => bytes,
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return Err(too_large());
-            }
+            Err(error) if is_length_limit(&error) => return Err(too_large()),
             Err(_) => return Err(Problem::malformed("the body could not be read")),
         };
         // serde accepts a JSON array for a struct (fields by position); an API that names its
@@ -51,6 +50,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             Err(rejection) => Err(json_problem(&rejection)),
         }
     }
+}
+
+/// Whether reading the body stopped at the size limit.
+fn is_length_limit(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = source {
+        if current.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = current.source();
+    }
+    false
 }
 
 /// `application/json` or `application/*+json`, parameters allowed.

@@ -77,6 +77,8 @@ pub struct HttpSettings {
     pub registration: bool,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
 }
 
 /// The server could not start.

@@ -6,24 +6,26 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::any::Any;
+
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::DefaultBodyLimit;
+use axum::body::{Body, Bytes};
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
-    X_FRAME_OPTIONS,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, Entry, HeaderName, REFERRER_POLICY,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderValue, Request};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tessera_core::Engine;
 use tokio::net::TcpListener;
-use tower::Service as _;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
+use tower::ServiceBuilder;
+use tower::ServiceExt as _;
+use tower::util::MapResponse;
+use tower_http::catch_panic::{CatchPanic, CatchPanicLayer, ResponseForPanic};
 use utoipa::OpenApi as _;
 
 use crate::csrf::OriginPolicy;
@@ -32,8 +34,14 @@ use crate::problem::Problem;
 use crate::routes::{ApiDoc, router};
 use crate::{AppState, Config, HttpSettings};
 
-/// The application: routes, state and the layers every response passes through.
-pub fn app(config: &Config, engine: Engine) -> Router {
+/// The application: routes and state, wrapped in the layers every response passes through.
+///
+/// The layers wrap the router from outside, composed statically: `Router::layer` would box
+/// and clone every route once per layer per request, which costs more than the session check.
+pub type App = CatchPanic<MapResponse<Router, fn(Response) -> Response>, AnswerPanic>;
+
+/// Builds the [`App`] for `config` over `engine`.
+pub fn app(config: &Config, engine: Engine) -> App {
     let http = HttpSettings {
         cookies: crate::danger::cookie_settings(config),
         origins: OriginPolicy::new(
@@ -50,6 +58,7 @@ pub fn app(config: &Config, engine: Engine) -> Router {
             .iter()
             .map(|ip| ip.to_canonical())
             .collect(),
+        max_body_bytes: config.server.max_body_bytes,
     };
     let openapi = Bytes::from(ApiDoc::openapi().to_json().unwrap_or_default());
     let state = AppState {
@@ -57,25 +66,47 @@ pub fn app(config: &Config, engine: Engine) -> Router {
         http: Arc::new(http),
         openapi,
     };
-    let if_absent = |name, value: &'static str| {
-        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
-    };
-    router()
-        .with_state(state)
-        .layer(DefaultBodyLimit::max(config.server.max_body_bytes))
-        // API responses carry session data: never cached, never framed, never sniffed.
-        .layer(if_absent(CACHE_CONTROL, "no-store"))
-        .layer(if_absent(X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .layer(if_absent(X_FRAME_OPTIONS, "DENY"))
-        .layer(if_absent(REFERRER_POLICY, "no-referrer"))
-        .layer(if_absent(
+    let headers: fn(Response) -> Response = security_headers;
+    ServiceBuilder::new()
+        .layer(CatchPanicLayer::custom(AnswerPanic))
+        .map_response(headers)
+        .service(router().with_state(state))
+}
+
+/// Turns a handler panic into a `500` problem; the process and the connection live on.
+#[derive(Debug, Clone, Copy)]
+pub struct AnswerPanic;
+
+impl ResponseForPanic for AnswerPanic {
+    type ResponseBody = Body;
+
+    fn response_for_panic(&mut self, _: Box<dyn Any + Send + 'static>) -> Response {
+        tracing::error!("a request handler panicked");
+        Problem::internal().into_response()
+    }
+}
+
+/// API responses carry session data: never cached, never framed, never sniffed. A response
+/// that set its own value keeps it.
+fn security_headers(mut response: Response) -> Response {
+    const HEADERS: [(HeaderName, &str); 5] = [
+        (CACHE_CONTROL, "no-store"),
+        (X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (X_FRAME_OPTIONS, "DENY"),
+        (REFERRER_POLICY, "no-referrer"),
+        (
             CONTENT_SECURITY_POLICY,
             "default-src 'none'; frame-ancestors 'none'",
-        ))
-        .layer(CatchPanicLayer::custom(|_| {
-            tracing::error!("a request handler panicked");
-            Problem::internal().into_response()
-        }))
+        ),
+    ];
+    let headers = response.headers_mut();
+    headers.reserve(HEADERS.len());
+    for (name, value) in HEADERS {
+        if let Entry::Vacant(slot) = headers.entry(name) {
+            slot.insert(HeaderValue::from_static(value));
+        }
+    }
+    response
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then lets requests in flight
@@ -92,7 +123,7 @@ pub async fn serve(
         config.sessions.revocation_poll,
         config.sessions.purge_interval,
     ));
-    let router = app(config, engine);
+    let app = app(config, engine);
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -118,10 +149,10 @@ pub async fn serve(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
-        let router = router.clone();
+        let app = app.clone();
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(PeerAddr(peer));
-            router.clone().call(request)
+            app.clone().oneshot(request.map(Body::new))
         });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {

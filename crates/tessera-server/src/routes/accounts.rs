@@ -127,7 +127,7 @@ pub async fn login(
     }
     let body = CurrentSession {
         session: SessionBody::current(&logged_in.session),
-        csrf_token: Some(logged_in.token.csrf_token().encode()),
+        csrf_token: Some(logged_in.token.csrf_token().encoded()),
     };
     let mut response = json(StatusCode::OK, to_json(&body));
     response.headers_mut().insert(

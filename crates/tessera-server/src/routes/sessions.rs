@@ -28,7 +28,7 @@ use crate::problem::{Problem, ProblemBody};
 pub async fn current(auth: Authenticated) -> Response {
     let body = CurrentSession {
         session: SessionBody::current(&auth.session),
-        csrf_token: (auth.carrier == Carrier::Cookie).then(|| auth.token.csrf_token().encode()),
+        csrf_token: (auth.carrier == Carrier::Cookie).then(|| auth.token.csrf_token().encoded()),
     };
     json(StatusCode::OK, to_json(&body))
 }

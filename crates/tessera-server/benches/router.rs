@@ -1,0 +1,80 @@
+//! In-process cost of the hot path through the real router: `GET /v1/session` with a
+//! session cookie (extractor, validation, JSON body, headers), next to `GET /healthz` (the
+//! same layers, no session). No sockets: this isolates Tessera's own work per request.
+//!
+//! Run: `cargo bench -p tessera-server --bench router`
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::Request;
+use criterion::{Criterion, criterion_group, criterion_main};
+use tessera_core::{LoginAttempt, Transport};
+use tessera_server::{Config, open_engine, server};
+use tower::ServiceExt as _;
+
+fn bench(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.database.url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let (app, cookie) = runtime.block_on(async {
+        let engine = open_engine(&config).await.unwrap();
+        engine
+            .create_user("bench", "correct horse battery staple")
+            .await
+            .unwrap();
+        let login = engine
+            .login(LoginAttempt {
+                username: "bench",
+                password: "correct horse battery staple",
+                transport: Transport::Cookie,
+                ip: None,
+                user_agent: Some("criterion"),
+            })
+            .await
+            .unwrap();
+        let cookie = format!("{}={}", config.session.cookie_name, login.token.encode());
+        (server::app(&config, engine), cookie)
+    });
+
+    let mut group = c.benchmark_group("router");
+    group
+        .measurement_time(Duration::from_secs(4))
+        .sample_size(40);
+    let bare = axum::Router::new().route("/", axum::routing::get(|| async { "Hello, World!" }));
+    group.bench_function("bare axum hello (reference)", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let request = Request::get("/").body(Body::empty()).unwrap();
+            let response = bare.clone().oneshot(request).await.unwrap();
+            black_box(response)
+        });
+    });
+    group.bench_function("GET /healthz", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let request = Request::get("/healthz").body(Body::empty()).unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert!(response.status().is_success());
+            black_box(response)
+        });
+    });
+    group.bench_function("GET /v1/session (cookie)", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let request = Request::get("/v1/session")
+                .header("cookie", &cookie)
+                .body(Body::empty())
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert!(response.status().is_success());
+            black_box(response)
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
