@@ -48,25 +48,28 @@ cookie=$(curl -fs -D - -o /dev/null -H 'content-type: application/json' \
 [ -n "$cookie" ] || { echo "login failed" >&2; exit 1; }
 curl -fs -o /dev/null -H "cookie: $cookie" "$base/v1/session"
 
-# Prints the median requests/s of $RUNS wrk runs.
-measure() {
+# One wrk run: prints requests/s, or fails if any response was an error.
+run_wrk() {
   local connections=$1; shift
-  local results=()
-  for _ in $(seq "$RUNS"); do
-    local output
-    output=$(taskset -c 1 wrk -t1 -c"$connections" -d"$DURATION" "$@")
-    if grep -q 'Non-2xx' <<<"$output"; then echo "error responses during the run: $output" >&2; exit 1; fi
-    results+=("$(awk '/^Requests\/sec/ {print $2}' <<<"$output")")
-  done
-  printf '%s\n' "${results[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"
+  local output
+  output=$(taskset -c 1 wrk -t1 -c"$connections" -d"$DURATION" "$@")
+  if grep -q 'Non-2xx' <<<"$output"; then echo "error responses during the run: $output" >&2; exit 1; fi
+  awk '/^Requests\/sec/ {print $2}' <<<"$output"
 }
+
+median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
 
 echo "| connections | hello (axum::serve) req/s | hello (Tessera's accept loop) req/s | GET /v1/session (cookie, SQLite) req/s | ratio to axum::serve hello | ratio to same-loop hello |"
 echo "| ---: | ---: | ---: | ---: | ---: | ---: |"
 for c in $CONNECTIONS; do
-  hello=$(measure "$c" "http://127.0.0.1:$hello_port/")
-  hello1=$(measure "$c" "http://127.0.0.1:$hello1_port/")
-  session=$(measure "$c" -H "cookie: $cookie" "$base/v1/session")
+  # Interleaved, so drift in the machine's speed touches all three alike.
+  hellos=(); hello1s=(); sessions=()
+  for _ in $(seq "$RUNS"); do
+    hellos+=("$(run_wrk "$c" "http://127.0.0.1:$hello_port/")")
+    hello1s+=("$(run_wrk "$c" "http://127.0.0.1:$hello1_port/")")
+    sessions+=("$(run_wrk "$c" -H "cookie: $cookie" "$base/v1/session")")
+  done
+  hello=$(median "${hellos[@]}"); hello1=$(median "${hello1s[@]}"); session=$(median "${sessions[@]}")
   ratio=$(awk -v a="$session" -v b="$hello" 'BEGIN { printf "%.2f", a / b }')
   ratio1=$(awk -v a="$session" -v b="$hello1" 'BEGIN { printf "%.2f", a / b }')
   echo "| $c | $hello | $hello1 | $session | $ratio | $ratio1 |"
