@@ -168,6 +168,56 @@ impl fmt::Debug for SessionToken {
     }
 }
 
+/// The opaque refresh token of a token-transport session: 256 bits, stored only hashed,
+/// spent on use. `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RefreshToken([u8; 32]);
+
+impl RefreshToken {
+    /// A fresh token from the OS CSPRNG.
+    pub fn generate() -> Result<Self, RandomnessError> {
+        Ok(RefreshToken(random::<32>()?))
+    }
+
+    /// Parses the 43-character base64url form.
+    pub fn parse(text: &str) -> Result<Self, MalformedId> {
+        decode_exact::<32>(text, "refresh token").map(RefreshToken)
+    }
+
+    /// The encoded form handed to the client.
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    /// The SHA-256 under which the store keeps it.
+    pub fn hash(&self) -> TokenHash {
+        TokenHash(Sha256::digest(self.0).into())
+    }
+
+    /// The token that replaces this one at rotation: HMAC-SHA256 of this token under the
+    /// server's rotation key. Deriving it, rather than drawing it at random, lets a retry
+    /// inside the grace window receive the very same successor without the store ever
+    /// holding a usable token; without the server key nobody can compute it.
+    pub fn successor(&self, rotation_key: &[u8]) -> RefreshToken {
+        match Hmac::<Sha256>::new_from_slice(rotation_key) {
+            Ok(mut mac) => {
+                mac.update(b"tessera/refresh/successor/v1");
+                mac.update(&self.0);
+                RefreshToken(mac.finalize().into_bytes().into())
+            }
+            // HMAC takes keys of any length; unreachable, and a random token (which no
+            // replay can reproduce) is the safe answer if it ever were.
+            Err(_) => RefreshToken(random::<32>().unwrap_or([0x5a; 32])),
+        }
+    }
+}
+
+impl fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RefreshToken(<redacted>)")
+    }
+}
+
 /// SHA-256 of a [`SessionToken`]: the key stores look sessions up by.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TokenHash([u8; 32]);
@@ -306,6 +356,19 @@ mod tests {
         assert!(!first.verify_csrf(&first.encode()));
         assert_eq!(first.csrf_token(), first.csrf_token());
         assert_eq!(first.csrf_token().encoded().as_str(), csrf);
+    }
+
+    #[test]
+    fn refresh_successors_are_deterministic_and_keyed() {
+        let token = RefreshToken::generate().unwrap();
+        let key = [7u8; 32];
+        let next = token.successor(&key);
+        assert_eq!(next, token.successor(&key));
+        assert_ne!(next, token);
+        assert_ne!(next, token.successor(&[8u8; 32]));
+        assert_eq!(RefreshToken::parse(&next.encode()).unwrap(), next);
+        assert_ne!(next.hash(), token.hash());
+        assert!(!format!("{next:?}").contains(&next.encode()));
     }
 
     #[test]

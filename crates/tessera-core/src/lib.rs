@@ -63,12 +63,15 @@ pub mod user;
 pub use engine::{Engine, EngineConfig, LoggedIn, LoginAttempt, RevokeScope, Stores, ValidSession};
 pub use error::Error;
 pub use id::{
-    CsrfToken, EncodedToken, MalformedId, RandomnessError, SessionId, SessionToken, TokenHash,
-    UserId,
+    CsrfToken, EncodedToken, MalformedId, RandomnessError, RefreshToken, SessionId, SessionToken,
+    TokenHash, UserId,
 };
 pub use password::{PasswordHasher, PasswordPolicy, PasswordRejection};
 pub use session::{SessionPolicy, SessionRecord, Transport};
-pub use store::{Revocation, SessionStore, StoreError, UserStore};
+pub use store::{
+    KeyRecord, KeyStore, RefreshRecord, RefreshStore, Revocation, Rotation, SessionStore,
+    StoreError, UserStore,
+};
 pub use throttle::{LoginThrottle, ThrottleKey, ThrottleRule};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use user::{User, UserRecord, Username, UsernameRejection};

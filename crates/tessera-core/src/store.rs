@@ -170,3 +170,125 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// Succeeds if the store can serve requests now.
     async fn ping(&self) -> Result<(), StoreError>;
 }
+
+/// A refresh token of a token-transport session, as stored (its hash, never the token).
+///
+/// Each session has one chain of refresh tokens: every use spends the token and stores its
+/// successor. The access token issued with a refresh token is described here too, so a retry
+/// inside the grace window can be answered with the very same pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshRecord {
+    /// SHA-256 of the refresh token.
+    pub token_hash: TokenHash,
+    /// The session it belongs to; revoking the session kills the chain.
+    pub session_id: SessionId,
+    /// When it was issued.
+    pub issued_at: Timestamp,
+    /// When it stops being accepted (never after the session's absolute expiry).
+    pub expires_at: Timestamp,
+    /// The `jti` of the access token issued with it.
+    pub access_token_id: String,
+    /// The `exp` of that access token.
+    pub access_expires_at: Timestamp,
+    /// When it was used; `None` while it is the live end of the chain.
+    pub spent_at: Option<Timestamp>,
+    /// The hash of the token that replaced it.
+    pub successor_hash: Option<TokenHash>,
+}
+
+/// What [`RefreshStore::rotate_refresh`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The parent was unspent: it is now spent (at `now`, pointing at the successor) and the
+    /// successor is stored.
+    Rotated,
+    /// The parent had been spent already (by an earlier call or a concurrent winner); nothing
+    /// was written. `successor` is the record it points at, if that still exists.
+    AlreadySpent {
+        /// When the parent was spent.
+        spent_at: Timestamp,
+        /// The immediate successor.
+        successor: Option<RefreshRecord>,
+    },
+    /// No refresh token has that hash; nothing was written.
+    Unknown,
+}
+
+/// Refresh-token chains.
+#[async_trait]
+pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
+    /// Stores the first refresh token of a session. [`StoreError::Conflict`] if the hash
+    /// exists; never overwrites.
+    async fn insert_refresh(&self, record: &RefreshRecord) -> Result<(), StoreError>;
+
+    /// The record with this token hash, spent or not, or `None`.
+    async fn refresh_by_token(
+        &self,
+        token_hash: &TokenHash,
+    ) -> Result<Option<RefreshRecord>, StoreError>;
+
+    /// Spends `parent` and stores `successor`, atomically: of any number of concurrent calls
+    /// for one parent exactly one returns [`Rotation::Rotated`]; the others see
+    /// [`Rotation::AlreadySpent`] with the winner's successor. Expiry is the caller's
+    /// business; the store only guarantees the single winner.
+    async fn rotate_refresh(
+        &self,
+        parent: &TokenHash,
+        successor: &RefreshRecord,
+        now: Timestamp,
+    ) -> Result<Rotation, StoreError>;
+
+    /// Deletes at most `limit` records that expired before `now`. Returns how many went.
+    async fn purge_refresh(&self, now: Timestamp, limit: usize) -> Result<u64, StoreError>;
+}
+
+/// A signing key or server secret, as stored. The store keeps the bytes opaque; the JOSE
+/// layer gives them meaning.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// Key id (`kid`), unique.
+    pub kid: String,
+    /// What the key is for: a JOSE algorithm name (`EdDSA`, `ES256`, `RS256`, `HS256`).
+    pub algorithm: String,
+    /// Private key (PKCS#8 DER) or secret bytes.
+    pub secret: Vec<u8>,
+    /// Unix seconds from which it is published.
+    pub created_at: i64,
+    /// Unix seconds from which it may sign.
+    pub activates_at: i64,
+    /// Unix seconds from which it no longer signs, once a successor took over.
+    pub retired_at: Option<i64>,
+}
+
+impl fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRecord")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .field("created_at", &self.created_at)
+            .field("activates_at", &self.activates_at)
+            .field("retired_at", &self.retired_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Signing keys and named server secrets, shared by every instance.
+#[async_trait]
+pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
+    /// Every stored signing key, oldest first.
+    async fn signing_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// Adds a signing key. [`StoreError::Conflict`] if the kid exists.
+    async fn insert_signing_key(&self, key: &KeyRecord) -> Result<(), StoreError>;
+
+    /// Sets `retired_at` of every key that has none and is not `except`, atomically (a new key
+    /// took over). Returns how many keys it retired.
+    async fn retire_signing_keys(&self, except: &str, retired_at: i64) -> Result<u64, StoreError>;
+
+    /// Deletes keys retired before `before`. Returns how many went.
+    async fn delete_signing_keys_retired_before(&self, before: i64) -> Result<u64, StoreError>;
+
+    /// The secret stored under `name`, storing `candidate` first if there is none — atomically,
+    /// so concurrent first starts of several instances agree on one secret.
+    async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError>;
+}
