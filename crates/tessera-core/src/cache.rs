@@ -64,6 +64,11 @@ impl SessionCache {
             .map(|entry| Arc::clone(entry.value()))
     }
 
+    pub(crate) fn get_by_id(&self, id: &SessionId) -> Option<Arc<CachedSession>> {
+        let hash = *self.by_id.get(id)?.value();
+        self.get(&hash)
+    }
+
     /// The epoch to pass to [`SessionCache::insert`]; read it before reading the store.
     pub(crate) fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::SeqCst)

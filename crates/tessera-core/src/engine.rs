@@ -6,15 +6,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+pub use self::tokens::{AccessGrant, Refreshed, TokenGrant, TokenPolicy};
 use crate::cache::{CachedSession, SessionCache};
 use crate::error::Error;
 use crate::id::{SessionId, SessionToken, UserId};
 use crate::password::{PasswordHasher, PasswordPolicy, Verification};
 use crate::session::{SessionPolicy, SessionRecord, Transport};
-use crate::store::{SessionStore, StoreError, UserStore};
+use crate::store::{KeyStore, RefreshStore, SessionStore, StoreError, UserStore};
 use crate::throttle::{LoginThrottle, ThrottleKey, ThrottleRule};
 use crate::time::{Clock, Timestamp};
 use crate::user::{User, UserRecord, Username};
+
+mod tokens;
 
 /// The stores an engine works over.
 #[derive(Debug, Clone)]
@@ -25,6 +28,10 @@ pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
     /// Failed-login counters.
     pub throttle: Arc<dyn LoginThrottle>,
+    /// Refresh-token chains of token-transport sessions.
+    pub refresh: Arc<dyn RefreshStore>,
+    /// Signing keys and server secrets.
+    pub keys: Arc<dyn KeyStore>,
 }
 
 /// Everything about the engine's behaviour that an operator can set.
@@ -42,6 +49,8 @@ pub struct EngineConfig {
     pub cache_capacity: usize,
     /// How long revocation-log entries are kept for verifiers to catch up. Defaults to `1h`.
     pub revocation_retention: Duration,
+    /// Access- and refresh-token lifetimes for the token transport.
+    pub tokens: TokenPolicy,
 }
 
 impl Default for EngineConfig {
@@ -59,6 +68,7 @@ impl Default for EngineConfig {
             },
             cache_capacity: 100_000,
             revocation_retention: Duration::from_secs(60 * 60),
+            tokens: TokenPolicy::default(),
         }
     }
 }
@@ -142,7 +152,12 @@ struct Inner {
     cache: SessionCache,
     /// The last revocation-log sequence applied to the cache.
     revocation_cursor: AtomicU64,
+    /// The key successor refresh tokens are derived under (shared by all instances).
+    rotation_key: Vec<u8>,
 }
+
+/// Name of the server secret refresh-token successors are derived under.
+const REFRESH_ROTATION_SECRET: &str = "refresh-rotation";
 
 /// Longest `User-Agent` kept with a session, in bytes.
 const MAX_USER_AGENT: usize = 256;
@@ -157,6 +172,11 @@ impl Engine {
         config: EngineConfig,
     ) -> Result<Self, StoreError> {
         let cursor = stores.sessions.revocation_cursor().await?;
+        let candidate = SessionToken::generate().map_err(StoreError::unavailable)?;
+        let rotation_key = stores
+            .keys
+            .server_secret(REFRESH_ROTATION_SECRET, candidate.hash().as_bytes())
+            .await?;
         Ok(Engine {
             inner: Arc::new(Inner {
                 cache: SessionCache::new(config.cache_capacity),
@@ -165,6 +185,7 @@ impl Engine {
                 clock,
                 config,
                 revocation_cursor: AtomicU64::new(cursor),
+                rotation_key,
             }),
         })
     }

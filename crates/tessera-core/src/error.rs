@@ -36,6 +36,10 @@ pub enum Error {
     /// The session reached its idle or absolute expiry.
     #[error("the session has expired")]
     SessionExpired,
+    /// A refresh token that is unknown, expired, spent outside the grace window (the session
+    /// is then revoked as stolen), or whose session has ended.
+    #[error("the refresh token is invalid")]
+    InvalidGrant,
     /// No such session (or not the caller's).
     #[error("no such session")]
     SessionNotFound,

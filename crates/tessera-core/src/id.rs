@@ -102,6 +102,12 @@ public_id!(
     "session id"
 );
 
+public_id!(
+    /// An access token's `jti`: unique per token, safe to log.
+    TokenId,
+    "token id"
+);
+
 /// The secret a client presents to prove it holds a session: 256 bits from the OS CSPRNG.
 ///
 /// Its `Debug` output is redacted. Only [`TokenHash`] of it is ever stored.

@@ -60,11 +60,14 @@ pub mod throttle;
 pub mod time;
 pub mod user;
 
-pub use engine::{Engine, EngineConfig, LoggedIn, LoginAttempt, RevokeScope, Stores, ValidSession};
+pub use engine::{
+    AccessGrant, Engine, EngineConfig, LoggedIn, LoginAttempt, Refreshed, RevokeScope, Stores,
+    TokenGrant, TokenPolicy, ValidSession,
+};
 pub use error::Error;
 pub use id::{
     CsrfToken, EncodedToken, MalformedId, RandomnessError, RefreshToken, SessionId, SessionToken,
-    TokenHash, UserId,
+    TokenHash, TokenId, UserId,
 };
 pub use password::{PasswordHasher, PasswordPolicy, PasswordRejection};
 pub use session::{SessionPolicy, SessionRecord, Transport};
