@@ -59,7 +59,9 @@ impl Backend {
                 let store = Arc::new(MemoryStore::new());
                 let stores = Stores {
                     users: store.clone(),
-                    sessions: store,
+                    sessions: store.clone(),
+                    refresh: store.clone(),
+                    keys: store,
                     throttle: Arc::new(MemoryThrottle::new()),
                 };
                 (stores, None)
@@ -74,6 +76,8 @@ impl Backend {
                 let stores = Stores {
                     users: store.clone(),
                     sessions: store.clone(),
+                    refresh: store.clone(),
+                    keys: store.clone(),
                     throttle: store,
                 };
                 (stores, Some(dir))

@@ -24,6 +24,8 @@
 // Test code: a failed expectation is a failed test, and should read as one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod keys;
+mod refresh;
 mod revocations;
 mod sessions;
 mod throttle;
@@ -36,10 +38,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_core::{
-    LoginThrottle, SessionId, SessionRecord, SessionStore, SessionToken, Timestamp, Transport,
-    User, UserId, UserRecord, UserStore, Username,
+    KeyStore, LoginThrottle, RefreshStore, SessionId, SessionRecord, SessionStore, SessionToken,
+    Timestamp, Transport, User, UserId, UserRecord, UserStore, Username,
 };
 
+pub use keys::*;
+pub use refresh::*;
 pub use revocations::*;
 pub use sessions::*;
 pub use throttle::*;
@@ -51,6 +55,10 @@ pub struct Fixture {
     pub users: Arc<dyn UserStore>,
     /// The session store under test.
     pub sessions: Arc<dyn SessionStore>,
+    /// The refresh-token store under test.
+    pub refresh: Arc<dyn RefreshStore>,
+    /// The key store under test.
+    pub keys: Arc<dyn KeyStore>,
     /// The login throttle under test.
     pub throttle: Arc<dyn LoginThrottle>,
     /// Dropped after the stores (fields drop in declaration order).
@@ -58,24 +66,35 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    /// A fixture over one store serving users and sessions, and a throttle.
+    /// A fixture over one store serving users, sessions, refresh tokens and keys, and a
+    /// throttle.
     pub fn new<S>(store: S, throttle: impl LoginThrottle) -> Fixture
     where
-        S: UserStore + SessionStore,
+        S: UserStore + SessionStore + RefreshStore + KeyStore,
     {
         let store = Arc::new(store);
-        Fixture::from_parts(store.clone(), store, Arc::new(throttle))
+        Fixture::from_parts(
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            store,
+            Arc::new(throttle),
+        )
     }
 
     /// A fixture over separate stores.
     pub fn from_parts(
         users: Arc<dyn UserStore>,
         sessions: Arc<dyn SessionStore>,
+        refresh: Arc<dyn RefreshStore>,
+        keys: Arc<dyn KeyStore>,
         throttle: Arc<dyn LoginThrottle>,
     ) -> Fixture {
         Fixture {
             users,
             sessions,
+            refresh,
+            keys,
             throttle,
             guards: Vec::new(),
         }
@@ -94,6 +113,8 @@ impl fmt::Debug for Fixture {
         f.debug_struct("Fixture")
             .field("users", &self.users)
             .field("sessions", &self.sessions)
+            .field("refresh", &self.refresh)
+            .field("keys", &self.keys)
             .field("throttle", &self.throttle)
             .finish_non_exhaustive()
     }
@@ -153,11 +174,27 @@ macro_rules! conformance_tests {
                     throttle_counts_up_to_the_limit,
                     throttle_window_expiry_unblocks,
                     throttle_reset_clears,
-                    throttle_keys_are_independent;
+                    throttle_keys_are_independent,
+                    refresh_insert_and_look_up,
+                    refresh_token_collision_conflicts,
+                    refresh_rotate_spends_parent_and_stores_successor,
+                    refresh_rotate_spent_parent_reports_its_successor,
+                    refresh_rotate_unknown_parent,
+                    refresh_rotate_reports_the_immediate_successor,
+                    refresh_rotate_successor_conflict_leaves_parent_unspent,
+                    refresh_purge_removes_only_expired,
+                    refresh_purge_respects_limit,
+                    key_insert_and_list_oldest_first,
+                    key_id_conflict,
+                    key_retire_all_but_one,
+                    key_delete_retired_before,
+                    server_secret_first_candidate_wins;
                 MultiThread:
                     concurrent_touches_never_unrevoke,
                     concurrent_revokes_log_once,
-                    concurrent_inserts_have_one_winner;
+                    concurrent_inserts_have_one_winner,
+                    concurrent_rotations_have_one_winner,
+                    concurrent_server_secrets_agree;
             }
         }
     };

@@ -1,17 +1,20 @@
 //! Tessera's store backends, and the one conformance suite every backend runs.
 //!
-//! The engine in `tessera-core` keeps users, sessions, the revocation log and failed-login
-//! counters behind the traits [`UserStore`](tessera_core::UserStore),
-//! [`SessionStore`](tessera_core::SessionStore) and
-//! [`LoginThrottle`](tessera_core::LoginThrottle). This crate implements them.
+//! The engine in `tessera-core` keeps users, sessions, the revocation log, failed-login
+//! counters, refresh-token chains and signing keys behind the traits
+//! [`UserStore`](tessera_core::UserStore), [`SessionStore`](tessera_core::SessionStore),
+//! [`LoginThrottle`](tessera_core::LoginThrottle),
+//! [`RefreshStore`](tessera_core::RefreshStore) and [`KeyStore`](tessera_core::KeyStore).
+//! This crate implements them.
 //!
 //! # Layout
 //!
 //! - [`memory`]: [`MemoryStore`](memory::MemoryStore) and
 //!   [`MemoryThrottle`](memory::MemoryThrottle) — in-process maps, for tests, development and
-//!   single instances that may lose sessions on restart.
+//!   single instances that may lose sessions (and, with them, signing keys and server
+//!   secrets) on restart.
 //! - `sqlite` (feature `sqlite`, on by default): [`SqliteStore`](sqlite::SqliteStore) — one
-//!   durable file holding all four, with migrations embedded.
+//!   durable file holding all of it, with migrations embedded.
 //! - `conformance` (feature `conformance`): the contract as executable tests, and the
 //!   [`conformance_tests!`] macro that runs all of them against a backend in one line.
 //!
@@ -32,7 +35,9 @@
 //! let store = Arc::new(MemoryStore::new());
 //! let stores = Stores {
 //!     users: store.clone(),
-//!     sessions: store,
+//!     sessions: store.clone(),
+//!     refresh: store.clone(),
+//!     keys: store,
 //!     throttle: Arc::new(MemoryThrottle::new()),
 //! };
 //! let hasher = PasswordHasher::new(HashingParams::default(), HashingLimits::default())?;
@@ -53,7 +58,7 @@
 //! # }
 //! ```
 //!
-//! For durable state, open a SQLite file instead; one store serves all three roles:
+//! For durable state, open a SQLite file instead; one store serves every role:
 //!
 //! ```
 //! # #[cfg(feature = "sqlite")]
@@ -68,6 +73,8 @@
 //! let stores = Stores {
 //!     users: store.clone(),
 //!     sessions: store.clone(),
+//!     refresh: store.clone(),
+//!     keys: store.clone(),
 //!     throttle: store,
 //! };
 //! # drop(stores);

@@ -1,10 +1,13 @@
-//! [`SqliteStore`]: users, sessions, the revocation log and the login throttle in one SQLite
-//! file — durable, and enough for a single instance (or several sharing one host's disk).
+//! [`SqliteStore`]: users, sessions, the revocation log, the login throttle, refresh-token
+//! chains and signing keys in one SQLite file — durable, and enough for a single instance (or
+//! several sharing one host's disk).
 //!
 //! The schema lives in `migrations/`, embedded in the binary and applied on open. Times are
-//! INTEGER milliseconds since the Unix epoch; sessions are keyed by the SHA-256 of their
-//! token, never the token.
+//! INTEGER milliseconds since the Unix epoch (key times are seconds, as JOSE has them);
+//! sessions and refresh tokens are keyed by the SHA-256 of their token, never the token.
 
+mod keys;
+mod refresh;
 mod throttle;
 
 use std::fmt;
@@ -50,11 +53,13 @@ impl Default for SqliteOptions {
     }
 }
 
-/// Users, sessions, the revocation log and login-failure counters in a SQLite database.
+/// Users, sessions, the revocation log, login-failure counters, refresh-token chains and
+/// signing keys in a SQLite database.
 ///
-/// Implements [`UserStore`], [`SessionStore`] and [`LoginThrottle`](tessera_core::LoginThrottle),
-/// so throttle counters survive restarts too. Cheap to clone; clones share the connection
-/// pool.
+/// Implements [`UserStore`], [`SessionStore`], [`LoginThrottle`](tessera_core::LoginThrottle),
+/// [`RefreshStore`](tessera_core::RefreshStore) and [`KeyStore`](tessera_core::KeyStore), so
+/// throttle counters and keys survive restarts too. Cheap to clone; clones share the
+/// connection pool.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -528,6 +533,8 @@ impl SessionStore for SqliteStore {
         // `SessionRecord::is_live` turns false for good, so no live session matches.
         // Revoked sessions go at the same point; until then a presented token still finds
         // its (revoked) record. The revocation log is trimmed on its own schedule below.
+        // Refresh rows stay: none expires after its session's absolute expiry, so
+        // `purge_refresh` clears them by expiry alone.
         let sessions = sqlx::query(
             "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions \
              WHERE min(idle_expires_at, expires_at) <= ?1 LIMIT ?2)",

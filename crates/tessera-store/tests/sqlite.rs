@@ -10,8 +10,9 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection as _, Row as _};
 use tessera_core::{
-    LoginThrottle, SessionId, SessionRecord, SessionStore, SessionToken, StoreError, ThrottleKey,
-    ThrottleRule, Timestamp, Transport, User, UserId, UserRecord, UserStore, Username,
+    KeyRecord, KeyStore, LoginThrottle, RefreshRecord, RefreshStore, RefreshToken, Rotation,
+    SessionId, SessionRecord, SessionStore, SessionToken, StoreError, ThrottleKey, ThrottleRule,
+    Timestamp, Transport, User, UserId, UserRecord, UserStore, Username,
 };
 use tessera_store::sqlite::SqliteStore;
 
@@ -34,6 +35,23 @@ fn session_for(token: &SessionToken, user_id: &UserId) -> SessionRecord {
         ip: Some("192.0.2.7".to_owned()),
         user_agent: None,
         revoked_at: None,
+    }
+}
+
+fn refresh_for(
+    token: &RefreshToken,
+    session_id: &SessionId,
+    issued_at: Timestamp,
+) -> RefreshRecord {
+    RefreshRecord {
+        token_hash: token.hash(),
+        session_id: session_id.clone(),
+        issued_at,
+        expires_at: at(12 * 3_600_000),
+        access_token_id: "jti-for-testing".to_owned(),
+        access_expires_at: issued_at.saturating_add(Duration::from_secs(900)),
+        spent_at: None,
+        successor_hash: None,
     }
 }
 
@@ -147,6 +165,141 @@ async fn database_holds_the_token_hash_never_the_token() {
             "{when}: encoded token on disk"
         );
         assert!(!contains(bytes, &raw), "{when}: raw token bytes on disk");
+    };
+    check(&database_bytes(&path), "while open");
+    store.close().await;
+    check(&database_bytes(&path), "after close");
+}
+
+#[tokio::test]
+async fn refresh_chains_and_keys_survive_close_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tessera.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let session_id = SessionId::generate().unwrap();
+    let parent = refresh_for(&RefreshToken::generate().unwrap(), &session_id, at(0));
+    let successor = refresh_for(&RefreshToken::generate().unwrap(), &session_id, at(1_000));
+    store.insert_refresh(&parent).await.unwrap();
+    let rotation = store
+        .rotate_refresh(&parent.token_hash, &successor, at(1_000))
+        .await
+        .unwrap();
+    assert_eq!(rotation, Rotation::Rotated);
+    let retired_key = KeyRecord {
+        kid: "k1".to_owned(),
+        algorithm: "EdDSA".to_owned(),
+        secret: vec![0x30, 0x2e, 0x02, 0x01, 0x00, 0xff],
+        created_at: 1_700_000_000,
+        activates_at: 1_700_000_060,
+        retired_at: None,
+    };
+    let current_key = KeyRecord {
+        kid: "k2".to_owned(),
+        created_at: 1_700_086_400,
+        activates_at: 1_700_086_460,
+        ..retired_key.clone()
+    };
+    store.insert_signing_key(&retired_key).await.unwrap();
+    store.insert_signing_key(&current_key).await.unwrap();
+    assert_eq!(
+        store
+            .retire_signing_keys("k2", 1_700_086_460)
+            .await
+            .unwrap(),
+        1
+    );
+    let rotation_key = store.server_secret("rotation", b"first").await.unwrap();
+    store.close().await;
+
+    let reopened = SqliteStore::open(&path).await.unwrap();
+    let spent_parent = RefreshRecord {
+        spent_at: Some(at(1_000)),
+        successor_hash: Some(successor.token_hash),
+        ..parent.clone()
+    };
+    assert_eq!(
+        reopened.refresh_by_token(&parent.token_hash).await.unwrap(),
+        Some(spent_parent)
+    );
+    assert_eq!(
+        reopened
+            .refresh_by_token(&successor.token_hash)
+            .await
+            .unwrap(),
+        Some(successor.clone())
+    );
+    let late = refresh_for(&RefreshToken::generate().unwrap(), &session_id, at(2_000));
+    assert_eq!(
+        reopened
+            .rotate_refresh(&parent.token_hash, &late, at(2_000))
+            .await
+            .unwrap(),
+        Rotation::AlreadySpent {
+            spent_at: at(1_000),
+            successor: Some(successor),
+        },
+        "a reopened store forgot that the parent was spent"
+    );
+    let retired_key = KeyRecord {
+        retired_at: Some(1_700_086_460),
+        ..retired_key
+    };
+    assert_eq!(
+        reopened.signing_keys().await.unwrap(),
+        [retired_key, current_key]
+    );
+    assert_eq!(
+        reopened.server_secret("rotation", b"second").await.unwrap(),
+        rotation_key,
+        "the server secret changed across a restart"
+    );
+}
+
+#[tokio::test]
+async fn database_holds_refresh_token_hashes_never_the_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tessera.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let parent = RefreshToken::parse("c2VjcmV0LXJlZnJlc2gtdG9rZW4tZm9yLXRlc3Rpbmc").unwrap();
+    let successor = RefreshToken::parse("bmV4dC1yZWZyZXNoLXRva2VuLWZvci10ZXN0aW5nISE").unwrap();
+    let raw: [&[u8]; 2] = [
+        b"secret-refresh-token-for-testing",
+        b"next-refresh-token-for-testing!!",
+    ];
+    let session_id = SessionId::generate().unwrap();
+    store
+        .insert_refresh(&refresh_for(&parent, &session_id, at(0)))
+        .await
+        .unwrap();
+    let rotation = store
+        .rotate_refresh(
+            &parent.hash(),
+            &refresh_for(&successor, &session_id, at(1_000)),
+            at(1_000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rotation, Rotation::Rotated);
+
+    let check = |bytes: &[u8], when: &str| {
+        for ((token, raw), which) in [&parent, &successor]
+            .iter()
+            .zip(raw)
+            .zip(["parent", "successor"])
+        {
+            assert!(
+                contains(bytes, token.hash().as_bytes()),
+                "{when}: the {which} hash is missing, so the search looked in the wrong place"
+            );
+            assert!(
+                !contains(bytes, token.encode().as_bytes()),
+                "{when}: encoded {which} token on disk"
+            );
+            assert!(
+                !contains(bytes, raw),
+                "{when}: raw {which} token bytes on disk"
+            );
+        }
     };
     check(&database_bytes(&path), "while open");
     store.close().await;

@@ -1,4 +1,5 @@
-//! [`MemoryStore`]: users, sessions and the revocation log in hash maps.
+//! [`MemoryStore`]: users, sessions and the revocation log in hash maps. Refresh-token chains
+//! and keys, which live in the same store, are in the sibling modules `refresh` and `keys`.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::RwLock;
@@ -10,17 +11,22 @@ use tessera_core::{
     UserId, UserRecord, UserStore, Username,
 };
 
+use super::keys::Keys;
+use super::refresh::RefreshChains;
 use super::{read, write};
 
-/// Users, sessions and the revocation log, in memory.
+/// Users, sessions, the revocation log, refresh-token chains and signing keys, in memory.
 ///
-/// Implements [`UserStore`] and [`SessionStore`]; pair it with a
-/// [`MemoryThrottle`](super::MemoryThrottle). Users and sessions sit behind separate locks so
-/// that account look-ups never wait on session writes.
+/// Implements [`UserStore`], [`SessionStore`], [`RefreshStore`](tessera_core::RefreshStore)
+/// and [`KeyStore`](tessera_core::KeyStore); pair it with a
+/// [`MemoryThrottle`](super::MemoryThrottle). Each kind of record sits behind its own lock so
+/// that, say, account look-ups never wait on session writes.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     users: RwLock<Users>,
     sessions: RwLock<Sessions>,
+    pub(super) refresh: RwLock<RefreshChains>,
+    pub(super) keys: RwLock<Keys>,
 }
 
 impl MemoryStore {
@@ -319,6 +325,8 @@ impl SessionStore for MemoryStore {
         let mut sessions = write(&self.sessions)?;
         // A session has ended once `now` reaches the earlier of its expiries: exactly when
         // `is_live` turns false for good, so no live session is ever in this range.
+        // Its refresh tokens stay: none expires after the session's absolute expiry, so
+        // `purge_refresh` clears them by expiry alone.
         let ended: Vec<SessionId> = sessions
             .by_end
             .iter()
