@@ -231,6 +231,9 @@ pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
     /// for one parent exactly one returns [`Rotation::Rotated`]; the others see
     /// [`Rotation::AlreadySpent`] with the winner's successor. Expiry is the caller's
     /// business; the store only guarantees the single winner.
+    ///
+    /// Fails with [`StoreError::Conflict`] if the parent is unspent but the successor's hash
+    /// exists; nothing is written and the parent stays unspent.
     async fn rotate_refresh(
         &self,
         parent: &TokenHash,
