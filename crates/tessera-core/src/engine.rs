@@ -523,8 +523,9 @@ impl Engine {
         }
     }
 
-    /// Deletes ended sessions and old revocation-log entries in batches, yielding between
-    /// them so requests are never stalled, and trims the cache. Returns how many records went.
+    /// Deletes ended sessions, expired refresh tokens and old revocation-log entries in
+    /// batches, yielding between them so requests are never stalled, and trims the cache.
+    /// Returns how many records went.
     pub async fn purge_expired(&self) -> Result<u64, StoreError> {
         const BATCH: usize = 500;
         let now = self.now();
@@ -542,6 +543,19 @@ impl Engine {
                 .stores
                 .sessions
                 .purge_expired(cutoff, self.inner.config.revocation_retention, BATCH)
+                .await?;
+            total += removed;
+            if removed < BATCH as u64 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        loop {
+            let removed = self
+                .inner
+                .stores
+                .refresh
+                .purge_refresh(cutoff, BATCH)
                 .await?;
             total += removed;
             if removed < BATCH as u64 {
