@@ -1,8 +1,12 @@
 //! In-process cost of the hot path through the real router: `GET /v1/session` with a
-//! session cookie (extractor, validation, JSON body, headers), next to `GET /healthz` (the
-//! same layers, no session). No sockets: this isolates Tessera's own work per request.
+//! session cookie (extractor, validation, JSON body, headers) and with a JWT access token
+//! already verified once, next to `GET /healthz` (the same layers, no session). No sockets:
+//! this isolates Tessera's own work per request.
 //!
 //! Run: `cargo bench -p tessera-server --bench router`
+
+// Benchmark set-up: a failure is a broken benchmark, and should stop it loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -11,7 +15,7 @@ use axum::body::Body;
 use axum::http::Request;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tessera_core::{LoginAttempt, Transport};
-use tessera_server::{Config, open_engine, server};
+use tessera_server::{Config, open, server};
 use tower::ServiceExt as _;
 
 fn bench(c: &mut Criterion) {
@@ -22,8 +26,9 @@ fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.database.url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let (app, cookie) = runtime.block_on(async {
-        let engine = open_engine(&config).await.unwrap();
+    let (app, cookie, jwt) = runtime.block_on(async {
+        let services = open(&config).await.unwrap();
+        let engine = services.engine.clone();
         engine
             .create_user("bench", "correct horse battery staple")
             .await
@@ -39,7 +44,23 @@ fn bench(c: &mut Criterion) {
             .await
             .unwrap();
         let cookie = format!("{}={}", config.session.cookie_name, login.token.encode());
-        (server::app(&config, engine), cookie)
+        let token_login = engine
+            .login(LoginAttempt {
+                username: "bench",
+                password: "correct horse battery staple",
+                transport: Transport::Token,
+                ip: None,
+                user_agent: Some("criterion"),
+            })
+            .await
+            .unwrap();
+        let grant = engine.issue_tokens(&token_login.session).await.unwrap();
+        let now = tessera_server::tokens::unix_seconds(engine.clock().now());
+        let jwt = format!(
+            "Bearer {}",
+            services.tokens.sign(&grant.access, now).unwrap()
+        );
+        (server::app(&config, services), cookie, jwt)
     });
 
     let mut group = c.benchmark_group("router");
@@ -66,6 +87,17 @@ fn bench(c: &mut Criterion) {
         b.to_async(&runtime).iter(|| async {
             let request = Request::get("/v1/session")
                 .header("cookie", &cookie)
+                .body(Body::empty())
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert!(response.status().is_success());
+            black_box(response)
+        });
+    });
+    group.bench_function("GET /v1/session (JWT seen before)", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let request = Request::get("/v1/session")
+                .header("authorization", &jwt)
                 .body(Body::empty())
                 .unwrap();
             let response = app.clone().oneshot(request).await.unwrap();

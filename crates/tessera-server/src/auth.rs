@@ -1,5 +1,6 @@
-//! Who is calling: the session cookie or a bearer session token, checked on every request
-//! that needs a session, with CSRF protection for cookie-authenticated unsafe requests.
+//! Who is calling: the session cookie, a bearer session token or a bearer JWT access token,
+//! checked on every request that needs a session, with CSRF protection for
+//! cookie-authenticated unsafe requests.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
@@ -7,7 +8,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use cookie::{Cookie, SameSite};
-use tessera_core::{Error, SessionToken, ValidSession};
+use tessera_core::{Error, SessionId, SessionToken, ValidSession};
 
 use crate::AppState;
 use crate::csrf::CSRF_HEADER;
@@ -18,8 +19,19 @@ use crate::problem::Problem;
 pub enum Carrier {
     /// The session cookie.
     Cookie,
-    /// `Authorization: Bearer`.
+    /// `Authorization: Bearer` with the opaque session token.
     Bearer,
+    /// `Authorization: Bearer` with a JWT access token.
+    AccessToken,
+}
+
+/// A credential as presented, before it is checked.
+#[derive(Debug)]
+pub enum Credential<'h> {
+    /// The opaque session token, from the cookie or the bearer header.
+    Session(SessionToken, Carrier),
+    /// A compact JWS from the bearer header.
+    AccessToken(&'h str),
 }
 
 /// A request from a valid session.
@@ -27,8 +39,8 @@ pub enum Carrier {
 pub struct Authenticated {
     /// The session, with this request counted as activity.
     pub session: ValidSession,
-    /// The token presented.
-    pub token: SessionToken,
+    /// The session token presented (`None` for a JWT access token).
+    pub token: Option<SessionToken>,
     /// How it was presented.
     pub carrier: Carrier,
 }
@@ -67,8 +79,9 @@ impl FromRequestParts<AppState> for Authenticated {
         state: &AppState,
     ) -> Result<Self, AuthRejection> {
         let http = &state.http;
-        let (token, carrier) = match presented_token(&parts.headers, &http.cookies.name)? {
-            Some(found) => found,
+        let (token, carrier) = match presented_credential(&parts.headers, &http.cookies.name)? {
+            Some(Credential::Session(token, carrier)) => (token, carrier),
+            Some(Credential::AccessToken(jwt)) => return access_token(state, jwt).await,
             None => {
                 return Err(Problem::unauthenticated("no session cookie or bearer token").into());
             }
@@ -86,7 +99,7 @@ impl FromRequestParts<AppState> for Authenticated {
         match state.engine.validate(&token).await {
             Ok(session) => Ok(Authenticated {
                 session,
-                token,
+                token: Some(token),
                 carrier,
             }),
             Err(error) => {
@@ -103,17 +116,43 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
+/// A bearer JWT: signature and claims checked against our own keys, then its `sid` against
+/// the revocation-coherent session cache. No CSRF check: nothing ambient carries it.
+async fn access_token(state: &AppState, jwt: &str) -> Result<Authenticated, AuthRejection> {
+    let now = crate::tokens::unix_seconds(state.engine.clock().now());
+    let claims = state.tokens.verify(jwt, now).map_err(|error| {
+        tracing::debug!(%error, "access token refused");
+        Problem::unauthenticated("the access token is invalid or expired")
+    })?;
+    let session_id = SessionId::parse(&claims.sid)
+        .map_err(|_| Problem::unauthenticated("the access token names no session"))?;
+    let session = state
+        .engine
+        .session_for_access(&session_id)
+        .await
+        .map_err(Problem::from)?;
+    if session.record().user_id.as_str() != claims.sub {
+        return Err(Problem::unauthenticated("the access token does not match its session").into());
+    }
+    Ok(Authenticated {
+        session,
+        token: None,
+        carrier: Carrier::AccessToken,
+    })
+}
+
 fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// Finds the session token in `Authorization: Bearer` (preferred: it carries no ambient
-/// authority) or the session cookie. `Ok(None)` when neither is present; malformed or
-/// ambiguous credentials are refused before any store is asked.
-pub fn presented_token(
-    headers: &HeaderMap,
+/// Finds the credential: `Authorization: Bearer` (preferred: it carries no ambient
+/// authority) with a JWT (told apart by its dots) or the opaque session token, else the
+/// session cookie. `Ok(None)` when neither is present; malformed or ambiguous credentials are
+/// refused before any store is asked.
+pub fn presented_credential<'h>(
+    headers: &'h HeaderMap,
     cookie_name: &str,
-) -> Result<Option<(SessionToken, Carrier)>, Problem> {
+) -> Result<Option<Credential<'h>>, Problem> {
     if let Some(value) = headers.get(AUTHORIZATION) {
         let text = value
             .to_str()
@@ -126,18 +165,32 @@ pub fn presented_token(
                 ));
             }
         };
+        if token.contains('.') {
+            return Ok(Some(Credential::AccessToken(token)));
+        }
         return match SessionToken::parse(token) {
-            Ok(token) => Ok(Some((token, Carrier::Bearer))),
+            Ok(token) => Ok(Some(Credential::Session(token, Carrier::Bearer))),
             Err(_) => Err(Problem::unauthenticated("malformed bearer token")),
         };
     }
     match session_cookie(headers, cookie_name)? {
         Some(value) => match SessionToken::parse(value) {
-            Ok(token) => Ok(Some((token, Carrier::Cookie))),
+            Ok(token) => Ok(Some(Credential::Session(token, Carrier::Cookie))),
             Err(_) => Err(Problem::unauthenticated("malformed session cookie")),
         },
         None => Ok(None),
     }
+}
+
+/// The opaque session token presented, if any (a JWT or no credential gives `None`).
+pub fn presented_token(
+    headers: &HeaderMap,
+    cookie_name: &str,
+) -> Result<Option<(SessionToken, Carrier)>, Problem> {
+    Ok(match presented_credential(headers, cookie_name)? {
+        Some(Credential::Session(token, carrier)) => Some((token, carrier)),
+        _ => None,
+    })
 }
 
 /// The session cookie's value. Every `Cookie` header is read (HTTP/2 splits them); the name
@@ -240,10 +293,16 @@ mod tests {
         );
         let (found, carrier) = presented_token(&headers, NAME).unwrap().unwrap();
         assert_eq!((found, carrier), (token, Carrier::Bearer));
-        for bad in ["Basic dXNlcjpwYXNz", "Bearer", "Bearer abc", "Bearer a.b.c"] {
+        for bad in ["Basic dXNlcjpwYXNz", "Bearer", "Bearer abc"] {
             headers.insert(AUTHORIZATION, HeaderValue::from_str(bad).unwrap());
             assert!(presented_token(&headers, NAME).is_err(), "{bad}");
         }
+        // Dots make it a JWT, checked by the verifier rather than parsed as a session token.
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer a.b.c"));
+        assert!(matches!(
+            presented_credential(&headers, NAME),
+            Ok(Some(Credential::AccessToken("a.b.c")))
+        ));
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[ratelimit]`: login throttling.
     pub ratelimit: RateLimitConfig,
+    /// `[token]`: the token transport (JWT access tokens, refresh tokens, signing keys).
+    pub token: TokenConfig,
     /// `[log]`: logging.
     pub log: LogConfig,
     /// `[danger]`: settings that weaken security, for local development only.
@@ -209,6 +211,86 @@ impl Default for RateLimitConfig {
     }
 }
 
+/// `[token]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Access-token (JWT) lifetime. Defaults to `5m`.
+    #[serde(with = "humantime_serde")]
+    pub access_ttl: Duration,
+    /// Refresh-token lifetime, never beyond the session's absolute expiry. Defaults to `30d`.
+    #[serde(with = "humantime_serde")]
+    pub refresh_ttl: Duration,
+    /// How long a spent refresh token still returns its successor pair. Defaults to `10s`.
+    #[serde(with = "humantime_serde")]
+    pub refresh_grace: Duration,
+    /// Clock-skew allowance when checking `exp`, `nbf` and `iat`; at most `5m`. Defaults to `30s`.
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+    /// `EdDSA`, `ES256`, `RS256`, or `HS256` (single-service setups only: verifiers need the
+    /// secret). Defaults to `EdDSA`.
+    pub algorithm: String,
+    /// The HS256 secret, at least 32 bytes; required with `algorithm = "HS256"` and refused
+    /// otherwise. Defaults to unset.
+    pub hs256_secret: Option<Secret>,
+    /// `iss` of every token. Defaults to `server.public_url`, else `http://` + `server.bind`.
+    pub issuer: Option<String>,
+    /// `aud` of every token, and what this server accepts. Defaults to `["tessera"]`.
+    pub audience: Vec<String>,
+    /// A rotated-in key is published this long before it signs, so verifiers that cache the
+    /// JWKS learn it first. Defaults to `5m`.
+    #[serde(with = "humantime_serde")]
+    pub key_publish_lead: Duration,
+    /// How often the keys are re-read from the store (rotations by the CLI or other
+    /// instances). Defaults to `5s`.
+    #[serde(with = "humantime_serde")]
+    pub key_reload: Duration,
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        TokenConfig {
+            access_ttl: Duration::from_secs(5 * 60),
+            refresh_ttl: Duration::from_secs(30 * 24 * 60 * 60),
+            refresh_grace: Duration::from_secs(10),
+            leeway: Duration::from_secs(30),
+            algorithm: "EdDSA".to_owned(),
+            hs256_secret: None,
+            issuer: None,
+            audience: vec!["tessera".to_owned()],
+            key_publish_lead: Duration::from_secs(5 * 60),
+            key_reload: Duration::from_secs(5),
+        }
+    }
+}
+
+impl TokenConfig {
+    /// The signing algorithm (validated by [`Config::validate`]; EdDSA if unparsable).
+    pub fn algorithm(&self) -> tessera_jose::Algorithm {
+        self.algorithm
+            .parse()
+            .unwrap_or(tessera_jose::Algorithm::EdDSA)
+    }
+}
+
+/// A configured secret: read from the file or environment, never printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -343,6 +425,49 @@ impl Config {
         if self.ratelimit.window < Duration::from_secs(1) {
             return invalid("ratelimit.window", "must be at least 1s");
         }
+        let token = &self.token;
+        if token.algorithm.parse::<tessera_jose::Algorithm>().is_err() {
+            return invalid("token.algorithm", "must be EdDSA, ES256, RS256 or HS256");
+        }
+        match (token.algorithm(), &token.hs256_secret) {
+            (tessera_jose::Algorithm::HS256, Some(secret)) if secret.expose().len() >= 32 => {}
+            (tessera_jose::Algorithm::HS256, _) => {
+                return invalid(
+                    "token.hs256_secret",
+                    "HS256 needs a secret of at least 32 bytes (256 bits)",
+                );
+            }
+            (_, Some(_)) => {
+                return invalid(
+                    "token.hs256_secret",
+                    "only used with token.algorithm = \"HS256\"",
+                );
+            }
+            (_, None) => {}
+        }
+        if token.leeway > Duration::from_secs(300) {
+            return invalid("token.leeway", "must be at most 5m");
+        }
+        if token.access_ttl < Duration::from_secs(10)
+            || token.access_ttl > Duration::from_secs(24 * 60 * 60)
+        {
+            return invalid("token.access_ttl", "must be between 10s and 24h");
+        }
+        if token.refresh_ttl < token.access_ttl {
+            return invalid("token.refresh_ttl", "must be at least token.access_ttl");
+        }
+        if token.refresh_grace > Duration::from_secs(60) {
+            return invalid("token.refresh_grace", "must be at most 60s");
+        }
+        if token.audience.is_empty() || token.audience.iter().any(String::is_empty) {
+            return invalid(
+                "token.audience",
+                "must name at least one non-empty audience",
+            );
+        }
+        if token.key_reload < Duration::from_millis(100) {
+            return invalid("token.key_reload", "must be at least 100ms");
+        }
         if !matches!(self.sessions.store.as_str(), "database" | "memory") {
             return invalid("sessions.store", "must be \"database\" or \"memory\"");
         }
@@ -370,6 +495,15 @@ impl Config {
         }
         self.database()?;
         Ok(())
+    }
+
+    /// The issuer (`iss`) of this server's tokens.
+    pub fn issuer(&self) -> String {
+        match (&self.token.issuer, &self.server.public_url) {
+            (Some(issuer), _) => issuer.clone(),
+            (None, Some(url)) => url.clone(),
+            (None, None) => format!("http://{}", self.server.bind),
+        }
     }
 
     /// The durable store named by `database.url`.

@@ -14,13 +14,13 @@
 //! # Quick start
 //!
 //! ```no_run
-//! use tessera_server::{Config, open_engine, server};
+//! use tessera_server::{Config, open, server};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = Config::load(None)?;
-//! let engine = open_engine(&config).await?;
+//! let services = open(&config).await?;
 //! let listener = tokio::net::TcpListener::bind(config.server.bind).await?;
-//! server::serve(listener, &config, engine, async {
+//! server::serve(listener, &config, services, async {
 //!     tokio::signal::ctrl_c().await.ok();
 //! })
 //! .await?;
@@ -38,7 +38,7 @@ use axum::body::Bytes;
 use tessera_core::password::{HashError, HashingLimits, HashingParams, PasswordHasher};
 use tessera_core::{
     Clock, Engine, EngineConfig, PasswordPolicy, SessionPolicy, StoreError, Stores, SystemClock,
-    ThrottleRule,
+    ThrottleRule, TokenPolicy,
 };
 use tessera_store::memory::{MemoryStore, MemoryThrottle};
 use tessera_store::sqlite::SqliteStore;
@@ -52,6 +52,7 @@ pub mod extract;
 pub mod problem;
 pub mod routes;
 pub mod server;
+pub mod tokens;
 
 pub use config::{Config, ConfigError};
 
@@ -62,8 +63,19 @@ pub struct AppState {
     pub engine: Engine,
     /// HTTP-level settings.
     pub http: Arc<HttpSettings>,
+    /// Access-token signing and verification.
+    pub tokens: tokens::Tokens,
     /// The OpenAPI document, serialized once.
     pub openapi: Bytes,
+}
+
+/// The engine and the token machinery, opened together from one configuration.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// The session engine.
+    pub engine: Engine,
+    /// Signing keys, signer and verifier.
+    pub tokens: tokens::Tokens,
 }
 
 /// Settings that only matter to the HTTP layer.
@@ -94,26 +106,32 @@ pub enum StartError {
     /// The password hasher refused its parameters.
     #[error("invalid password hashing configuration")]
     Hashing(#[from] HashError),
+    /// The signing keys could not be loaded or created.
+    #[error("could not set up the signing keys")]
+    Tokens(#[from] tokens::TokenError),
 }
 
-/// Opens the stores the configuration names and builds the engine over them.
-pub async fn open_engine(config: &Config) -> Result<Engine, StartError> {
-    open_engine_with_clock(config, Arc::new(SystemClock)).await
+/// Opens the stores the configuration names and builds the engine and the token machinery
+/// over them.
+pub async fn open(config: &Config) -> Result<Services, StartError> {
+    open_with_clock(config, Arc::new(SystemClock)).await
 }
 
-/// [`open_engine`] with another clock (tests use a `ManualClock` to expire sessions without
+/// [`open`] with another clock (tests use a `ManualClock` to expire sessions without
 /// sleeping).
-pub async fn open_engine_with_clock(
+pub async fn open_with_clock(
     config: &Config,
     clock: Arc<dyn Clock>,
-) -> Result<Engine, StartError> {
+) -> Result<Services, StartError> {
     config.validate()?;
     let stores = match config.sessions.store.as_str() {
         "memory" => {
             let memory = Arc::new(MemoryStore::new());
             Stores {
                 users: memory.clone(),
-                sessions: memory,
+                sessions: memory.clone(),
+                refresh: memory.clone(),
+                keys: memory,
                 throttle: Arc::new(MemoryThrottle::new()),
             }
         }
@@ -123,6 +141,8 @@ pub async fn open_engine_with_clock(
             Stores {
                 users: sqlite.clone(),
                 sessions: sqlite.clone(),
+                refresh: sqlite.clone(),
+                keys: sqlite.clone(),
                 throttle: sqlite,
             }
         }
@@ -141,7 +161,11 @@ pub async fn open_engine_with_clock(
             queue: auth.hash_queue,
         },
     )?;
-    Ok(Engine::new(stores, hasher, clock, engine_config(config)).await?)
+    let keys = Arc::clone(&stores.keys);
+    let now = tokens::unix_seconds(clock.now());
+    let engine = Engine::new(stores, hasher, clock, engine_config(config)).await?;
+    let tokens = tokens::Tokens::start(keys, &config.token, config.issuer(), now).await?;
+    Ok(Services { engine, tokens })
 }
 
 /// The engine settings the configuration implies.
@@ -166,6 +190,11 @@ pub fn engine_config(config: &Config) -> EngineConfig {
             window: config.ratelimit.window,
         },
         cache_capacity: config.session.cache_capacity,
+        tokens: TokenPolicy {
+            access_ttl: config.token.access_ttl,
+            refresh_ttl: config.token.refresh_ttl,
+            refresh_grace: config.token.refresh_grace,
+        },
         ..EngineConfig::default()
     }
 }

@@ -11,7 +11,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use tessera_core::{Engine, Error, SessionId};
 use tessera_server::body::rfc3339;
-use tessera_server::{Config, open_engine, server};
+use tessera_server::{Config, Services, open, server};
 
 /// Tessera keeps people logged in: server-side sessions behind one HTTP API.
 #[derive(Debug, Parser)]
@@ -41,6 +41,17 @@ enum Command {
     /// Inspect and revoke sessions.
     #[command(subcommand)]
     Session(SessionCommand),
+    /// Manage the access-token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Add a new signing key: published at once, signing after `token.key_publish_lead`;
+    /// the old key stays published until every token it signed has expired. Running servers
+    /// pick it up within `token.key_reload`.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,24 +128,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             "sessions.store is \"memory\": there is no durable store for this command to administer"
         );
     }
-    let engine = open_engine(&config)
-        .await
-        .context("could not open the store")?;
+    let services = open(&config).await.context("could not open the store")?;
     match cli.command {
-        Command::Serve { .. } => serve(config, engine).await,
-        Command::User(command) => user(&engine, command).await,
-        Command::Session(command) => session(&engine, command).await,
+        Command::Serve { .. } => serve(config, services).await,
+        Command::User(command) => user(&services.engine, command).await,
+        Command::Session(command) => session(&services.engine, command).await,
+        Command::Keys(KeysCommand::Rotate) => {
+            let now = tessera_server::tokens::unix_seconds(services.engine.clock().now());
+            let kid = services
+                .tokens
+                .rotate(now)
+                .await
+                .context("could not rotate the signing key")?;
+            let lead = i64::try_from(config.token.key_publish_lead.as_secs()).unwrap_or(0);
+            let activates = tessera_core::Timestamp::from_unix_millis(
+                now.saturating_add(lead).saturating_mul(1000),
+            );
+            println!(
+                "added signing key {kid}; published now, signing from {}",
+                rfc3339(activates)
+            );
+            Ok(())
+        }
     }
 }
 
-async fn serve(config: Config, engine: Engine) -> anyhow::Result<()> {
+async fn serve(config: Config, services: Services) -> anyhow::Result<()> {
     if config.danger.insecure_cookies {
         tracing::warn!("danger.insecure_cookies is on: session cookies are sent over plain HTTP");
     }
     let listener = tokio::net::TcpListener::bind(config.server.bind)
         .await
         .with_context(|| format!("could not listen on {}", config.server.bind))?;
-    server::serve(listener, &config, engine, shutdown_signal()).await?;
+    server::serve(listener, &config, services, shutdown_signal()).await?;
     Ok(())
 }
 

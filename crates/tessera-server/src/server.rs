@@ -20,7 +20,6 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tessera_core::Engine;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower::ServiceExt as _;
@@ -32,7 +31,7 @@ use crate::csrf::OriginPolicy;
 use crate::extract::PeerAddr;
 use crate::problem::Problem;
 use crate::routes::{ApiDoc, router};
-use crate::{AppState, Config, HttpSettings};
+use crate::{AppState, Config, HttpSettings, Services};
 
 /// The application: routes and state, wrapped in the layers every response passes through.
 ///
@@ -40,8 +39,8 @@ use crate::{AppState, Config, HttpSettings};
 /// and clone every route once per layer per request, which costs more than the session check.
 pub type App = CatchPanic<MapResponse<Router, fn(Response) -> Response>, AnswerPanic>;
 
-/// Builds the [`App`] for `config` over `engine`.
-pub fn app(config: &Config, engine: Engine) -> App {
+/// Builds the [`App`] for `config` over the engine and tokens.
+pub fn app(config: &Config, services: Services) -> App {
     let http = HttpSettings {
         cookies: crate::danger::cookie_settings(config),
         origins: OriginPolicy::new(
@@ -62,7 +61,8 @@ pub fn app(config: &Config, engine: Engine) -> App {
     };
     let openapi = Bytes::from(ApiDoc::openapi().to_json().unwrap_or_default());
     let state = AppState {
-        engine,
+        engine: services.engine,
+        tokens: services.tokens,
         http: Arc::new(http),
         openapi,
     };
@@ -115,15 +115,16 @@ fn security_headers(mut response: Response) -> Response {
 pub async fn serve(
     listener: TcpListener,
     config: &Config,
-    engine: Engine,
+    services: Services,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let maintenance = tokio::spawn(maintain(
-        engine.clone(),
+        services.clone(),
         config.sessions.revocation_poll,
         config.sessions.purge_interval,
+        config.token.key_reload,
     ));
-    let app = app(config, engine);
+    let app = app(config, services);
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -173,22 +174,29 @@ pub async fn serve(
     Ok(())
 }
 
-/// Applies revocations written by other processes and purges ended sessions. Logs once per
-/// change between working and failing, not once per attempt.
-async fn maintain(engine: Engine, poll: Duration, purge: Duration) {
+/// Applies revocations written by other processes, purges ended sessions and reloads the
+/// signing keys. Logs once per change between working and failing, not once per attempt.
+async fn maintain(services: Services, poll: Duration, purge: Duration, key_reload: Duration) {
+    let Services { engine, tokens } = services;
     let mut poll_timer = tokio::time::interval(poll);
     let mut purge_timer = tokio::time::interval(purge);
-    poll_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    purge_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut key_timer = tokio::time::interval(key_reload);
+    for timer in [&mut poll_timer, &mut purge_timer, &mut key_timer] {
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    }
     let mut failing = false;
     loop {
-        let result = tokio::select! {
-            _ = poll_timer.tick() => engine.sync_revocations().await.map(|_| ()),
+        let result: Result<(), Box<dyn std::error::Error + Send + Sync>> = tokio::select! {
+            _ = poll_timer.tick() => engine.sync_revocations().await.map(|_| ()).map_err(Into::into),
             _ = purge_timer.tick() => engine.purge_expired().await.map(|purged| {
                 if purged > 0 {
                     tracing::debug!(purged, "purged ended sessions");
                 }
-            }),
+            }).map_err(Into::into),
+            _ = key_timer.tick() => {
+                tokens.sweep(tessera_core::Timestamp::unix_millis(engine.clock().now()).div_euclid(1000));
+                tokens.reload().await.map_err(Into::into)
+            }
         };
         match (result, failing) {
             (Err(error), false) => {

@@ -867,12 +867,6 @@ async fn malformed_and_oversized_input_gets_a_clear_4xx_and_changes_nothing() {
             "validation_failed",
         ),
         (
-            post("/v1/login")
-                .json(&json!({"username": "eve", "password": PASSWORD, "transport": "token"})),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-        ),
-        (
             post("/v1/nope").json(&json!({})),
             StatusCode::NOT_FOUND,
             "not_found",

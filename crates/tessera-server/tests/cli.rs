@@ -269,3 +269,40 @@ async fn environment_variables_configure_the_server() {
         text(&typo.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_key_rotated_by_the_cli_is_published_by_the_running_server_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[("TESSERA__TOKEN__KEY_RELOAD", "200ms")]).await;
+    let jwks = || async {
+        reqwest::get(format!("{}/.well-known/jwks.json", server.base))
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|key| key["kid"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let before = jwks().await;
+    assert_eq!(before.len(), 1, "one key generated on first start");
+    let rotated = run(dir.path(), &["keys", "rotate"], None);
+    assert!(rotated.status.success(), "{}", text(&rotated.stderr));
+    assert!(text(&rotated.stdout).contains("added signing key"));
+    let started = Instant::now();
+    loop {
+        let now = jwks().await;
+        if now.len() == 2 {
+            assert!(now.contains(&before[0]), "the old key stays published");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "rotation never reached the server"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -70,12 +70,13 @@ pub async fn create_user(
 }
 
 /// Logs in. With the cookie transport the session token is set as an HttpOnly cookie and the
-/// body carries the CSRF token for later unsafe requests.
+/// body carries the CSRF token for later unsafe requests; with the token transport the body
+/// carries a JWT access token and a refresh token.
 #[utoipa::path(
     post, path = "/v1/login", tag = "sessions",
     request_body = LoginRequest,
     responses(
-        (status = 200, description = "Logged in; `Set-Cookie` carries the session", body = CurrentSession),
+        (status = 200, description = "Logged in. Cookie transport: `Set-Cookie` carries the session and the body is a `CurrentSession`. Token transport: the body is a `TokenResponse`", body = CurrentSession),
         (status = 401, description = "`invalid_credentials` (unknown user and wrong password alike)", body = ProblemBody),
         (status = 403, description = "`csrf_failed`: cross-site login", body = ProblemBody),
         (status = 422, description = "`validation_failed`: unknown transport", body = ProblemBody),
@@ -92,11 +93,7 @@ pub async fn login(
     state.http.origins.check(&headers)?;
     let transport = match body.transport.as_deref() {
         None | Some("cookie") => Transport::Cookie,
-        Some("token") => {
-            return Err(Problem::validation(
-                "the token transport (JWT) is not available on this server yet; use \"cookie\"",
-            ));
-        }
+        Some("token") => Transport::Token,
         Some(_) => {
             return Err(Problem::validation(
                 "transport must be \"cookie\" or \"token\"",
@@ -116,6 +113,14 @@ pub async fn login(
             user_agent,
         })
         .await?;
+    if transport == Transport::Token {
+        let grant = state.engine.issue_tokens(&logged_in.session).await?;
+        return Ok(super::tokens::token_response(
+            &state,
+            SessionBody::current(&logged_in.session),
+            &grant,
+        ));
+    }
     // The browser's previous session cookie is about to be overwritten, which would strand
     // that session: end it instead of leaving it live and unreachable.
     if let Ok(Some((previous, Carrier::Cookie))) =

@@ -11,6 +11,7 @@ use crate::problem::Problem;
 pub mod accounts;
 pub mod ops;
 pub mod sessions;
+pub mod tokens;
 
 /// The API's OpenAPI document.
 #[derive(Debug, OpenApi)]
@@ -27,6 +28,9 @@ pub mod sessions;
         sessions::list,
         sessions::revoke_one,
         sessions::revoke_many,
+        tokens::token,
+        tokens::jwks,
+        tokens::metadata,
         ops::healthz,
         ops::readyz,
         ops::openapi,
@@ -53,7 +57,7 @@ impl Modify for SecuritySchemes {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("The opaque session token"))
+                    .description(Some("The opaque session token, or a JWT access token"))
                     .build(),
             ),
         );
@@ -72,6 +76,12 @@ pub fn router() -> Router<AppState> {
             get(sessions::list).delete(sessions::revoke_many),
         )
         .route("/v1/sessions/{id}", delete(sessions::revoke_one))
+        .route("/v1/token", post(tokens::token))
+        .route("/.well-known/jwks.json", get(tokens::jwks))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(tokens::metadata),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/openapi.json", get(ops::openapi))

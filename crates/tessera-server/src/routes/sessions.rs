@@ -28,7 +28,10 @@ use crate::problem::{Problem, ProblemBody};
 pub async fn current(auth: Authenticated) -> Response {
     let body = CurrentSession {
         session: SessionBody::current(&auth.session),
-        csrf_token: (auth.carrier == Carrier::Cookie).then(|| auth.token.csrf_token().encoded()),
+        csrf_token: match (&auth.token, auth.carrier) {
+            (Some(token), Carrier::Cookie) => Some(token.csrf_token().encoded()),
+            _ => None,
+        },
     };
     json(StatusCode::OK, to_json(&body))
 }

@@ -11,7 +11,7 @@ use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tessera_core::{Clock, ManualClock, SystemClock, Timestamp};
-use tessera_server::{Config, open_engine_with_clock, server};
+use tessera_server::{Config, open_with_clock, server};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -54,15 +54,15 @@ impl TestServer {
             Some(clock) => Arc::new(clock.clone()),
             None => Arc::new(SystemClock),
         };
-        let engine = open_engine_with_clock(&config, engine_clock)
+        let services = open_with_clock(&config, engine_clock)
             .await
-            .expect("engine");
+            .expect("services");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
         let server_config = config.clone();
         let handle = tokio::spawn(async move {
-            server::serve(listener, &server_config, engine, async {
+            server::serve(listener, &server_config, services, async {
                 rx.await.ok();
             })
             .await

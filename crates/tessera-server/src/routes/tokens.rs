@@ -1,0 +1,260 @@
+//! OAuth-shaped token endpoints and discovery: `POST /v1/token`, the JWKS and the RFC 8414
+//! metadata. Errors here are OAuth error JSON (RFC 6749 §5.2), not problem+json.
+
+use axum::extract::{FromRequest, Request, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tessera_core::{Error, RefreshToken, TokenGrant};
+use utoipa::ToSchema;
+
+use super::accounts::json;
+use crate::AppState;
+use crate::body::{SessionBody, to_json};
+use crate::tokens::unix_seconds;
+
+/// An OAuth error response (RFC 6749 §5.2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthError {
+    /// `invalid_request`, `invalid_grant`, `unsupported_grant_type`, `temporarily_unavailable`…
+    pub error: &'static str,
+    /// What went wrong, for a developer; never contains a token.
+    pub error_description: &'static str,
+}
+
+impl OAuthError {
+    fn response(
+        status: StatusCode,
+        error: &'static str,
+        error_description: &'static str,
+    ) -> Response {
+        let mut response = json(
+            status,
+            to_json(&OAuthError {
+                error,
+                error_description,
+            }),
+        );
+        no_store(response.headers_mut());
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from(1));
+        }
+        response
+    }
+
+    fn invalid_request(description: &'static str) -> Response {
+        Self::response(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+}
+
+fn no_store(headers: &mut HeaderMap) {
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+/// `POST /v1/token` parameters (form-encoded as OAuth says, or JSON).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// `refresh_token`.
+    pub grant_type: String,
+    /// The refresh token to spend.
+    pub refresh_token: Option<String>,
+    /// Ignored: every refresh keeps the session's scope.
+    pub scope: Option<String>,
+}
+
+/// A token response (RFC 6749 §5.1), also the body of a token-transport login.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse<'a> {
+    /// The JWT access token.
+    pub access_token: String,
+    /// `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// The opaque refresh token (spent on use).
+    pub refresh_token: String,
+    /// The session both belong to.
+    pub session: SessionBody<'a>,
+}
+
+/// Builds the token response for a grant, signing its access token.
+pub fn token_response(state: &AppState, session: SessionBody<'_>, grant: &TokenGrant) -> Response {
+    let now = unix_seconds(state.engine.clock().now());
+    let access_token = match state.tokens.sign(&grant.access, now) {
+        Ok(token) => token,
+        Err(error) => {
+            tracing::error!(%error, "could not sign an access token");
+            return OAuthError::response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "tokens cannot be signed right now",
+            );
+        }
+    };
+    let body = TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: state.tokens.access_ttl_seconds(&grant.access),
+        refresh_token: grant.refresh_token.encode(),
+        session,
+    };
+    let mut response = json(StatusCode::OK, to_json(&body));
+    no_store(response.headers_mut());
+    response
+}
+
+/// Exchanges a refresh token for a new access and refresh token (rotation).
+///
+/// A spent refresh token presented again within `token.refresh_grace` returns the same
+/// successor pair; presented later it is treated as stolen, the session is revoked and the
+/// answer is `invalid_grant`.
+#[utoipa::path(
+    post, path = "/v1/token", tag = "tokens",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "A new token pair", body = TokenResponse),
+        (status = 400, description = "`invalid_request`, `invalid_grant` or `unsupported_grant_type`", body = OAuthError),
+        (status = 503, description = "`temporarily_unavailable`", body = OAuthError),
+    )
+)]
+pub async fn token(State(state): State<AppState>, request: Request) -> Response {
+    let parameters = match parse_token_request(&state, request).await {
+        Ok(parameters) => parameters,
+        Err(response) => return response,
+    };
+    if parameters.grant_type != "refresh_token" {
+        return OAuthError::response(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "grant_type must be refresh_token",
+        );
+    }
+    let Some(presented) = parameters.refresh_token.as_deref() else {
+        return OAuthError::invalid_request("refresh_token is required");
+    };
+    let Ok(refresh_token) = RefreshToken::parse(presented) else {
+        return OAuthError::response(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "the refresh token is invalid",
+        );
+    };
+    match state.engine.refresh(&refresh_token).await {
+        Ok(refreshed) => token_response(
+            &state,
+            SessionBody::current(&refreshed.session),
+            &refreshed.tokens,
+        ),
+        Err(Error::InvalidGrant) => OAuthError::response(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "the refresh token is invalid, expired or spent",
+        ),
+        Err(Error::Store(error)) => {
+            tracing::error!(%error, "store failure during refresh");
+            OAuthError::response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the store cannot be reached; retry shortly",
+            )
+        }
+        Err(error) => {
+            tracing::error!(%error, "refresh failed");
+            OAuthError::response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "the server failed; the error has been logged",
+            )
+        }
+    }
+}
+
+async fn parse_token_request(state: &AppState, request: Request) -> Result<TokenRequest, Response> {
+    let content_type = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<mime::Mime>().ok());
+    let is_form = content_type.as_ref().is_some_and(|mime| {
+        mime.type_() == "application" && mime.subtype() == "x-www-form-urlencoded"
+    });
+    if is_form {
+        let bytes = axum::body::to_bytes(request.into_body(), state.http.max_body_bytes)
+            .await
+            .map_err(|_| {
+                OAuthError::invalid_request("the body is too large or could not be read")
+            })?;
+        // Repeated parameters are refused (RFC 6749 §3.2): serde_urlencoded into a struct
+        // reports them as duplicate fields.
+        return serde_urlencoded::from_bytes::<TokenRequest>(&bytes)
+            .map_err(|_| OAuthError::invalid_request("malformed, unknown or repeated parameters"));
+    }
+    match crate::extract::ApiJson::<TokenRequest>::from_request(request, state).await {
+        Ok(crate::extract::ApiJson(parameters)) => Ok(parameters),
+        Err(problem) if problem.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            Err(OAuthError::invalid_request(
+                "the body must be application/x-www-form-urlencoded or application/json",
+            ))
+        }
+        Err(_) => Err(OAuthError::invalid_request(
+            "malformed, unknown or repeated parameters",
+        )),
+    }
+}
+
+/// The public keys access tokens are verified with (RFC 7517); never private parts.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "tokens", responses((status = 200, description = "JWK Set")))]
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    let now = unix_seconds(state.engine.clock().now());
+    let mut response = (StatusCode::OK, state.tokens.jwks_json(now)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/jwk-set+json"),
+    );
+    // Short enough that a verifier learns a rotated-in key well before it signs.
+    headers.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    response
+}
+
+/// Authorization server metadata (RFC 8414).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Metadata {
+    /// The `iss` of every token.
+    pub issuer: String,
+    /// Where the verification keys are.
+    pub jwks_uri: String,
+    /// `POST /v1/token`.
+    pub token_endpoint: String,
+    /// Grants the token endpoint accepts.
+    pub grant_types_supported: Vec<&'static str>,
+    /// First-party public clients: no client authentication at the token endpoint.
+    pub token_endpoint_auth_methods_supported: Vec<&'static str>,
+}
+
+/// Discovery document for standard OAuth clients.
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "tokens", responses((status = 200, body = Metadata)))]
+pub async fn metadata(State(state): State<AppState>) -> Response {
+    let issuer = state.tokens.issuer().trim_end_matches('/').to_owned();
+    let body = Metadata {
+        jwks_uri: format!("{issuer}/.well-known/jwks.json"),
+        token_endpoint: format!("{issuer}/v1/token"),
+        grant_types_supported: vec!["refresh_token"],
+        token_endpoint_auth_methods_supported: vec!["none"],
+        issuer: state.tokens.issuer().to_owned(),
+    };
+    let mut response = json(StatusCode::OK, to_json(&body));
+    response.headers_mut().insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}
