@@ -589,5 +589,21 @@ mod tests {
         config.server.public_url = Some("https://auth.example.com/path".into());
         assert!(config.validate().is_err());
         assert!(Config::load(Some(Path::new("/nonexistent/tessera.toml"))).is_err());
+        let mut config = Config::default();
+        config.token.algorithm = "HS256".into();
+        assert!(config.validate().is_err(), "HS256 without a secret");
+        config.token.hs256_secret = Some(Secret("too short".into()));
+        assert!(config.validate().is_err(), "HS256 with a short secret");
+        config.token.hs256_secret = Some(Secret("x".repeat(32)));
+        assert!(config.validate().is_ok());
+        assert!(
+            !format!("{config:?}").contains(&"x".repeat(32)),
+            "secrets stay out of Debug"
+        );
+        config.token.algorithm = "none".into();
+        assert!(config.validate().is_err());
+        let mut config = Config::default();
+        config.token.leeway = Duration::from_secs(301);
+        assert!(config.validate().is_err());
     }
 }

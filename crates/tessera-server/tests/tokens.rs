@@ -477,3 +477,46 @@ async fn refresh_tokens_never_outlive_the_session() {
         "invalid_grant"
     );
 }
+
+#[tokio::test]
+async fn every_supported_algorithm_signs_and_verifies_end_to_end() {
+    for (algorithm, secret) in [
+        ("ES256", None),
+        ("RS256", None),
+        (
+            "HS256",
+            Some("a single-service secret of at least 32 bytes"),
+        ),
+    ] {
+        let server = TestServer::start(|config| {
+            config.token.algorithm = algorithm.to_owned();
+            config.token.hs256_secret =
+                secret.map(|secret| serde_json::from_value(json!(secret)).unwrap());
+        })
+        .await;
+        server.register("alice", PASSWORD).await;
+        let login = token_login(&server, "alice").await;
+        let access = login["access_token"].as_str().unwrap();
+        assert_eq!(decode_segment(access, 0)["alg"], algorithm);
+        assert_eq!(
+            session_status(&server, access).await,
+            StatusCode::OK,
+            "{algorithm}"
+        );
+        let jwks: Value = client()
+            .get(server.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let published = jwks["keys"].as_array().unwrap().len();
+        // A shared HS256 secret is never published; asymmetric keys are.
+        assert_eq!(
+            published,
+            usize::from(secret.is_none()),
+            "{algorithm}: {jwks}"
+        );
+    }
+}
