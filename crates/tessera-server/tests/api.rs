@@ -1038,3 +1038,55 @@ async fn operations_endpoints_answer() {
         assert_eq!(health.headers()[name], value);
     }
 }
+
+#[tokio::test]
+async fn a_login_upgrades_a_hash_made_with_older_parameters() {
+    // Register under other (still OWASP-compliant) Argon2 parameters, then restart with the
+    // defaults: the next successful login re-hashes the password with them.
+    let server = TestServer::start(|config| {
+        config.auth.argon2_memory_kib = 12_288;
+        config.auth.argon2_iterations = 3;
+    })
+    .await;
+    server.register("alice", PASSWORD).await;
+    let stored = |server: &TestServer| {
+        let path = server.dir.path().join("tessera.db");
+        async move {
+            use tessera_core::UserStore as _;
+            let store = tessera_store::sqlite::SqliteStore::open(&path)
+                .await
+                .unwrap();
+            let hash = store
+                .user_by_username("alice")
+                .await
+                .unwrap()
+                .unwrap()
+                .password_hash;
+            store.close().await;
+            hash
+        }
+    };
+    assert!(stored(&server).await.contains("m=12288,t=3,p=1"));
+    let mut server = server;
+    server.config.auth = tessera_server::config::AuthConfig::default();
+    let server = server.restart().await;
+    assert_eq!(
+        server
+            .login_response("alice", "wrong password!")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(
+        stored(&server).await.contains("m=12288,t=3,p=1"),
+        "a failed login changes nothing"
+    );
+    server.login("alice", PASSWORD).await;
+    assert!(
+        stored(&server)
+            .await
+            .contains("$argon2id$v=19$m=19456,t=2,p=1$")
+    );
+    // The new hash still verifies.
+    server.login("alice", PASSWORD).await;
+}
