@@ -72,8 +72,8 @@ pub use id::{
 pub use password::{PasswordHasher, PasswordPolicy, PasswordRejection};
 pub use session::{SessionPolicy, SessionRecord, Transport};
 pub use store::{
-    KeyRecord, KeyStore, RefreshRecord, RefreshStore, Revocation, Rotation, SessionStore,
-    StoreError, UserStore,
+    ClientRecord, ClientStore, KeyRecord, KeyStore, RefreshRecord, RefreshStore, Revocation,
+    Rotation, SessionStore, StoreError, UserStore,
 };
 pub use throttle::{LoginThrottle, ThrottleKey, ThrottleRule};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};

@@ -295,3 +295,42 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
     /// so concurrent first starts of several instances agree on one secret.
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError>;
 }
+
+/// A resource server allowed to introspect tokens and read the revocation feed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    /// Public client id.
+    pub id: String,
+    /// A name for people (unique).
+    pub name: String,
+    /// SHA-256 of the client secret (a 256-bit random value, so a fast hash is enough).
+    pub secret_hash: TokenHash,
+    /// When it was added.
+    pub created_at: Timestamp,
+}
+
+impl fmt::Debug for ClientRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientRecord")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Registered API clients (resource servers).
+#[async_trait]
+pub trait ClientStore: Send + Sync + fmt::Debug + 'static {
+    /// Adds a client. [`StoreError::Conflict`] if the id or the name exists.
+    async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError>;
+
+    /// The client with this id, or `None`.
+    async fn client_by_id(&self, id: &str) -> Result<Option<ClientRecord>, StoreError>;
+
+    /// Every client, oldest first.
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
+
+    /// Removes the client named `name`. Idempotent: `false` if there was none.
+    async fn delete_client(&self, name: &str) -> Result<bool, StoreError>;
+}
