@@ -6,17 +6,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+pub use self::clients::NewClient;
 pub use self::tokens::{AccessGrant, Refreshed, TokenGrant, TokenPolicy};
 use crate::cache::{CachedSession, SessionCache};
 use crate::error::Error;
 use crate::id::{SessionId, SessionToken, UserId};
 use crate::password::{PasswordHasher, PasswordPolicy, Verification};
 use crate::session::{SessionPolicy, SessionRecord, Transport};
-use crate::store::{KeyStore, RefreshStore, SessionStore, StoreError, UserStore};
+use crate::store::{ClientStore, KeyStore, RefreshStore, SessionStore, StoreError, UserStore};
 use crate::throttle::{LoginThrottle, ThrottleKey, ThrottleRule};
 use crate::time::{Clock, Timestamp};
 use crate::user::{User, UserRecord, Username};
 
+mod clients;
 mod tokens;
 
 /// The stores an engine works over.
@@ -32,6 +34,8 @@ pub struct Stores {
     pub refresh: Arc<dyn RefreshStore>,
     /// Signing keys and server secrets.
     pub keys: Arc<dyn KeyStore>,
+    /// Registered API clients.
+    pub clients: Arc<dyn ClientStore>,
 }
 
 /// Everything about the engine's behaviour that an operator can set.

@@ -40,6 +40,12 @@ pub enum Error {
     /// is then revoked as stolen), or whose session has ended.
     #[error("the refresh token is invalid")]
     InvalidGrant,
+    /// Unknown client or wrong client secret.
+    #[error("client authentication failed")]
+    InvalidClient,
+    /// A client with that name exists already.
+    #[error("a client with that name exists")]
+    ClientNameTaken,
     /// No such session (or not the caller's).
     #[error("no such session")]
     SessionNotFound,

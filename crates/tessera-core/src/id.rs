@@ -108,6 +108,12 @@ public_id!(
     "token id"
 );
 
+public_id!(
+    /// A registered API client's public id.
+    ClientId,
+    "client id"
+);
+
 /// The secret a client presents to prove it holds a session: 256 bits from the OS CSPRNG.
 ///
 /// Its `Debug` output is redacted. Only [`TokenHash`] of it is ever stored.

@@ -61,13 +61,13 @@ pub mod time;
 pub mod user;
 
 pub use engine::{
-    AccessGrant, Engine, EngineConfig, LoggedIn, LoginAttempt, Refreshed, RevokeScope, Stores,
-    TokenGrant, TokenPolicy, ValidSession,
+    AccessGrant, Engine, EngineConfig, LoggedIn, LoginAttempt, NewClient, Refreshed, RevokeScope,
+    Stores, TokenGrant, TokenPolicy, ValidSession,
 };
 pub use error::Error;
 pub use id::{
-    CsrfToken, EncodedToken, MalformedId, RandomnessError, RefreshToken, SessionId, SessionToken,
-    TokenHash, TokenId, UserId,
+    ClientId, CsrfToken, EncodedToken, MalformedId, RandomnessError, RefreshToken, SessionId,
+    SessionToken, TokenHash, TokenId, UserId,
 };
 pub use password::{PasswordHasher, PasswordPolicy, PasswordRejection};
 pub use session::{SessionPolicy, SessionRecord, Transport};
