@@ -61,7 +61,8 @@ impl Backend {
                     users: store.clone(),
                     sessions: store.clone(),
                     refresh: store.clone(),
-                    keys: store,
+                    keys: store.clone(),
+                    clients: store,
                     throttle: Arc::new(MemoryThrottle::new()),
                 };
                 (stores, None)
@@ -78,6 +79,7 @@ impl Backend {
                     sessions: store.clone(),
                     refresh: store.clone(),
                     keys: store.clone(),
+                    clients: store.clone(),
                     throttle: store,
                 };
                 (stores, Some(dir))

@@ -24,6 +24,7 @@
 // Test code: a failed expectation is a failed test, and should read as one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod clients;
 mod keys;
 mod refresh;
 mod revocations;
@@ -38,10 +39,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_core::{
-    KeyStore, LoginThrottle, RefreshStore, SessionId, SessionRecord, SessionStore, SessionToken,
-    Timestamp, Transport, User, UserId, UserRecord, UserStore, Username,
+    ClientStore, KeyStore, LoginThrottle, RefreshStore, SessionId, SessionRecord, SessionStore,
+    SessionToken, Timestamp, Transport, User, UserId, UserRecord, UserStore, Username,
 };
 
+pub use clients::*;
 pub use keys::*;
 pub use refresh::*;
 pub use revocations::*;
@@ -59,6 +61,8 @@ pub struct Fixture {
     pub refresh: Arc<dyn RefreshStore>,
     /// The key store under test.
     pub keys: Arc<dyn KeyStore>,
+    /// The API-client store under test.
+    pub clients: Arc<dyn ClientStore>,
     /// The login throttle under test.
     pub throttle: Arc<dyn LoginThrottle>,
     /// Dropped after the stores (fields drop in declaration order).
@@ -66,14 +70,15 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    /// A fixture over one store serving users, sessions, refresh tokens and keys, and a
-    /// throttle.
+    /// A fixture over one store serving users, sessions, refresh tokens, keys and API
+    /// clients, and a throttle.
     pub fn new<S>(store: S, throttle: impl LoginThrottle) -> Fixture
     where
-        S: UserStore + SessionStore + RefreshStore + KeyStore,
+        S: UserStore + SessionStore + RefreshStore + KeyStore + ClientStore,
     {
         let store = Arc::new(store);
         Fixture::from_parts(
+            store.clone(),
             store.clone(),
             store.clone(),
             store.clone(),
@@ -88,6 +93,7 @@ impl Fixture {
         sessions: Arc<dyn SessionStore>,
         refresh: Arc<dyn RefreshStore>,
         keys: Arc<dyn KeyStore>,
+        clients: Arc<dyn ClientStore>,
         throttle: Arc<dyn LoginThrottle>,
     ) -> Fixture {
         Fixture {
@@ -95,6 +101,7 @@ impl Fixture {
             sessions,
             refresh,
             keys,
+            clients,
             throttle,
             guards: Vec::new(),
         }
@@ -115,6 +122,7 @@ impl fmt::Debug for Fixture {
             .field("sessions", &self.sessions)
             .field("refresh", &self.refresh)
             .field("keys", &self.keys)
+            .field("clients", &self.clients)
             .field("throttle", &self.throttle)
             .finish_non_exhaustive()
     }
@@ -188,7 +196,13 @@ macro_rules! conformance_tests {
                     key_id_conflict,
                     key_retire_all_but_one,
                     key_delete_retired_before,
-                    server_secret_first_candidate_wins;
+                    server_secret_first_candidate_wins,
+                    client_insert_and_look_up,
+                    client_unknown_id_finds_nothing,
+                    client_id_conflict,
+                    client_name_conflict,
+                    client_list_oldest_first,
+                    client_delete_by_name_is_idempotent;
                 MultiThread:
                     concurrent_touches_never_unrevoke,
                     concurrent_revokes_log_once,

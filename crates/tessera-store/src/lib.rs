@@ -1,18 +1,18 @@
 //! Tessera's store backends, and the one conformance suite every backend runs.
 //!
 //! The engine in `tessera-core` keeps users, sessions, the revocation log, failed-login
-//! counters, refresh-token chains and signing keys behind the traits
-//! [`UserStore`](tessera_core::UserStore), [`SessionStore`](tessera_core::SessionStore),
-//! [`LoginThrottle`](tessera_core::LoginThrottle),
-//! [`RefreshStore`](tessera_core::RefreshStore) and [`KeyStore`](tessera_core::KeyStore).
-//! This crate implements them.
+//! counters, refresh-token chains, signing keys and registered API clients (resource servers)
+//! behind the traits [`UserStore`](tessera_core::UserStore),
+//! [`SessionStore`](tessera_core::SessionStore), [`LoginThrottle`](tessera_core::LoginThrottle),
+//! [`RefreshStore`](tessera_core::RefreshStore), [`KeyStore`](tessera_core::KeyStore) and
+//! [`ClientStore`](tessera_core::ClientStore). This crate implements them.
 //!
 //! # Layout
 //!
 //! - [`memory`]: [`MemoryStore`](memory::MemoryStore) and
 //!   [`MemoryThrottle`](memory::MemoryThrottle) — in-process maps, for tests, development and
-//!   single instances that may lose sessions (and, with them, signing keys and server
-//!   secrets) on restart.
+//!   single instances that may lose sessions (and, with them, signing keys, server secrets
+//!   and API clients) on restart.
 //! - `sqlite` (feature `sqlite`, on by default): [`SqliteStore`](sqlite::SqliteStore) — one
 //!   durable file holding all of it, with migrations embedded.
 //! - `conformance` (feature `conformance`): the contract as executable tests, and the
@@ -37,7 +37,8 @@
 //!     users: store.clone(),
 //!     sessions: store.clone(),
 //!     refresh: store.clone(),
-//!     keys: store,
+//!     keys: store.clone(),
+//!     clients: store,
 //!     throttle: Arc::new(MemoryThrottle::new()),
 //! };
 //! let hasher = PasswordHasher::new(HashingParams::default(), HashingLimits::default())?;
@@ -75,6 +76,7 @@
 //!     sessions: store.clone(),
 //!     refresh: store.clone(),
 //!     keys: store.clone(),
+//!     clients: store.clone(),
 //!     throttle: store,
 //! };
 //! # drop(stores);

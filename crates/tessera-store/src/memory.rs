@@ -5,6 +5,7 @@
 //! across an `.await`: every method takes the lock, changes or copies what it needs and drops
 //! it before returning, so a task can never be suspended while others wait on the lock.
 
+mod clients;
 mod keys;
 mod refresh;
 mod store;

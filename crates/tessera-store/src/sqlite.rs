@@ -1,11 +1,13 @@
 //! [`SqliteStore`]: users, sessions, the revocation log, the login throttle, refresh-token
-//! chains and signing keys in one SQLite file — durable, and enough for a single instance (or
+//! chains, signing keys and API clients in one SQLite file — durable, and enough for a single instance (or
 //! several sharing one host's disk).
 //!
 //! The schema lives in `migrations/`, embedded in the binary and applied on open. Times are
 //! INTEGER milliseconds since the Unix epoch (key times are seconds, as JOSE has them);
-//! sessions and refresh tokens are keyed by the SHA-256 of their token, never the token.
+//! sessions and refresh tokens are keyed by the SHA-256 of their token, never the token, and
+//! API clients keep only the SHA-256 of their secret.
 
+mod clients;
 mod keys;
 mod refresh;
 mod throttle;
@@ -53,12 +55,13 @@ impl Default for SqliteOptions {
     }
 }
 
-/// Users, sessions, the revocation log, login-failure counters, refresh-token chains and
-/// signing keys in a SQLite database.
+/// Users, sessions, the revocation log, login-failure counters, refresh-token chains, signing
+/// keys and API clients in a SQLite database.
 ///
 /// Implements [`UserStore`], [`SessionStore`], [`LoginThrottle`](tessera_core::LoginThrottle),
-/// [`RefreshStore`](tessera_core::RefreshStore) and [`KeyStore`](tessera_core::KeyStore), so
-/// throttle counters and keys survive restarts too. Cheap to clone; clones share the
+/// [`RefreshStore`](tessera_core::RefreshStore), [`KeyStore`](tessera_core::KeyStore) and
+/// [`ClientStore`](tessera_core::ClientStore), so throttle counters, keys and clients survive
+/// restarts too. Cheap to clone; clones share the
 /// connection pool.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {

@@ -10,9 +10,10 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection as _, Row as _};
 use tessera_core::{
-    KeyRecord, KeyStore, LoginThrottle, RefreshRecord, RefreshStore, RefreshToken, Rotation,
-    SessionId, SessionRecord, SessionStore, SessionToken, StoreError, ThrottleKey, ThrottleRule,
-    Timestamp, Transport, User, UserId, UserRecord, UserStore, Username,
+    ClientRecord, ClientStore, KeyRecord, KeyStore, LoginThrottle, RefreshRecord, RefreshStore,
+    RefreshToken, Rotation, SessionId, SessionRecord, SessionStore, SessionToken, StoreError,
+    ThrottleKey, ThrottleRule, Timestamp, TokenHash, Transport, User, UserId, UserRecord,
+    UserStore, Username,
 };
 use tessera_store::sqlite::SqliteStore;
 
@@ -252,6 +253,56 @@ async fn refresh_chains_and_keys_survive_close_and_reopen() {
         reopened.server_secret("rotation", b"second").await.unwrap(),
         rotation_key,
         "the server secret changed across a restart"
+    );
+}
+
+#[tokio::test]
+async fn clients_survive_close_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tessera.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let billing = ClientRecord {
+        id: "c-billing".to_owned(),
+        name: "billing-api".to_owned(),
+        secret_hash: TokenHash::from_bytes([0x00; 32]),
+        created_at: at(0),
+    };
+    let reports = ClientRecord {
+        id: "c-reports".to_owned(),
+        name: "reports".to_owned(),
+        secret_hash: TokenHash::from_bytes([0xff; 32]),
+        created_at: at(1_000),
+    };
+    let deleted = ClientRecord {
+        id: "c-deleted".to_owned(),
+        name: "deleted".to_owned(),
+        ..billing.clone()
+    };
+    for client in [&reports, &billing, &deleted] {
+        store.insert_client(client).await.unwrap();
+    }
+    assert!(store.delete_client("deleted").await.unwrap());
+    store.close().await;
+
+    let reopened = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(
+        reopened.client_by_id("c-billing").await.unwrap().as_ref(),
+        Some(&billing)
+    );
+    assert_eq!(reopened.client_by_id("c-deleted").await.unwrap(), None);
+    assert_eq!(
+        reopened.list_clients().await.unwrap(),
+        [billing.clone(), reports]
+    );
+    let result = reopened
+        .insert_client(&ClientRecord {
+            id: "c-other".to_owned(),
+            ..billing
+        })
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::Conflict)),
+        "a reopened store forgot a client's name: {result:?}"
     );
 }
 

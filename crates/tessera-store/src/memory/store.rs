@@ -1,5 +1,6 @@
-//! [`MemoryStore`]: users, sessions and the revocation log in hash maps. Refresh-token chains
-//! and keys, which live in the same store, are in the sibling modules `refresh` and `keys`.
+//! [`MemoryStore`]: users, sessions and the revocation log in hash maps. Refresh-token chains,
+//! keys and API clients, which live in the same store, are in the sibling modules `refresh`,
+//! `keys` and `clients`.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::RwLock;
@@ -11,22 +12,25 @@ use tessera_core::{
     UserId, UserRecord, UserStore, Username,
 };
 
+use super::clients::Clients;
 use super::keys::Keys;
 use super::refresh::RefreshChains;
 use super::{read, write};
 
-/// Users, sessions, the revocation log, refresh-token chains and signing keys, in memory.
+/// Users, sessions, the revocation log, refresh-token chains, signing keys and API clients, in
+/// memory.
 ///
-/// Implements [`UserStore`], [`SessionStore`], [`RefreshStore`](tessera_core::RefreshStore)
-/// and [`KeyStore`](tessera_core::KeyStore); pair it with a
-/// [`MemoryThrottle`](super::MemoryThrottle). Each kind of record sits behind its own lock so
-/// that, say, account look-ups never wait on session writes.
+/// Implements [`UserStore`], [`SessionStore`], [`RefreshStore`](tessera_core::RefreshStore),
+/// [`KeyStore`](tessera_core::KeyStore) and [`ClientStore`](tessera_core::ClientStore); pair
+/// it with a [`MemoryThrottle`](super::MemoryThrottle). Each kind of record sits behind its own
+/// lock so that, say, account look-ups never wait on session writes.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     users: RwLock<Users>,
     sessions: RwLock<Sessions>,
     pub(super) refresh: RwLock<RefreshChains>,
     pub(super) keys: RwLock<Keys>,
+    pub(super) clients: RwLock<Clients>,
 }
 
 impl MemoryStore {
