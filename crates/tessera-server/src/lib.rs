@@ -65,6 +65,8 @@ pub struct AppState {
     pub http: Arc<HttpSettings>,
     /// Access-token signing and verification.
     pub tokens: tokens::Tokens,
+    /// How often the revocation stream polls the log.
+    pub revocation_poll: std::time::Duration,
     /// The OpenAPI document, serialized once.
     pub openapi: Bytes,
 }
@@ -131,7 +133,8 @@ pub async fn open_with_clock(
                 users: memory.clone(),
                 sessions: memory.clone(),
                 refresh: memory.clone(),
-                keys: memory,
+                keys: memory.clone(),
+                clients: memory,
                 throttle: Arc::new(MemoryThrottle::new()),
             }
         }
@@ -143,6 +146,7 @@ pub async fn open_with_clock(
                 sessions: sqlite.clone(),
                 refresh: sqlite.clone(),
                 keys: sqlite.clone(),
+                clients: sqlite.clone(),
                 throttle: sqlite,
             }
         }
@@ -190,6 +194,10 @@ pub fn engine_config(config: &Config) -> EngineConfig {
             window: config.ratelimit.window,
         },
         cache_capacity: config.session.cache_capacity,
+        // Verifiers must be able to learn of a revocation for as long as an access token
+        // naming the session can live.
+        revocation_retention: (config.token.access_ttl + config.token.leeway)
+            .max(std::time::Duration::from_secs(60 * 60)),
         tokens: TokenPolicy {
             access_ttl: config.token.access_ttl,
             refresh_ttl: config.token.refresh_ttl,

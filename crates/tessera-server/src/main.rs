@@ -44,6 +44,25 @@ enum Command {
     /// Manage the access-token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage API clients (resource servers that introspect tokens or follow revocations).
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// Register a client; its id and secret are printed once, and only a hash is kept.
+    Add {
+        /// A name for people, unique.
+        name: String,
+    },
+    /// List clients (never their secrets).
+    List,
+    /// Remove a client by name.
+    Remove {
+        /// The name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,6 +152,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { .. } => serve(config, services).await,
         Command::User(command) => user(&services.engine, command).await,
         Command::Session(command) => session(&services.engine, command).await,
+        Command::Client(command) => client(&services.engine, command).await,
         Command::Keys(KeysCommand::Rotate) => {
             let now = tessera_server::tokens::unix_seconds(services.engine.clock().now());
             let kid = services
@@ -259,6 +279,37 @@ async fn session(engine: &Engine, command: SessionCommand) -> anyhow::Result<()>
             println!("revoked {count} session(s) of {}", user.username);
         }
         SessionCommand::Revoke { .. } => bail!("give a session id or --user NAME"),
+    }
+    Ok(())
+}
+
+async fn client(engine: &Engine, command: ClientCommand) -> anyhow::Result<()> {
+    match command {
+        ClientCommand::Add { name } => match engine.create_client(&name).await {
+            Ok(client) => {
+                println!("client_id:     {}", client.record.id);
+                println!("client_secret: {}", client.secret.encode());
+                println!("Store the secret now: it is not shown again.");
+            }
+            Err(Error::ClientNameTaken) => bail!("a client named {name:?} exists already"),
+            Err(error) => return Err(error).context("could not create the client"),
+        },
+        ClientCommand::List => {
+            println!("{:<24} {:<32} CREATED", "ID", "NAME");
+            for client in engine.clients().await? {
+                println!(
+                    "{:<24} {:<32} {}",
+                    client.id,
+                    client.name,
+                    rfc3339(client.created_at)
+                );
+            }
+        }
+        ClientCommand::Remove { name } => match engine.delete_client(&name).await {
+            Ok(()) => println!("removed client {name}"),
+            Err(Error::InvalidClient) => bail!("no client named {name:?}"),
+            Err(error) => return Err(error.into()),
+        },
     }
     Ok(())
 }

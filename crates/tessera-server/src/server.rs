@@ -63,6 +63,7 @@ pub fn app(config: &Config, services: Services) -> App {
     let state = AppState {
         engine: services.engine,
         tokens: services.tokens,
+        revocation_poll: config.sessions.revocation_poll,
         http: Arc::new(http),
         openapi,
     };

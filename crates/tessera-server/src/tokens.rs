@@ -207,6 +207,12 @@ impl Tokens {
         (grant.expires_at.unix_millis() - grant.issued_at.unix_millis()).div_euclid(1000)
     }
 
+    /// How long after a revocation a verifier must remember it: the longest an access token
+    /// naming the session can still be accepted.
+    pub fn remember_revocations_for(&self) -> Duration {
+        self.config.access_ttl + self.config.leeway
+    }
+
     fn publish_after_retirement(&self) -> Duration {
         publish_after_retirement(&self.config)
     }

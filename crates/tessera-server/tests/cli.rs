@@ -306,3 +306,37 @@ async fn a_key_rotated_by_the_cli_is_published_by_the_running_server_at_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[test]
+fn api_clients_are_added_listed_and_removed_and_their_secret_is_shown_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let added = run(dir.path(), &["client", "add", "billing"], None);
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    let output = text(&added.stdout);
+    let secret = output
+        .lines()
+        .find_map(|line| line.strip_prefix("client_secret: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(secret.len(), 43);
+    let listed = run(dir.path(), &["client", "list"], None);
+    assert!(text(&listed.stdout).contains("billing"));
+    assert!(
+        !text(&listed.stdout).contains(&secret),
+        "the secret is never shown again"
+    );
+    let again = run(dir.path(), &["client", "add", "billing"], None);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        run(dir.path(), &["client", "remove", "billing"], None)
+            .status
+            .success()
+    );
+    assert_eq!(
+        run(dir.path(), &["client", "remove", "billing"], None)
+            .status
+            .code(),
+        Some(1)
+    );
+}

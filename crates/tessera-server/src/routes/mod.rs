@@ -9,6 +9,7 @@ use crate::AppState;
 use crate::problem::Problem;
 
 pub mod accounts;
+pub mod oauth;
 pub mod ops;
 pub mod sessions;
 pub mod tokens;
@@ -31,6 +32,10 @@ pub mod tokens;
         tokens::token,
         tokens::jwks,
         tokens::metadata,
+        oauth::introspect,
+        oauth::revoke,
+        oauth::revocations,
+        oauth::revocation_stream,
         ops::healthz,
         ops::readyz,
         ops::openapi,
@@ -51,6 +56,15 @@ impl Modify for SecuritySchemes {
                 "__Host-tessera_session",
                 "Session cookie set by POST /v1/login; unsafe methods also need X-CSRF-Token",
             ))),
+        );
+        components.add_security_scheme(
+            "client",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some("Client id and secret from `tessera client add`"))
+                    .build(),
+            ),
         );
         components.add_security_scheme(
             "bearer",
@@ -77,6 +91,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/sessions/{id}", delete(sessions::revoke_one))
         .route("/v1/token", post(tokens::token))
+        .route("/v1/introspect", post(oauth::introspect))
+        .route("/v1/revoke", post(oauth::revoke))
+        .route("/v1/revocations", get(oauth::revocations))
+        .route("/v1/revocations/stream", get(oauth::revocation_stream))
         .route("/.well-known/jwks.json", get(tokens::jwks))
         .route(
             "/.well-known/oauth-authorization-server",

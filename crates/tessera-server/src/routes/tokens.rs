@@ -234,6 +234,10 @@ pub struct Metadata {
     pub jwks_uri: String,
     /// `POST /v1/token`.
     pub token_endpoint: String,
+    /// `POST /v1/revoke` (RFC 7009).
+    pub revocation_endpoint: String,
+    /// `POST /v1/introspect` (RFC 7662), for clients with credentials.
+    pub introspection_endpoint: String,
     /// Grants the token endpoint accepts.
     pub grant_types_supported: Vec<&'static str>,
     /// First-party public clients: no client authentication at the token endpoint.
@@ -247,6 +251,8 @@ pub async fn metadata(State(state): State<AppState>) -> Response {
     let body = Metadata {
         jwks_uri: format!("{issuer}/.well-known/jwks.json"),
         token_endpoint: format!("{issuer}/v1/token"),
+        revocation_endpoint: format!("{issuer}/v1/revoke"),
+        introspection_endpoint: format!("{issuer}/v1/introspect"),
         grant_types_supported: vec!["refresh_token"],
         token_endpoint_auth_methods_supported: vec!["none"],
         issuer: state.tokens.issuer().to_owned(),

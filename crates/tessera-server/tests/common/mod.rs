@@ -24,6 +24,8 @@ pub struct TestServer {
     pub config: Config,
     pub dir: Arc<TempDir>,
     pub clock: Option<ManualClock>,
+    /// The running server's engine, for set-up the API does not offer (API clients).
+    pub engine: tessera_core::Engine,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -57,6 +59,7 @@ impl TestServer {
         let services = open_with_clock(&config, engine_clock)
             .await
             .expect("services");
+        let engine = services.engine.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
@@ -73,6 +76,7 @@ impl TestServer {
             config,
             dir,
             clock,
+            engine,
             shutdown: Some(tx),
             handle: Some(handle),
         }

@@ -1,0 +1,492 @@
+//! Endpoints for resource servers and standard OAuth clients: token introspection
+//! (RFC 7662), token revocation (RFC 7009), and the revocation feed that lets verifiers
+//! outside the server forget revoked sessions' JWTs at once.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::header::WWW_AUTHENTICATE;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream};
+use headers::authorization::Basic;
+use headers::{Authorization, HeaderMapExt as _};
+use serde::{Deserialize, Serialize};
+use tessera_core::{Error, RefreshToken, Revocation, SessionId};
+use utoipa::{IntoParams, ToSchema};
+
+use super::accounts::json;
+use super::tokens::OAuthError;
+use crate::AppState;
+use crate::body::{Rfc3339, to_json};
+use crate::extract::ApiQuery;
+use crate::tokens::unix_seconds;
+
+/// `POST /v1/introspect` and `POST /v1/revoke` parameters (form-encoded).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenParameters {
+    /// The token.
+    pub token: String,
+    /// `access_token` or `refresh_token`; a hint only.
+    pub token_type_hint: Option<String>,
+    /// client_secret_post: the client id.
+    pub client_id: Option<String>,
+    /// client_secret_post: the client secret.
+    pub client_secret: Option<String>,
+}
+
+/// An introspection answer (RFC 7662 §2.2). Inactive tokens get only `{"active": false}`.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct Introspection {
+    /// Whether the token is valid and its session live right now.
+    pub active: bool,
+    /// `access_token` or `refresh_token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+    /// User id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// Session id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// Expiry, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    /// Issue time, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    /// Access tokens: the token id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// Access tokens: the issuer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// The username.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+/// Reads form parameters, refusing repeated or unknown ones.
+async fn form(
+    state: &AppState,
+    request: Request,
+) -> Result<(HeaderMap, TokenParameters), Response> {
+    let (parts, body) = request.into_parts();
+    let is_form = parts
+        .headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<mime::Mime>().ok())
+        .is_some_and(|mime| {
+            mime.type_() == "application" && mime.subtype() == "x-www-form-urlencoded"
+        });
+    if !is_form {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let bytes = axum::body::to_bytes(body, state.http.max_body_bytes)
+        .await
+        .map_err(|_| {
+            oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the body is too large or could not be read",
+            )
+        })?;
+    let parameters = serde_urlencoded::from_bytes::<TokenParameters>(&bytes).map_err(|_| {
+        oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "malformed, unknown or repeated parameters",
+        )
+    })?;
+    Ok((parts.headers, parameters))
+}
+
+fn oauth_error(status: StatusCode, error: &'static str, description: &'static str) -> Response {
+    let mut response = json(
+        status,
+        to_json(&OAuthError {
+            error,
+            error_description: description,
+        }),
+    );
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"tessera\""),
+        );
+    }
+    response
+}
+
+/// Authenticates the calling client: HTTP Basic (client_secret_basic) or, for form
+/// endpoints, `client_id` + `client_secret` parameters (client_secret_post).
+async fn client(
+    state: &AppState,
+    headers: &HeaderMap,
+    parameters: Option<&TokenParameters>,
+) -> Result<(), Response> {
+    let basic = headers.typed_get::<Authorization<Basic>>();
+    let credentials = match (&basic, parameters) {
+        (Some(basic), _) => Some((basic.username(), basic.password())),
+        (
+            None,
+            Some(TokenParameters {
+                client_id: Some(id),
+                client_secret: Some(secret),
+                ..
+            }),
+        ) => Some((id.as_str(), secret.as_str())),
+        _ => None,
+    };
+    let refused = || {
+        oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed",
+        )
+    };
+    let Some((id, secret)) = credentials else {
+        return Err(refused());
+    };
+    match state.engine.authenticate_client(id, secret).await {
+        Ok(_) => Ok(()),
+        Err(Error::InvalidClient) => Err(refused()),
+        Err(error) => {
+            tracing::error!(%error, "client authentication failed on the store");
+            Err(oauth_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the store cannot be reached; retry shortly",
+            ))
+        }
+    }
+}
+
+/// Tells a resource server whether a token is active (RFC 7662). Client authentication is
+/// required; the answer for anything not active is just `{"active": false}`.
+#[utoipa::path(
+    post, path = "/v1/introspect", tag = "tokens",
+    request_body(content = TokenParameters, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, body = Introspection),
+        (status = 400, description = "`invalid_request`", body = OAuthError),
+        (status = 401, description = "`invalid_client`", body = OAuthError),
+    ),
+    security(("client" = []))
+)]
+pub async fn introspect(State(state): State<AppState>, request: Request) -> Response {
+    let (headers, parameters) = match form(&state, request).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    if let Err(response) = client(&state, &headers, Some(&parameters)).await {
+        return response;
+    }
+    let answer = match introspection(&state, &parameters.token).await {
+        Ok(answer) => answer,
+        Err(error) => {
+            tracing::error!(%error, "introspection failed");
+            return oauth_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the store cannot be reached; retry shortly",
+            );
+        }
+    };
+    let mut response = json(StatusCode::OK, to_json(&answer));
+    response
+        .headers_mut()
+        .insert("cache-control", HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn introspection(state: &AppState, token: &str) -> Result<Introspection, Error> {
+    if token.contains('.') {
+        let now = unix_seconds(state.engine.clock().now());
+        let Ok(claims) = state.tokens.verify(token, now) else {
+            return Ok(Introspection::default());
+        };
+        let Ok(session_id) = SessionId::parse(&claims.sid) else {
+            return Ok(Introspection::default());
+        };
+        return match state.engine.session_for_access(&session_id).await {
+            Ok(session) if session.record().user_id.as_str() == claims.sub => Ok(Introspection {
+                active: true,
+                token_type: Some("access_token"),
+                sub: Some(claims.sub.clone()),
+                sid: Some(claims.sid.clone()),
+                exp: Some(claims.exp),
+                iat: Some(claims.iat),
+                jti: Some(claims.jti.clone()),
+                iss: Some(claims.iss.clone()),
+                username: Some(session.username().to_owned()),
+            }),
+            Ok(_) | Err(Error::Unauthenticated | Error::SessionExpired) => {
+                Ok(Introspection::default())
+            }
+            Err(other) => Err(other),
+        };
+    }
+    let Ok(refresh) = RefreshToken::parse(token) else {
+        return Ok(Introspection::default());
+    };
+    Ok(match state.engine.inspect_refresh(&refresh).await? {
+        Some((record, session)) => Introspection {
+            active: true,
+            token_type: Some("refresh_token"),
+            sub: Some(session.user_id.as_str().to_owned()),
+            sid: Some(session.id.as_str().to_owned()),
+            exp: Some(unix_seconds(record.expires_at)),
+            iat: Some(unix_seconds(record.issued_at)),
+            ..Introspection::default()
+        },
+        None => Introspection::default(),
+    })
+}
+
+/// Revokes a token (RFC 7009): the token itself is the proof, so first-party public clients
+/// need no client credentials. Revoking a refresh or access token ends its whole session.
+/// The answer is `200` whether or not the token was valid.
+#[utoipa::path(
+    post, path = "/v1/revoke", tag = "tokens",
+    request_body(content = TokenParameters, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Revoked, or nothing to revoke"),
+        (status = 400, description = "`invalid_request`", body = OAuthError),
+        (status = 503, description = "`temporarily_unavailable`", body = OAuthError),
+    )
+)]
+pub async fn revoke(State(state): State<AppState>, request: Request) -> Response {
+    let (_, parameters) = match form(&state, request).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let result = if parameters.token.contains('.') {
+        let now = unix_seconds(state.engine.clock().now());
+        match state.tokens.verify(&parameters.token, now) {
+            Ok(claims) => match SessionId::parse(&claims.sid) {
+                Ok(id) => state.engine.revoke_quietly(&id).await,
+                Err(_) => Ok(false),
+            },
+            Err(_) => Ok(false),
+        }
+    } else {
+        match RefreshToken::parse(&parameters.token) {
+            Ok(token) => state.engine.revoke_by_refresh(&token).await,
+            Err(_) => Ok(false),
+        }
+    };
+    match result {
+        Ok(_) => {
+            let mut response = StatusCode::OK.into_response();
+            response
+                .headers_mut()
+                .insert("cache-control", HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(error) => {
+            tracing::error!(%error, "revocation failed");
+            oauth_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the store cannot be reached; retry shortly",
+            )
+        }
+    }
+}
+
+/// `GET /v1/revocations` query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct FeedQuery {
+    /// Only revocations after this sequence. Defaults to `0` (everything still retained).
+    pub after: Option<u64>,
+    /// At most this many, 1–1000. Defaults to `1000`.
+    pub limit: Option<usize>,
+}
+
+/// One revoked session, as verifiers need it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevocationEntry {
+    /// Position in the feed; pass the last one seen as `after`.
+    pub sequence: u64,
+    /// The revoked session: refuse every JWT whose `sid` is this.
+    pub sid: String,
+    /// When it was revoked.
+    #[schema(value_type = String, format = DateTime)]
+    pub revoked_at: Rfc3339,
+    /// Until when a verifier must remember it: after this, every access token that could
+    /// carry this `sid` has expired.
+    #[schema(value_type = String, format = DateTime)]
+    pub remember_until: Rfc3339,
+}
+
+/// `GET /v1/revocations`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevocationFeed {
+    /// Revocations after the cursor given, oldest first.
+    pub revocations: Vec<RevocationEntry>,
+    /// The sequence to pass as `after` next time.
+    pub cursor: u64,
+}
+
+fn entry(state: &AppState, revocation: &Revocation) -> RevocationEntry {
+    let remember = state.tokens.remember_revocations_for();
+    RevocationEntry {
+        sequence: revocation.sequence,
+        sid: revocation.session_id.as_str().to_owned(),
+        revoked_at: Rfc3339(revocation.revoked_at),
+        remember_until: Rfc3339(revocation.revoked_at.saturating_add(remember)),
+    }
+}
+
+/// The revocation feed: revoked sessions since a cursor, for verifiers outside the server
+/// (client credentials required). Entries are retained at least as long as an access token
+/// can live.
+#[utoipa::path(
+    get, path = "/v1/revocations", tag = "tokens",
+    params(FeedQuery),
+    responses(
+        (status = 200, body = RevocationFeed),
+        (status = 401, description = "`invalid_client`", body = OAuthError),
+    ),
+    security(("client" = []))
+)]
+pub async fn revocations(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(query): ApiQuery<FeedQuery>,
+) -> Response {
+    if let Err(response) = client(&state, &headers, None).await {
+        return response;
+    }
+    let after = query.after.unwrap_or(0);
+    let limit = query.limit.unwrap_or(1000).clamp(1, 1000);
+    let result = async {
+        let cursor = state.engine.revocation_cursor().await?;
+        let batch = state.engine.revocations_since(after, limit).await?;
+        Ok::<_, Error>((cursor, batch))
+    }
+    .await;
+    match result {
+        Ok((cursor, batch)) => {
+            let cursor = batch.last().map_or(cursor.max(after), |last| last.sequence);
+            let revocations = batch
+                .iter()
+                .map(|revocation| entry(&state, revocation))
+                .collect();
+            json(
+                StatusCode::OK,
+                to_json(&RevocationFeed {
+                    revocations,
+                    cursor,
+                }),
+            )
+        }
+        Err(error) => {
+            tracing::error!(%error, "revocation feed failed");
+            oauth_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the store cannot be reached; retry shortly",
+            )
+        }
+    }
+}
+
+/// The revocation feed as server-sent events: one `revocation` event per revoked session
+/// (`id` = sequence, so a reconnect with `Last-Event-ID` resumes without a gap), starting
+/// after `after` (or `Last-Event-ID`), or at the current end if neither is given.
+#[utoipa::path(
+    get, path = "/v1/revocations/stream", tag = "tokens",
+    params(FeedQuery),
+    responses(
+        (status = 200, description = "text/event-stream of `revocation` events"),
+        (status = 401, description = "`invalid_client`", body = OAuthError),
+    ),
+    security(("client" = []))
+)]
+pub async fn revocation_stream(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(query): ApiQuery<FeedQuery>,
+) -> Response {
+    if let Err(response) = client(&state, &headers, None).await {
+        return response;
+    }
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<u64>().ok());
+    let start = match resume.or(query.after) {
+        Some(after) => after,
+        None => match state.engine.revocation_cursor().await {
+            Ok(cursor) => cursor,
+            Err(_) => {
+                return oauth_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "the store cannot be reached; retry shortly",
+                );
+            }
+        },
+    };
+    let poll = state.revocation_poll;
+    Sse::new(feed(state, start, poll))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+/// Polls the revocation log and yields each new entry once, in order. A store failure ends
+/// the stream; the client reconnects with `Last-Event-ID` and misses nothing.
+fn feed(
+    state: AppState,
+    start: u64,
+    poll: Duration,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    stream::unfold(
+        (state, start, Vec::<Event>::new(), true),
+        move |(state, mut cursor, mut pending, mut first)| async move {
+            loop {
+                if let Some(event) = pending.pop() {
+                    return Some((Ok(event), (state, cursor, pending, first)));
+                }
+                if !first {
+                    tokio::time::sleep(poll).await;
+                }
+                first = false;
+                let batch = match state.engine.revocations_since(cursor, 1000).await {
+                    Ok(batch) => batch,
+                    Err(error) => {
+                        tracing::warn!(%error, "revocation stream ends on a store failure");
+                        return None;
+                    }
+                };
+                if let Some(last) = batch.last() {
+                    cursor = last.sequence;
+                }
+                // Stored reversed so `pop` yields oldest first.
+                pending = batch
+                    .iter()
+                    .rev()
+                    .map(|revocation| {
+                        Event::default()
+                            .event("revocation")
+                            .id(revocation.sequence.to_string())
+                            .data(String::from_utf8_lossy(&to_json(&entry(
+                                &state, revocation,
+                            ))))
+                    })
+                    .collect();
+            }
+        },
+    )
+}
