@@ -203,6 +203,5 @@ pub fn engine_config(config: &Config) -> EngineConfig {
             refresh_ttl: config.token.refresh_ttl,
             refresh_grace: config.token.refresh_grace,
         },
-        ..EngineConfig::default()
     }
 }
