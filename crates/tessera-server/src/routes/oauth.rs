@@ -126,6 +126,19 @@ fn oauth_error(status: StatusCode, error: &'static str, description: &'static st
     response
 }
 
+/// `503 temporarily_unavailable`: the store failed; nothing was decided.
+fn store_unavailable() -> Response {
+    let mut response = oauth_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+        "the store cannot be reached; retry shortly",
+    );
+    response
+        .headers_mut()
+        .insert("retry-after", HeaderValue::from(1));
+    response
+}
+
 /// Authenticates the calling client: HTTP Basic (client_secret_basic) or, for form
 /// endpoints, `client_id` + `client_secret` parameters (client_secret_post).
 async fn client(
@@ -161,11 +174,7 @@ async fn client(
         Err(Error::InvalidClient) => Err(refused()),
         Err(error) => {
             tracing::error!(%error, "client authentication failed on the store");
-            Err(oauth_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "the store cannot be reached; retry shortly",
-            ))
+            Err(store_unavailable())
         }
     }
 }
@@ -194,11 +203,7 @@ pub async fn introspect(State(state): State<AppState>, request: Request) -> Resp
         Ok(answer) => answer,
         Err(error) => {
             tracing::error!(%error, "introspection failed");
-            return oauth_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "the store cannot be reached; retry shortly",
-            );
+            return store_unavailable();
         }
     };
     let mut response = json(StatusCode::OK, to_json(&answer));
@@ -294,11 +299,7 @@ pub async fn revoke(State(state): State<AppState>, request: Request) -> Response
         }
         Err(error) => {
             tracing::error!(%error, "revocation failed");
-            oauth_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "the store cannot be reached; retry shortly",
-            )
+            store_unavailable()
         }
     }
 }
@@ -393,11 +394,7 @@ pub async fn revocations(
         }
         Err(error) => {
             tracing::error!(%error, "revocation feed failed");
-            oauth_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "the store cannot be reached; retry shortly",
-            )
+            store_unavailable()
         }
     }
 }
@@ -431,11 +428,7 @@ pub async fn revocation_stream(
         None => match state.engine.revocation_cursor().await {
             Ok(cursor) => cursor,
             Err(_) => {
-                return oauth_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "temporarily_unavailable",
-                    "the store cannot be reached; retry shortly",
-                );
+                return store_unavailable();
             }
         },
     };
