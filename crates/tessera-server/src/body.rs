@@ -1,5 +1,8 @@
 //! Response bodies, shared by the handlers and the OpenAPI document.
 
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::{Serialize, Serializer};
 use tessera_core::{EncodedToken, SessionRecord, Timestamp, User, ValidSession};
 use time::OffsetDateTime;
@@ -193,6 +196,15 @@ pub struct Revoked {
 pub struct Status {
     /// `ok` or `ready`.
     pub status: &'static str,
+}
+
+/// A JSON response with the given status.
+pub fn json(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 /// Serializes `body` to JSON bytes; serialization of these types cannot fail, but if it did

@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use axum::body::Body;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::header::CONTENT_TYPE;
@@ -64,17 +65,37 @@ fn is_length_limit(error: &axum::Error) -> bool {
     false
 }
 
-/// `application/json` or `application/*+json`, parameters allowed.
-fn is_json(headers: &HeaderMap) -> bool {
+/// The request's media type, if it has one that parses.
+fn media_type(headers: &HeaderMap) -> Option<mime::Mime> {
     headers
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .and_then(|text| text.parse::<mime::Mime>().ok())
-        .is_some_and(|mime| {
-            mime.type_() == "application"
-                && (mime.subtype() == "json"
-                    || mime.suffix().is_some_and(|suffix| suffix == "json"))
-        })
+        .and_then(|text| text.parse().ok())
+}
+
+/// `application/json` or `application/*+json`, parameters allowed.
+fn is_json(headers: &HeaderMap) -> bool {
+    media_type(headers).is_some_and(|mime| {
+        mime.type_() == "application"
+            && (mime.subtype() == "json" || mime.suffix().is_some_and(|suffix| suffix == "json"))
+    })
+}
+
+/// `application/x-www-form-urlencoded`, parameters allowed.
+pub fn is_form(headers: &HeaderMap) -> bool {
+    media_type(headers).is_some_and(|mime| {
+        mime.type_() == "application" && mime.subtype() == "x-www-form-urlencoded"
+    })
+}
+
+/// Reads a form body of at most `limit` bytes into `T`. Unknown parameters (with
+/// `deny_unknown_fields`) and repeated ones are refused: a struct reports a repeat as a
+/// duplicate field. The error is a description for the client.
+pub async fn read_form<T: DeserializeOwned>(body: Body, limit: usize) -> Result<T, &'static str> {
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| "the body is too large or could not be read")?;
+    serde_urlencoded::from_bytes(&bytes).map_err(|_| "malformed, unknown or repeated parameters")
 }
 
 fn json_problem(rejection: &JsonRejection) -> Problem {

@@ -1,8 +1,8 @@
 //! Registration, login and logout.
 
 use axum::extract::State;
-use axum::http::header::{CONTENT_TYPE, SET_COOKIE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tessera_core::{LoginAttempt, Transport};
@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::{Authenticated, Carrier, presented_token};
-use crate::body::{CurrentSession, SessionBody, UserBody, to_json};
+use crate::body::{CurrentSession, SessionBody, UserBody, json, to_json};
 use crate::extract::{ApiJson, ClientIp};
 use crate::problem::{Problem, ProblemBody};
 
@@ -162,13 +162,4 @@ pub async fn logout(
         .headers_mut()
         .insert(SET_COOKIE, state.http.cookies.clear_cookie());
     Ok(response)
-}
-
-/// A JSON response with the given status.
-pub fn json(status: StatusCode, body: Vec<u8>) -> Response {
-    let mut response = (status, body).into_response();
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
 }

@@ -6,7 +6,6 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::header::WWW_AUTHENTICATE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -17,11 +16,10 @@ use serde::{Deserialize, Serialize};
 use tessera_core::{Error, RefreshToken, Revocation, SessionId};
 use utoipa::{IntoParams, ToSchema};
 
-use super::accounts::json;
 use super::tokens::OAuthError;
 use crate::AppState;
-use crate::body::{Rfc3339, to_json};
-use crate::extract::ApiQuery;
+use crate::body::{Rfc3339, json, to_json};
+use crate::extract::{ApiQuery, is_form, read_form};
 use crate::tokens::unix_seconds;
 
 /// `POST /v1/introspect` and `POST /v1/revoke` parameters (form-encoded).
@@ -69,74 +67,21 @@ pub struct Introspection {
     pub username: Option<String>,
 }
 
-/// Reads form parameters, refusing repeated or unknown ones.
+/// Reads form parameters, refusing other content types and repeated or unknown parameters.
 async fn form(
     state: &AppState,
     request: Request,
 ) -> Result<(HeaderMap, TokenParameters), Response> {
     let (parts, body) = request.into_parts();
-    let is_form = parts
-        .headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|text| text.parse::<mime::Mime>().ok())
-        .is_some_and(|mime| {
-            mime.type_() == "application" && mime.subtype() == "x-www-form-urlencoded"
-        });
-    if !is_form {
-        return Err(oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
+    if !is_form(&parts.headers) {
+        return Err(OAuthError::invalid_request(
             "the body must be application/x-www-form-urlencoded",
         ));
     }
-    let bytes = axum::body::to_bytes(body, state.http.max_body_bytes)
+    let parameters = read_form(body, state.http.max_body_bytes)
         .await
-        .map_err(|_| {
-            oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "the body is too large or could not be read",
-            )
-        })?;
-    let parameters = serde_urlencoded::from_bytes::<TokenParameters>(&bytes).map_err(|_| {
-        oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "malformed, unknown or repeated parameters",
-        )
-    })?;
+        .map_err(OAuthError::invalid_request)?;
     Ok((parts.headers, parameters))
-}
-
-fn oauth_error(status: StatusCode, error: &'static str, description: &'static str) -> Response {
-    let mut response = json(
-        status,
-        to_json(&OAuthError {
-            error,
-            error_description: description,
-        }),
-    );
-    if status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"tessera\""),
-        );
-    }
-    response
-}
-
-/// `503 temporarily_unavailable`: the store failed; nothing was decided.
-fn store_unavailable() -> Response {
-    let mut response = oauth_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "temporarily_unavailable",
-        "the store cannot be reached; retry shortly",
-    );
-    response
-        .headers_mut()
-        .insert("retry-after", HeaderValue::from(1));
-    response
 }
 
 /// Authenticates the calling client: HTTP Basic (client_secret_basic) or, for form
@@ -160,7 +105,7 @@ async fn client(
         _ => None,
     };
     let refused = || {
-        oauth_error(
+        OAuthError::response(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             "client authentication failed",
@@ -174,7 +119,7 @@ async fn client(
         Err(Error::InvalidClient) => Err(refused()),
         Err(error) => {
             tracing::error!(%error, "client authentication failed on the store");
-            Err(store_unavailable())
+            Err(OAuthError::unavailable())
         }
     }
 }
@@ -203,7 +148,7 @@ pub async fn introspect(State(state): State<AppState>, request: Request) -> Resp
         Ok(answer) => answer,
         Err(error) => {
             tracing::error!(%error, "introspection failed");
-            return store_unavailable();
+            return OAuthError::unavailable();
         }
     };
     let mut response = json(StatusCode::OK, to_json(&answer));
@@ -299,7 +244,7 @@ pub async fn revoke(State(state): State<AppState>, request: Request) -> Response
         }
         Err(error) => {
             tracing::error!(%error, "revocation failed");
-            store_unavailable()
+            OAuthError::unavailable()
         }
     }
 }
@@ -394,7 +339,7 @@ pub async fn revocations(
         }
         Err(error) => {
             tracing::error!(%error, "revocation feed failed");
-            store_unavailable()
+            OAuthError::unavailable()
         }
     }
 }
@@ -428,7 +373,7 @@ pub async fn revocation_stream(
         None => match state.engine.revocation_cursor().await {
             Ok(cursor) => cursor,
             Err(_) => {
-                return store_unavailable();
+                return OAuthError::unavailable();
             }
         },
     };

@@ -4,9 +4,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::accounts::json;
 use crate::AppState;
-use crate::body::{Status, to_json};
+use crate::body::{Status, json, to_json};
 use crate::problem::{Problem, ProblemBody};
 
 /// The process is up.

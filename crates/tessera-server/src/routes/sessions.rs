@@ -8,10 +8,9 @@ use serde::Deserialize;
 use tessera_core::{RevokeScope, SessionId};
 use utoipa::IntoParams;
 
-use super::accounts::json;
 use crate::AppState;
 use crate::auth::{Authenticated, Carrier};
-use crate::body::{CurrentSession, Revoked, SessionBody, SessionList, to_json};
+use crate::body::{CurrentSession, Revoked, SessionBody, SessionList, json, to_json};
 use crate::extract::ApiQuery;
 use crate::problem::{Problem, ProblemBody};
 

@@ -2,16 +2,16 @@
 //! metadata. Errors here are OAuth error JSON (RFC 6749 §5.2), not problem+json.
 
 use axum::extract::{FromRequest, Request, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tessera_core::{Error, RefreshToken, TokenGrant};
 use utoipa::ToSchema;
 
-use super::accounts::json;
 use crate::AppState;
-use crate::body::{SessionBody, to_json};
+use crate::body::{SessionBody, json, to_json};
+use crate::extract::{ApiJson, is_form, read_form};
 use crate::tokens::unix_seconds;
 
 /// An OAuth error response (RFC 6749 §5.2).
@@ -24,7 +24,9 @@ pub struct OAuthError {
 }
 
 impl OAuthError {
-    fn response(
+    /// The one way an OAuth endpoint answers an error: never cached, `Retry-After` on `503`,
+    /// `WWW-Authenticate: Basic` on `401` (client authentication).
+    pub(crate) fn response(
         status: StatusCode,
         error: &'static str,
         error_description: &'static str,
@@ -42,11 +44,27 @@ impl OAuthError {
                 .headers_mut()
                 .insert("retry-after", HeaderValue::from(1));
         }
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"tessera\""),
+            );
+        }
         response
     }
 
-    fn invalid_request(description: &'static str) -> Response {
+    /// `400 invalid_request`.
+    pub(crate) fn invalid_request(description: &'static str) -> Response {
         Self::response(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+
+    /// `503 temporarily_unavailable`: the store failed; nothing was decided.
+    pub(crate) fn unavailable() -> Response {
+        Self::response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the store cannot be reached; retry shortly",
+        )
     }
 }
 
@@ -157,11 +175,7 @@ pub async fn token(State(state): State<AppState>, request: Request) -> Response 
         ),
         Err(Error::Store(error)) => {
             tracing::error!(%error, "store failure during refresh");
-            OAuthError::response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "the store cannot be reached; retry shortly",
-            )
+            OAuthError::unavailable()
         }
         Err(error) => {
             tracing::error!(%error, "refresh failed");
@@ -175,27 +189,14 @@ pub async fn token(State(state): State<AppState>, request: Request) -> Response 
 }
 
 async fn parse_token_request(state: &AppState, request: Request) -> Result<TokenRequest, Response> {
-    let content_type = request
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|text| text.parse::<mime::Mime>().ok());
-    let is_form = content_type.as_ref().is_some_and(|mime| {
-        mime.type_() == "application" && mime.subtype() == "x-www-form-urlencoded"
-    });
-    if is_form {
-        let bytes = axum::body::to_bytes(request.into_body(), state.http.max_body_bytes)
+    if is_form(request.headers()) {
+        // Repeated parameters are refused (RFC 6749 §3.2).
+        return read_form(request.into_body(), state.http.max_body_bytes)
             .await
-            .map_err(|_| {
-                OAuthError::invalid_request("the body is too large or could not be read")
-            })?;
-        // Repeated parameters are refused (RFC 6749 §3.2): serde_urlencoded into a struct
-        // reports them as duplicate fields.
-        return serde_urlencoded::from_bytes::<TokenRequest>(&bytes)
-            .map_err(|_| OAuthError::invalid_request("malformed, unknown or repeated parameters"));
+            .map_err(OAuthError::invalid_request);
     }
-    match crate::extract::ApiJson::<TokenRequest>::from_request(request, state).await {
-        Ok(crate::extract::ApiJson(parameters)) => Ok(parameters),
+    match ApiJson::<TokenRequest>::from_request(request, state).await {
+        Ok(ApiJson(parameters)) => Ok(parameters),
         Err(problem) if problem.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             Err(OAuthError::invalid_request(
                 "the body must be application/x-www-form-urlencoded or application/json",
