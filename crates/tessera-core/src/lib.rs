@@ -73,7 +73,8 @@ pub use password::{PasswordHasher, PasswordPolicy, PasswordRejection};
 pub use session::{SessionPolicy, SessionRecord, Transport};
 pub use store::{
     ClientRecord, ClientStore, KeyRecord, KeyStore, RefreshRecord, RefreshStore, Revocation,
-    Rotation, SessionStore, StoreError, UserStore,
+    RevocationLog, RevocationNotifier, RevocationSubscription, Rotation, SessionStore, StoreError,
+    UserStore,
 };
 pub use throttle::{LoginThrottle, ThrottleKey, ThrottleRule};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};

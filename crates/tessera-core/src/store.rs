@@ -334,3 +334,53 @@ pub trait ClientStore: Send + Sync + fmt::Debug + 'static {
     /// Removes the client named `name`. Idempotent: `false` if there was none.
     async fn delete_client(&self, name: &str) -> Result<bool, StoreError>;
 }
+
+/// A durable revocation log on its own, for session stores that keep sessions somewhere that
+/// may forget them (Redis).
+///
+/// Losing a session is safe (its user logs in again); losing a revocation is not (a verifier
+/// would accept the revoked session's tokens again). So a non-durable session store writes
+/// every revocation here — a SQL database — before it marks the session revoked, and
+/// [`SessionStore::revocations_since`] and [`SessionStore::revocation_cursor`] read from here.
+/// The sequence and ordering rules are those of [`Revocation`].
+#[async_trait]
+pub trait RevocationLog: Send + Sync + fmt::Debug + 'static {
+    /// Appends one entry per `(session, user)`, all revoked at `revoked_at`, atomically and
+    /// durably, with strictly increasing sequences in the order given.
+    async fn log_revocations(
+        &self,
+        entries: &[(SessionId, UserId)],
+        revoked_at: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Entries with `sequence > after`, oldest first, at most `limit`.
+    async fn logged_since(&self, after: u64, limit: usize) -> Result<Vec<Revocation>, StoreError>;
+
+    /// The highest sequence assigned (`0` before the first entry); trimming never lowers it.
+    async fn log_cursor(&self) -> Result<u64, StoreError>;
+
+    /// Deletes at most `limit` entries revoked before `before`. Returns how many went.
+    async fn trim_log(&self, before: Timestamp, limit: usize) -> Result<u64, StoreError>;
+}
+
+/// A push hint that the revocation log may have grown (PostgreSQL `LISTEN`/`NOTIFY`, Redis
+/// pub/sub), so other processes apply a revocation in milliseconds instead of at their next
+/// poll.
+///
+/// A hint only: the log stays the truth. A listener reads the log after it subscribes (the
+/// snapshot that covers anything missed while disconnected) and after every notification,
+/// and keeps a slow poll as a backstop.
+#[async_trait]
+pub trait RevocationNotifier: Send + Sync + fmt::Debug + 'static {
+    /// Opens a subscription. Notifications sent before this returns may be missed; read the
+    /// log afterwards.
+    async fn subscribe(&self) -> Result<Box<dyn RevocationSubscription>, StoreError>;
+}
+
+/// An open [`RevocationNotifier`] subscription.
+#[async_trait]
+pub trait RevocationSubscription: Send + fmt::Debug {
+    /// Waits for the next notification (several may be folded into one). An error means the
+    /// subscription is lost: subscribe again, then read the log.
+    async fn notified(&mut self) -> Result<(), StoreError>;
+}
