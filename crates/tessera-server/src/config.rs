@@ -245,6 +245,11 @@ pub struct TokenConfig {
     /// instances). Defaults to `5s`.
     #[serde(with = "humantime_serde")]
     pub key_reload: Duration,
+    /// A signing key older than this is rotated out automatically (one instance does it; the
+    /// others pick the new key up). `0s` turns the schedule off, leaving `tessera keys rotate`.
+    /// Ignored for HS256. Defaults to `30d`.
+    #[serde(with = "humantime_serde")]
+    pub key_rotation: Duration,
 }
 
 impl Default for TokenConfig {
@@ -260,6 +265,7 @@ impl Default for TokenConfig {
             audience: vec!["tessera".to_owned()],
             key_publish_lead: Duration::from_secs(5 * 60),
             key_reload: Duration::from_secs(5),
+            key_rotation: Duration::from_secs(30 * 24 * 60 * 60),
         }
     }
 }
@@ -463,6 +469,12 @@ impl Config {
             return invalid(
                 "token.audience",
                 "must name at least one non-empty audience",
+            );
+        }
+        if !token.key_rotation.is_zero() && token.key_rotation <= token.key_publish_lead {
+            return invalid(
+                "token.key_rotation",
+                "must be longer than token.key_publish_lead (or 0s to turn it off)",
             );
         }
         if token.key_reload < Duration::from_millis(100) {

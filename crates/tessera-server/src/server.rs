@@ -195,8 +195,12 @@ async fn maintain(services: Services, poll: Duration, purge: Duration, key_reloa
                 }
             }).map_err(Into::into),
             _ = key_timer.tick() => {
-                tokens.sweep(tessera_core::Timestamp::unix_millis(engine.clock().now()).div_euclid(1000));
-                tokens.reload().await.map_err(Into::into)
+                let now = engine.clock().now().unix_millis().div_euclid(1000);
+                tokens.sweep(now);
+                match tokens.reload().await {
+                    Ok(()) => tokens.rotate_if_due(now).await.map(|_| ()).map_err(Into::into),
+                    Err(error) => Err(error.into()),
+                }
             }
         };
         match (result, failing) {

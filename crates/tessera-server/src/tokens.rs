@@ -12,7 +12,7 @@ use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use sha2::{Digest, Sha256};
 use tessera_core::store::KeyRecord;
-use tessera_core::{AccessGrant, KeyStore, StoreError, Timestamp};
+use tessera_core::{AccessGrant, KeyStore, StoreError, Timestamp, TokenId};
 use tessera_jose::{
     AccessClaims, Algorithm, Audience, Keyring, StoredKey, Verifier, VerifierSettings,
 };
@@ -38,6 +38,9 @@ pub enum TokenError {
     /// Signing failed.
     #[error("signing failed")]
     Sign(#[from] tessera_jose::SignError),
+    /// The operating system's random number generator failed.
+    #[error("no randomness available")]
+    Randomness,
 }
 
 /// Verified tokens remembered at most; beyond it new ones are verified every time.
@@ -49,6 +52,8 @@ struct Current {
     keyring: Keyring,
     verifier: Verifier,
     kids: Vec<String>,
+    /// The most recently created key of the configured algorithm: `(kid, created_at)`.
+    newest: Option<(String, i64)>,
 }
 
 /// Signing keys, signer and verifier, shared by the handlers.
@@ -76,24 +81,7 @@ impl Tokens {
         let mut settings = VerifierSettings::new(issuer.clone(), config.audience.clone());
         settings.leeway = config.leeway;
         if config.algorithm() != Algorithm::HS256 {
-            let records = keys.signing_keys().await?;
-            let algorithm = config.algorithm().as_str();
-            if !records
-                .iter()
-                .any(|key| key.algorithm == algorithm && key.retired_at.is_none())
-            {
-                // The first key signs at once: nothing can have cached a JWKS without it yet.
-                let key = StoredKey::generate(config.algorithm(), now, now)?;
-                match keys.insert_signing_key(&record_of(&key)).await {
-                    Ok(()) => {
-                        keys.retire_signing_keys(&key.kid, now).await?;
-                        tracing::info!(target: "tessera::audit", event = "key_created", kid = %key.kid, algorithm);
-                    }
-                    // Another instance created one at the same moment; use theirs too.
-                    Err(StoreError::Conflict) => {}
-                    Err(other) => return Err(other.into()),
-                }
-            }
+            create_first_key(keys.as_ref(), config.algorithm(), now).await?;
         }
         let current = load(keys.as_ref(), config, &settings).await?;
         Ok(Tokens {
@@ -134,6 +122,57 @@ impl Tokens {
         }
         let activates_at = now + seconds(self.config.key_publish_lead);
         let key = StoredKey::generate(self.config.algorithm(), now, activates_at)?;
+        self.install(key, now).await
+    }
+
+    /// Rotates if the newest signing key is older than `token.key_rotation`, unless another
+    /// instance is already doing it. Returns the new key id when this call rotated.
+    ///
+    /// Instances agree on one rotator per due key through the key store's atomic
+    /// get-or-create: the first candidate stored under `rotation:<old kid>:<hour>` wins. The
+    /// hour in the name lets a later attempt take over if the winner died before inserting
+    /// its key.
+    pub async fn rotate_if_due(&self, now: i64) -> Result<Option<String>, TokenError> {
+        let interval = seconds(self.config.key_rotation);
+        if interval == 0 || self.config.algorithm() == Algorithm::HS256 {
+            return Ok(None);
+        }
+        let due = |current: &Current| {
+            current
+                .newest
+                .clone()
+                .map(|(kid, created_at)| (kid, created_at.saturating_add(interval)))
+                .filter(|(_, due_at)| *due_at <= now)
+        };
+        if due(&self.current.load()).is_none() {
+            return Ok(None);
+        }
+        // Decide on the store's view, not a possibly stale keyring, so every instance names
+        // the same key in its claim.
+        self.reload().await?;
+        let Some((newest_kid, due_at)) = due(&self.current.load()) else {
+            return Ok(None);
+        };
+        let attempt = (now - due_at) / 3600;
+        let claim = format!("rotation:{newest_kid}:{attempt}");
+        let candidate = TokenId::generate().map_err(|_| TokenError::Randomness)?;
+        let winner = self
+            .keys
+            .server_secret(&claim, candidate.as_str().as_bytes())
+            .await?;
+        if winner != candidate.as_str().as_bytes() {
+            // Another instance rotates; its key arrives with a reload.
+            return Ok(None);
+        }
+        let activates_at = now + seconds(self.config.key_publish_lead);
+        let key = StoredKey::generate(self.config.algorithm(), now, activates_at)?;
+        self.install(key, now).await.map(Some)
+    }
+
+    /// Stores `key`, retires the keys it replaces from its activation on, forgets keys whose
+    /// tokens have all expired, and reloads.
+    async fn install(&self, key: StoredKey, now: i64) -> Result<String, TokenError> {
+        let activates_at = key.activates_at;
         self.keys.insert_signing_key(&record_of(&key)).await?;
         self.keys
             .retire_signing_keys(&key.kid, activates_at)
@@ -232,6 +271,44 @@ fn seconds(duration: Duration) -> i64 {
     i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }
 
+/// Creates the first signing key of `algorithm` unless one exists. When several instances
+/// start on an empty store at once, one wins the claim and creates it; the others wait for it.
+async fn create_first_key(
+    keys: &dyn KeyStore,
+    algorithm: Algorithm,
+    now: i64,
+) -> Result<(), TokenError> {
+    let has_key = |records: &[KeyRecord]| {
+        records
+            .iter()
+            .any(|key| key.algorithm == algorithm.as_str() && key.retired_at.is_none())
+    };
+    if has_key(&keys.signing_keys().await?) {
+        return Ok(());
+    }
+    // The minute in the name lets a later start take over if the winner died first.
+    let claim = format!("first-key:{}:{}", algorithm.as_str(), now.div_euclid(60));
+    let candidate = TokenId::generate().map_err(|_| TokenError::Randomness)?;
+    let winner = keys
+        .server_secret(&claim, candidate.as_str().as_bytes())
+        .await?;
+    if winner == candidate.as_str().as_bytes() {
+        // The first key signs at once: nothing can have cached a JWKS without it yet.
+        let key = StoredKey::generate(algorithm, now, now)?;
+        keys.insert_signing_key(&record_of(&key)).await?;
+        keys.retire_signing_keys(&key.kid, now).await?;
+        tracing::info!(target: "tessera::audit", event = "key_created", kid = %key.kid, algorithm = algorithm.as_str());
+        return Ok(());
+    }
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if has_key(&keys.signing_keys().await?) {
+            return Ok(());
+        }
+    }
+    Err(TokenError::NoSigningKey)
+}
+
 async fn load(
     keys: &dyn KeyStore,
     config: &TokenConfig,
@@ -262,12 +339,18 @@ async fn load(
         }
     }
     let kids = stored.iter().map(|key| key.kid.clone()).collect();
+    let newest = stored
+        .iter()
+        .filter(|key| key.algorithm == config.algorithm())
+        .max_by(|a, b| (a.created_at, &a.kid).cmp(&(b.created_at, &b.kid)))
+        .map(|key| (key.kid.clone(), key.created_at));
     let keyring = Keyring::new(stored, publish_after_retirement(config))?;
     let verifier = keyring.verifier(settings.clone());
     Ok(Current {
         keyring,
         verifier,
         kids,
+        newest,
     })
 }
 

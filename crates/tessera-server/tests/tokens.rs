@@ -520,3 +520,121 @@ async fn every_supported_algorithm_signs_and_verifies_end_to_end() {
         );
     }
 }
+
+async fn jwks_kids(server: &TestServer) -> Vec<String> {
+    let jwks: Value = client()
+        .get(server.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| key["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_rotation_schedule_publishes_a_new_key_before_it_signs() {
+    let server = TestServer::start_with_clock(|config| {
+        config.token.key_reload = Duration::from_millis(100);
+        config.token.key_rotation = Duration::from_secs(24 * 60 * 60);
+    })
+    .await;
+    server.register("alice", PASSWORD).await;
+    let first = token_login(&server, "alice").await;
+    let old_kid = decode_segment(first["access_token"].as_str().unwrap(), 0)["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(jwks_kids(&server).await, vec![old_kid.clone()]);
+
+    // Not yet due: nothing changes however often maintenance runs.
+    server.advance(Duration::from_secs(23 * 60 * 60));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(jwks_kids(&server).await, vec![old_kid.clone()]);
+
+    server.advance(Duration::from_secs(60 * 60 + 1));
+    let mut kids = Vec::new();
+    for _ in 0..50 {
+        kids = jwks_kids(&server).await;
+        if kids.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(kids.len(), 2, "the due key was rotated: {kids:?}");
+    assert!(kids.contains(&old_kid));
+    let new_kid = kids.iter().find(|kid| **kid != old_kid).unwrap().clone();
+
+    // Published first, signing only after the lead time.
+    let during_lead = token_login(&server, "alice").await;
+    assert_eq!(
+        decode_segment(during_lead["access_token"].as_str().unwrap(), 0)["kid"],
+        old_kid.as_str()
+    );
+    server.advance(server.config.token.key_publish_lead + Duration::from_secs(1));
+    let after_lead = token_login(&server, "alice").await;
+    let after_lead_token = after_lead["access_token"].as_str().unwrap();
+    assert_eq!(decode_segment(after_lead_token, 0)["kid"], new_kid.as_str());
+    assert_eq!(
+        session_status(&server, after_lead_token).await,
+        StatusCode::OK
+    );
+    // The old key stays published while tokens it signed may still be live.
+    let during_lead_token = during_lead["access_token"].as_str().unwrap();
+    assert!(jwks_kids(&server).await.contains(&old_kid));
+    assert_eq!(
+        session_status(&server, during_lead_token).await,
+        StatusCode::OK
+    );
+
+    // One rotation per due key: the schedule does not rotate the new key again at once.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(jwks_kids(&server).await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_due_for_rotation_at_once_add_exactly_one_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = tessera_server::config::Config::default();
+    config.database.url = format!("sqlite://{}", dir.path().join("tessera.db").display());
+    config.token.key_rotation = Duration::from_secs(60 * 60);
+    let clock =
+        tessera_core::ManualClock::new(tessera_core::Clock::now(&tessera_core::SystemClock));
+    let open = || tessera_server::open_with_clock(&config, std::sync::Arc::new(clock.clone()));
+    let (first, second, third) = tokio::join!(open(), open(), open());
+    let instances = [first.unwrap(), second.unwrap(), third.unwrap()];
+    let started = tessera_core::Clock::now(&clock).unix_millis() / 1000;
+    for instance in &instances {
+        instance.tokens.reload().await.unwrap();
+        let jwks: Value = serde_json::from_slice(&instance.tokens.jwks_json(started)).unwrap();
+        assert_eq!(jwks["keys"].as_array().unwrap().len(), 1, "one first key");
+    }
+    clock.advance(Duration::from_secs(60 * 60 + 5));
+    let now = tessera_core::Clock::now(&clock).unix_millis() / 1000;
+
+    let results = futures_util::future::join_all(
+        instances
+            .iter()
+            .map(|instance| instance.tokens.rotate_if_due(now)),
+    )
+    .await;
+    let rotated: Vec<String> = results.into_iter().map(Result::unwrap).flatten().collect();
+    assert_eq!(
+        rotated.len(),
+        1,
+        "exactly one instance rotated: {rotated:?}"
+    );
+
+    for instance in &instances {
+        instance.tokens.reload().await.unwrap();
+        assert_eq!(instance.tokens.rotate_if_due(now).await.unwrap(), None);
+        let jwks: Value = serde_json::from_slice(&instance.tokens.jwks_json(now)).unwrap();
+        assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+    }
+}

@@ -100,16 +100,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(options.busy_timeout);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(options.max_connections.max(1))
-            .acquire_timeout(options.acquire_timeout)
-            // A local file does not drop connections the way a network peer does; skipping
-            // the check saves a round trip on every query.
-            .test_before_acquire(false)
-            .connect_with(connect)
-            .await
-            .map_err(StoreError::unavailable)?;
-        MIGRATOR.run(&pool).await.map_err(StoreError::unavailable)?;
+        let pool = open_pool(connect, &options).await?;
         tracing::debug!(path = %path.display(), "opened SQLite store");
         Ok(SqliteStore {
             pool,
@@ -146,6 +137,54 @@ impl fmt::Display for MalformedRow {
 }
 
 impl std::error::Error for MalformedRow {}
+
+/// Connects and brings the schema up to date, tolerating other processes that open the same
+/// new file at the same moment.
+///
+/// Two first starts race in two places: switching a fresh file to WAL needs an exclusive lock
+/// that SQLite refuses at once (`SQLITE_BUSY`, no busy wait), and sqlx does not lock SQLite
+/// during migrations, so both can read "migration N not applied" and the slower one fails on
+/// `CREATE TABLE`. Each migration commits atomically with its bookkeeping row, so starting
+/// over after such a failure finds the work done and moves on; a real error fails every
+/// attempt.
+async fn open_pool(
+    connect: SqliteConnectOptions,
+    options: &SqliteOptions,
+) -> Result<SqlitePool, StoreError> {
+    const ATTEMPTS: u32 = 8;
+    let mut attempt = 1;
+    loop {
+        let opened = async {
+            let pool = SqlitePoolOptions::new()
+                .max_connections(options.max_connections.max(1))
+                .acquire_timeout(options.acquire_timeout)
+                // A local file does not drop connections the way a network peer does;
+                // skipping the check saves a round trip on every query.
+                .test_before_acquire(false)
+                .connect_with(connect.clone())
+                .await
+                .map_err(StoreError::unavailable)?;
+            match MIGRATOR.run(&pool).await {
+                Ok(()) => Ok(pool),
+                Err(error) => {
+                    pool.close().await;
+                    Err(StoreError::unavailable(error))
+                }
+            }
+        }
+        .await;
+        match opened {
+            Ok(pool) => return Ok(pool),
+            Err(error) if attempt < ATTEMPTS => {
+                tracing::debug!(%error, attempt, "opening raced another process; retrying");
+                // A blocking sleep is fine: this runs once, at startup, before serving.
+                std::thread::sleep(Duration::from_millis(25 * u64::from(attempt)));
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
 
 fn malformed(column: &'static str) -> StoreError {
     StoreError::corrupt(MalformedRow { column })
