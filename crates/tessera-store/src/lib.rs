@@ -15,6 +15,9 @@
 //!   and API clients) on restart.
 //! - `sqlite` (feature `sqlite`, on by default): [`SqliteStore`](sqlite::SqliteStore) — one
 //!   durable file holding all of it, with migrations embedded.
+//! - `postgres` (feature `postgres`): [`PgStore`](postgres::PgStore) — all of it in PostgreSQL,
+//!   shared by every instance, with the revocation log (also for Redis sessions) and
+//!   `LISTEN`/`NOTIFY` fan-out of revocations.
 //! - `conformance` (feature `conformance`): the contract as executable tests, and the
 //!   [`conformance_tests!`] macro that runs all of them against a backend in one line.
 //!
@@ -92,6 +95,8 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
