@@ -3,11 +3,13 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use self::clients::NewClient;
 pub use self::tokens::{AccessGrant, Refreshed, TokenGrant, TokenPolicy};
+use dashmap::DashMap;
+
 use crate::cache::{CachedSession, SessionCache};
 use crate::error::Error;
 use crate::id::{SessionId, SessionToken, UserId};
@@ -55,6 +57,11 @@ pub struct EngineConfig {
     pub revocation_retention: Duration,
     /// Access- and refresh-token lifetimes for the token transport.
     pub tokens: TokenPolicy,
+    /// How old the last successful read of the revocation log may be before cached sessions
+    /// and access tokens stop being trusted: every check then goes to the store, and fails
+    /// with `503` if the store is down. `None` trusts the cache however old the feed is (for
+    /// embedders that never call [`Engine::sync_revocations`]). Defaults to `None`.
+    pub revocation_max_staleness: Option<Duration>,
 }
 
 impl Default for EngineConfig {
@@ -73,6 +80,7 @@ impl Default for EngineConfig {
             cache_capacity: 100_000,
             revocation_retention: Duration::from_secs(60 * 60),
             tokens: TokenPolicy::default(),
+            revocation_max_staleness: None,
         }
     }
 }
@@ -156,6 +164,16 @@ struct Inner {
     cache: SessionCache,
     /// The last revocation-log sequence applied to the cache.
     revocation_cursor: AtomicU64,
+    /// When the revocation log was last read successfully (clock milliseconds).
+    revocations_synced_at: AtomicI64,
+    /// Sessions the revocation log names, until `revocation_retention` after their
+    /// revocation. Checked on every store read, so a session store that still shows a revoked
+    /// session as live (Redis after a failure between logging a revocation and marking the
+    /// record) cannot bring it back, and reloaded at start so a restart forgets none.
+    revoked: DashMap<SessionId, Timestamp>,
+    /// Usernames by user id, so a cache miss reads the session store only. Accounts are
+    /// never renamed, and deleting one revokes its sessions first.
+    usernames: DashMap<UserId, String>,
     /// The key successor refresh tokens are derived under (shared by all instances).
     rotation_key: Vec<u8>,
 }
@@ -175,23 +193,28 @@ impl Engine {
         clock: Arc<dyn Clock>,
         config: EngineConfig,
     ) -> Result<Self, StoreError> {
-        let cursor = stores.sessions.revocation_cursor().await?;
         let candidate = SessionToken::generate().map_err(StoreError::unavailable)?;
         let rotation_key = stores
             .keys
             .server_secret(REFRESH_ROTATION_SECRET, candidate.hash().as_bytes())
             .await?;
-        Ok(Engine {
+        let engine = Engine {
             inner: Arc::new(Inner {
                 cache: SessionCache::new(config.cache_capacity),
+                revocations_synced_at: AtomicI64::new(clock.now().unix_millis()),
                 stores,
                 hasher,
                 clock,
                 config,
-                revocation_cursor: AtomicU64::new(cursor),
+                revocation_cursor: AtomicU64::new(0),
+                revoked: DashMap::new(),
+                usernames: DashMap::new(),
                 rotation_key,
             }),
-        })
+        };
+        // Everything the log still holds: the revocations a restart must not forget.
+        engine.sync_revocations().await?;
+        Ok(engine)
     }
 
     /// The configuration in force.
@@ -264,6 +287,7 @@ impl Engine {
         if !self.inner.stores.users.delete_user(id).await? {
             return Err(Error::UserNotFound);
         }
+        self.inner.usernames.remove(id);
         // A login that raced the deletion may have created a session in between.
         self.revoked(sessions.revoke_user_sessions(id, None, self.now()).await?);
         tracing::info!(target: "tessera::audit", event = "user_deleted", user_id = %id);
@@ -360,7 +384,7 @@ impl Engine {
     pub async fn validate(&self, token: &SessionToken) -> Result<ValidSession, Error> {
         let hash = token.hash();
         let now = self.now();
-        if let Some(entry) = self.inner.cache.get(&hash) {
+        if let Some(entry) = self.cached(|cache| cache.get(&hash), now) {
             let record = &entry.record;
             if now >= record.expires_at {
                 self.inner.cache.forget(&record.id);
@@ -395,7 +419,7 @@ impl Engine {
         {
             tracing::info!(target: "tessera::audit", event = "logout", user_id = %session.record().user_id, session_id = %id);
         }
-        self.inner.cache.forget(id);
+        self.forget_revoked(id);
         Ok(())
     }
 
@@ -449,7 +473,7 @@ impl Engine {
             return Err(Error::SessionNotFound);
         }
         tracing::info!(target: "tessera::audit", event = "session_revoked", session_id = %id);
-        self.inner.cache.forget(id);
+        self.forget_revoked(id);
         Ok(())
     }
 
@@ -500,6 +524,9 @@ impl Engine {
     /// instances) to the cache. Returns how many were applied.
     pub async fn sync_revocations(&self) -> Result<usize, StoreError> {
         const BATCH: usize = 1000;
+        // Freshness counts from before the read: whatever was logged before this instant is
+        // applied when it succeeds.
+        let started = self.now();
         let mut applied = 0;
         loop {
             let after = self.inner.revocation_cursor.load(Ordering::SeqCst);
@@ -510,18 +537,21 @@ impl Engine {
                 .revocations_since(after, BATCH)
                 .await?;
             for revocation in &batch {
+                self.inner
+                    .revoked
+                    .insert(revocation.session_id.clone(), revocation.revoked_at);
                 self.inner.cache.forget(&revocation.session_id);
             }
             applied += batch.len();
-            match batch.last() {
-                Some(last) => {
-                    self.inner
-                        .revocation_cursor
-                        .fetch_max(last.sequence, Ordering::SeqCst);
-                }
-                None => return Ok(applied),
+            if let Some(last) = batch.last() {
+                self.inner
+                    .revocation_cursor
+                    .fetch_max(last.sequence, Ordering::SeqCst);
             }
             if batch.len() < BATCH {
+                self.inner
+                    .revocations_synced_at
+                    .fetch_max(started.unix_millis(), Ordering::SeqCst);
                 return Ok(applied);
             }
         }
@@ -536,6 +566,10 @@ impl Engine {
         self.inner
             .cache
             .sweep(now, self.inner.config.session.idle_timeout);
+        let forget_before = now.saturating_sub(self.inner.config.revocation_retention);
+        self.inner
+            .revoked
+            .retain(|_, revoked_at| *revoked_at >= forget_before);
         // The store's idle expiry lags activity this process has seen by up to one touch
         // interval; purging only what ended that long ago never deletes a session a cache
         // still considers live.
@@ -569,6 +603,66 @@ impl Engine {
         }
     }
 
+    /// A session read from the store, if it may be used at `now`: unrevoked (by its record
+    /// and by the revocation log), unexpired, and its user still there.
+    pub(crate) async fn admit(
+        &self,
+        record: Option<SessionRecord>,
+        now: Timestamp,
+    ) -> Result<Arc<CachedSession>, Error> {
+        let record = match record {
+            Some(record)
+                if record.revoked_at.is_none() && !self.inner.revoked.contains_key(&record.id) =>
+            {
+                record
+            }
+            _ => return Err(Error::Unauthenticated),
+        };
+        if now >= record.expires_at || now >= record.idle_expires_at {
+            return Err(Error::SessionExpired);
+        }
+        let username = match self.inner.usernames.get(&record.user_id) {
+            Some(username) => username.clone(),
+            None => match self.inner.stores.users.user_by_id(&record.user_id).await? {
+                Some(user) => {
+                    let username = user.user.username;
+                    if self.inner.usernames.len() < self.inner.config.cache_capacity {
+                        self.inner
+                            .usernames
+                            .insert(record.user_id.clone(), username.clone());
+                    }
+                    username
+                }
+                None => return Err(Error::Unauthenticated),
+            },
+        };
+        Ok(Arc::new(CachedSession::new(record, username)))
+    }
+
+    /// A cache lookup, unless the revocation feed is too old for the cache to be trusted.
+    pub(crate) fn cached(
+        &self,
+        lookup: impl FnOnce(&SessionCache) -> Option<Arc<CachedSession>>,
+        now: Timestamp,
+    ) -> Option<Arc<CachedSession>> {
+        if let Some(max) = self.inner.config.revocation_max_staleness {
+            let synced = Timestamp::from_unix_millis(
+                self.inner.revocations_synced_at.load(Ordering::SeqCst),
+            );
+            if now.duration_since(synced) > max {
+                return None;
+            }
+        }
+        lookup(&self.inner.cache)
+    }
+
+    /// How long ago the revocation log was last read successfully.
+    pub fn revocation_feed_age(&self) -> Duration {
+        let synced =
+            Timestamp::from_unix_millis(self.inner.revocations_synced_at.load(Ordering::SeqCst));
+        self.now().duration_since(synced)
+    }
+
     /// Sessions held in the in-process cache (for metrics and tests).
     pub fn cached_sessions(&self) -> usize {
         self.inner.cache.len()
@@ -580,8 +674,15 @@ impl Engine {
 
     fn revoked(&self, ids: Vec<SessionId>) {
         for id in &ids {
-            self.inner.cache.forget(id);
+            self.forget_revoked(id);
         }
+    }
+
+    /// Drops a session this process just revoked from the cache and remembers the revocation
+    /// without waiting for the log to come round.
+    pub(crate) fn forget_revoked(&self, id: &SessionId) {
+        self.inner.revoked.insert(id.clone(), self.now());
+        self.inner.cache.forget(id);
     }
 
     async fn validate_from_store(
@@ -591,23 +692,12 @@ impl Engine {
     ) -> Result<ValidSession, Error> {
         let inner = &self.inner;
         let epoch = inner.cache.epoch();
-        let record = match inner
+        let record = inner
             .stores
             .sessions
             .session_by_token(&token.hash())
-            .await?
-        {
-            Some(record) if record.revoked_at.is_none() => record,
-            _ => return Err(Error::Unauthenticated),
-        };
-        if now >= record.expires_at || now >= record.idle_expires_at {
-            return Err(Error::SessionExpired);
-        }
-        let username = match inner.stores.users.user_by_id(&record.user_id).await? {
-            Some(user) => user.user.username,
-            None => return Err(Error::Unauthenticated),
-        };
-        let entry = Arc::new(CachedSession::new(record, username));
+            .await?;
+        let entry = self.admit(record, now).await?;
         inner.cache.insert(Arc::clone(&entry), epoch);
         self.record_activity(entry, now).await
     }

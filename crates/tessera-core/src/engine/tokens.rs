@@ -150,7 +150,7 @@ impl Engine {
     /// slide the idle expiry — refreshes do.
     pub async fn session_for_access(&self, session_id: &SessionId) -> Result<ValidSession, Error> {
         let now = self.now();
-        let entry = match self.inner.cache.get_by_id(session_id) {
+        let entry = match self.cached(|cache| cache.get_by_id(session_id), now) {
             Some(entry) => entry,
             None => {
                 let epoch = self.inner.cache.epoch();
@@ -213,7 +213,7 @@ impl Engine {
         {
             tracing::info!(target: "tessera::audit", event = "session_revoked", session_id = %record.id, reason = "refresh_reuse");
         }
-        self.inner.cache.forget(&record.id);
+        self.forget_revoked(&record.id);
         Err(Error::InvalidGrant)
     }
 
@@ -225,18 +225,8 @@ impl Engine {
         id: &SessionId,
         now: Timestamp,
     ) -> Result<Arc<CachedSession>, Error> {
-        let stores = &self.inner.stores;
-        let record = match stores.sessions.session_by_id(id).await? {
-            Some(record) if record.revoked_at.is_none() => record,
-            _ => return Err(Error::Unauthenticated),
-        };
-        if now >= record.expires_at || now >= record.idle_expires_at {
-            return Err(Error::SessionExpired);
-        }
-        match stores.users.user_by_id(&record.user_id).await? {
-            Some(user) => Ok(Arc::new(CachedSession::new(record, user.user.username))),
-            None => Err(Error::Unauthenticated),
-        }
+        let record = self.inner.stores.sessions.session_by_id(id).await?;
+        self.admit(record, now).await
     }
 
     /// A refresh is activity: it slides the idle expiry, in the store and in any cached copy.
