@@ -246,6 +246,11 @@ async fn the_schema_holds_every_table_and_is_gone_after_the_test() {
         matches!(result, Err(StoreError::Unavailable(_))),
         "{result:?}"
     );
+    let result = store.subscribe().await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
     drop(schema);
     assert!(!schema_exists(&mut connection, &name).await);
 }

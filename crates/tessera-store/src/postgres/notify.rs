@@ -55,6 +55,9 @@ impl std::error::Error for SubscriptionLost {}
 #[async_trait]
 impl RevocationNotifier for PgStore {
     async fn subscribe(&self) -> Result<Box<dyn RevocationSubscription>, StoreError> {
+        if self.pool.is_closed() {
+            return Err(unavailable(sqlx::Error::PoolClosed));
+        }
         // A pool of one, only because `PgListener` opens its connection through a pool: the
         // connection stays out of the store's pool, so a long-lived subscription neither
         // takes a slot from queries nor holds up `close`.

@@ -90,7 +90,7 @@ impl PgStore {
     async fn find_parent(&self, parent: &TokenHash) -> Result<Found, StoreError> {
         // One statement, so one snapshot: the successor was inserted by the statement that
         // spent the parent, so it is there if the spend is.
-        let rows = sqlx::query(concat!(
+        let row = sqlx::query(concat!(
             "SELECT parent.spent_at AS parent_spent_at, successor.* ",
             "FROM refresh_tokens parent LEFT JOIN refresh_tokens successor ",
             "ON successor.token_hash = parent.successor_hash ",
@@ -100,7 +100,7 @@ impl PgStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(unavailable)?;
-        let Some(row) = rows else {
+        let Some(row) = row else {
             return Ok(Found::Nothing);
         };
         let spent_at: Option<i64> = row.try_get("parent_spent_at").map_err(unavailable)?;
@@ -175,9 +175,9 @@ impl RefreshStore for PgStore {
         now: Timestamp,
     ) -> Result<Rotation, StoreError> {
         self.bounded(async {
-            // Ends within two rounds but for a race with an insert of the parent itself: an
-            // unspent parent found after a spend that did nothing was inserted in between,
-            // and a second spend finds it.
+            // A spent parent never becomes unspent, so one found unspent after a spend that
+            // changed nothing was inserted in between: spend again. Another round needs
+            // another such insert (of a hash that was purged meanwhile), so this ends.
             loop {
                 if self.spend(parent, successor, now).await? {
                     return Ok(Rotation::Rotated);
