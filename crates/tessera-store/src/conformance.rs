@@ -27,6 +27,7 @@
 mod clients;
 mod keys;
 mod refresh;
+mod revocation_log;
 mod revocations;
 mod sessions;
 mod throttle;
@@ -39,13 +40,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_core::{
-    ClientStore, KeyStore, LoginThrottle, RefreshStore, SessionId, SessionRecord, SessionStore,
-    SessionToken, Timestamp, Transport, User, UserId, UserRecord, UserStore, Username,
+    ClientStore, KeyStore, LoginThrottle, RefreshStore, RevocationLog, SessionId, SessionRecord,
+    SessionStore, SessionToken, Timestamp, Transport, User, UserId, UserRecord, UserStore,
+    Username,
 };
 
 pub use clients::*;
 pub use keys::*;
 pub use refresh::*;
+pub use revocation_log::*;
 pub use revocations::*;
 pub use sessions::*;
 pub use throttle::*;
@@ -65,16 +68,19 @@ pub struct Fixture {
     pub clients: Arc<dyn ClientStore>,
     /// The login throttle under test.
     pub throttle: Arc<dyn LoginThrottle>,
+    /// The durable revocation log under test. It must be the log `sessions` keeps its
+    /// revocations in: the same store, or the log a non-durable session store writes to.
+    pub log: Arc<dyn RevocationLog>,
     /// Dropped after the stores (fields drop in declaration order).
     guards: Vec<Box<dyn Any + Send>>,
 }
 
 impl Fixture {
-    /// A fixture over one store serving users, sessions, refresh tokens, keys and API
-    /// clients, and a throttle.
+    /// A fixture over one store serving users, sessions (with their revocation log), refresh
+    /// tokens, keys and API clients, and a throttle.
     pub fn new<S>(store: S, throttle: impl LoginThrottle) -> Fixture
     where
-        S: UserStore + SessionStore + RefreshStore + KeyStore + ClientStore,
+        S: UserStore + SessionStore + RevocationLog + RefreshStore + KeyStore + ClientStore,
     {
         let store = Arc::new(store);
         Fixture::from_parts(
@@ -82,12 +88,14 @@ impl Fixture {
             store.clone(),
             store.clone(),
             store.clone(),
-            store,
+            store.clone(),
             Arc::new(throttle),
+            store,
         )
     }
 
-    /// A fixture over separate stores.
+    /// A fixture over separate stores. `log` must be the revocation log `sessions` reads and
+    /// writes (see [`Fixture::log`]).
     pub fn from_parts(
         users: Arc<dyn UserStore>,
         sessions: Arc<dyn SessionStore>,
@@ -95,6 +103,7 @@ impl Fixture {
         keys: Arc<dyn KeyStore>,
         clients: Arc<dyn ClientStore>,
         throttle: Arc<dyn LoginThrottle>,
+        log: Arc<dyn RevocationLog>,
     ) -> Fixture {
         Fixture {
             users,
@@ -103,6 +112,7 @@ impl Fixture {
             keys,
             clients,
             throttle,
+            log,
             guards: Vec::new(),
         }
     }
@@ -124,6 +134,7 @@ impl fmt::Debug for Fixture {
             .field("keys", &self.keys)
             .field("clients", &self.clients)
             .field("throttle", &self.throttle)
+            .field("log", &self.log)
             .finish_non_exhaustive()
     }
 }
@@ -179,6 +190,10 @@ macro_rules! conformance_tests {
                     purge_removes_only_ended_sessions,
                     purge_respects_limit,
                     purge_trims_old_revocations,
+                    revocation_log_appends_in_order,
+                    revocation_log_pages,
+                    revocation_log_trim_keeps_the_cursor,
+                    revocation_log_is_the_session_stores_log,
                     throttle_counts_up_to_the_limit,
                     throttle_window_expiry_unblocks,
                     throttle_reset_clears,
@@ -206,6 +221,7 @@ macro_rules! conformance_tests {
                 MultiThread:
                     concurrent_touches_never_unrevoke,
                     concurrent_revokes_log_once,
+                    concurrent_log_appends_keep_their_order,
                     concurrent_inserts_have_one_winner,
                     concurrent_rotations_have_one_winner,
                     concurrent_server_secrets_agree;

@@ -8,6 +8,7 @@
 mod clients;
 mod keys;
 mod refresh;
+mod revocation_log;
 mod store;
 mod throttle;
 

@@ -10,6 +10,7 @@
 mod clients;
 mod keys;
 mod refresh;
+mod revocation_log;
 mod throttle;
 
 use std::fmt;

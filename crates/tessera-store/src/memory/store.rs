@@ -1,6 +1,7 @@
 //! [`MemoryStore`]: users, sessions and the revocation log in hash maps. Refresh-token chains,
-//! keys and API clients, which live in the same store, are in the sibling modules `refresh`,
-//! `keys` and `clients`.
+//! keys, API clients and the log's [`RevocationLog`](tessera_core::RevocationLog) face, which
+//! live in the same store, are in the sibling modules `refresh`, `keys`, `clients` and
+//! `revocation_log`.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::RwLock;
@@ -27,7 +28,7 @@ use super::{read, write};
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     users: RwLock<Users>,
-    sessions: RwLock<Sessions>,
+    pub(super) sessions: RwLock<Sessions>,
     pub(super) refresh: RwLock<RefreshChains>,
     pub(super) keys: RwLock<Keys>,
     pub(super) clients: RwLock<Clients>,
@@ -56,7 +57,7 @@ struct StoredUser {
 }
 
 #[derive(Debug, Default)]
-struct Sessions {
+pub(super) struct Sessions {
     by_id: HashMap<SessionId, SessionRecord>,
     by_token: HashMap<TokenHash, SessionId>,
     by_user: HashMap<UserId, HashSet<SessionId>>,
@@ -113,14 +114,54 @@ impl Sessions {
             return false;
         }
         record.revoked_at = Some(now);
+        let (session_id, user_id) = (record.id.clone(), record.user_id.clone());
+        self.append_revocation(session_id, user_id, now);
+        true
+    }
+
+    /// Appends one entry to the revocation log under the next sequence.
+    pub(super) fn append_revocation(
+        &mut self,
+        session_id: SessionId,
+        user_id: UserId,
+        revoked_at: Timestamp,
+    ) {
         self.last_sequence += 1;
         self.revocations.push_back(Revocation {
             sequence: self.last_sequence,
-            session_id: record.id.clone(),
-            user_id: record.user_id.clone(),
-            revoked_at: now,
+            session_id,
+            user_id,
+            revoked_at,
         });
-        true
+    }
+
+    /// Log entries with `sequence > after`, oldest first, at most `limit`.
+    pub(super) fn revocations_since(&self, after: u64, limit: usize) -> Vec<Revocation> {
+        let log = &self.revocations;
+        let start = log.partition_point(|revocation| revocation.sequence <= after);
+        log.range(start..).take(limit).cloned().collect()
+    }
+
+    /// The highest sequence ever assigned.
+    pub(super) fn revocation_cursor(&self) -> u64 {
+        self.last_sequence
+    }
+
+    /// Drops at most `limit` log entries revoked before `cutoff`. Returns how many went.
+    pub(super) fn trim_revocations(&mut self, cutoff: Timestamp, limit: usize) -> u64 {
+        // The log is in sequence order, which is revocation order unless the clock stepped
+        // back; trimming from the front keeps it a contiguous suffix either way.
+        let mut trimmed = 0;
+        while trimmed < limit
+            && self
+                .revocations
+                .front()
+                .is_some_and(|oldest| oldest.revoked_at < cutoff)
+        {
+            self.revocations.pop_front();
+            trimmed += 1;
+        }
+        trimmed as u64
     }
 }
 
@@ -306,14 +347,11 @@ impl SessionStore for MemoryStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<Revocation>, StoreError> {
-        let sessions = read(&self.sessions)?;
-        let log = &sessions.revocations;
-        let start = log.partition_point(|revocation| revocation.sequence <= after);
-        Ok(log.range(start..).take(limit).cloned().collect())
+        Ok(read(&self.sessions)?.revocations_since(after, limit))
     }
 
     async fn revocation_cursor(&self) -> Result<u64, StoreError> {
-        Ok(read(&self.sessions)?.last_sequence)
+        Ok(read(&self.sessions)?.revocation_cursor())
     }
 
     async fn purge_expired(
@@ -344,19 +382,7 @@ impl SessionStore for MemoryStore {
                 removed += 1;
             }
         }
-        // The log is in sequence order, which is revocation order unless the clock stepped
-        // back; trimming from the front keeps it a contiguous suffix either way.
-        let mut trimmed = 0;
-        while trimmed < limit
-            && sessions
-                .revocations
-                .front()
-                .is_some_and(|oldest| oldest.revoked_at < cutoff)
-        {
-            sessions.revocations.pop_front();
-            trimmed += 1;
-        }
-        Ok(removed + trimmed as u64)
+        Ok(removed + sessions.trim_revocations(cutoff, limit))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
