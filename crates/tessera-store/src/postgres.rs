@@ -124,8 +124,8 @@ impl PgStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/database`),
     /// creates `options.schema` if it is set and missing, and brings the schema up to date.
     ///
-    /// Fails with [`StoreError::Unavailable`] if the database cannot be reached within
-    /// `options.connect_timeout`, or the URL is malformed.
+    /// Fails with [`StoreError::Unavailable`] if no connection opens within
+    /// `options.connect_timeout`, the URL is malformed, or a migration fails.
     pub async fn connect(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
         let connect = connect_options(url, &options)?;
         // One connection of its own first: it fails fast with the real cause (a refused
