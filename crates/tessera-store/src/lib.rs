@@ -18,6 +18,9 @@
 //! - `postgres` (feature `postgres`): [`PgStore`](postgres::PgStore) — all of it in PostgreSQL,
 //!   shared by every instance, with the revocation log (also for Redis sessions) and
 //!   `LISTEN`/`NOTIFY` fan-out of revocations.
+//! - `redis` (feature `redis`): [`RedisStore`](redis::RedisStore) — sessions, refresh chains
+//!   and throttle counters in Redis, shared and expiring, with revocations logged first to a
+//!   durable SQL [`RevocationLog`](tessera_core::RevocationLog).
 //! - `conformance` (feature `conformance`): the contract as executable tests, and the
 //!   [`conformance_tests!`] macro that runs all of them against a backend in one line.
 //!
@@ -97,6 +100,8 @@ pub mod conformance;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

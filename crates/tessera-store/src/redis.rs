@@ -1,0 +1,471 @@
+//! [`RedisStore`]: sessions, refresh-token chains and login-throttle counters in Redis — the
+//! hot, shared, expiring state of a deployment with several instances — while the revocation
+//! log stays in a durable [`RevocationLog`] (SQL).
+//!
+//! # Durability
+//!
+//! Redis may forget sessions: a restart without an append-only file loses all of them, and
+//! their users log in again. That is safe. Losing a *revocation* is not — a verifier would
+//! accept the session's tokens again — so no revocation is confirmed before the durable log
+//! holds it, and Redis is never its only keeper. A revocation takes three steps:
+//!
+//! 1. **Claim** (one script): the session is marked "being revoked", which every read already
+//!    reports as revoked and every touch refuses, and a lease (`c` key, 10 s) names the
+//!    caller. A concurrent revocation of the same session waits for the claim to resolve, so
+//!    exactly one caller logs it and returns `true`.
+//! 2. **Log**: the entry is written to the durable [`RevocationLog`]. If that fails, the claim
+//!    is handed back (the session is live again) and the call fails.
+//! 3. **Commit** (one script): the session is marked revoked and the lease dropped; then a
+//!    wake-up is published on `<prefix>revocations` for
+//!    [`RevocationNotifier`](tessera_core::RevocationNotifier) listeners.
+//!
+//! A crash between steps 2 and 3 leaves a logged revocation whose Redis record is still
+//! marked "being revoked": it keeps reading as revoked, so no instance validates the session
+//! again. Once the lease has run out, a retried revocation claims it anew and logs it a
+//! second time (a harmless duplicate for feed consumers), and every
+//! [`purge_expired`](tessera_core::SessionStore::purge_expired) first applies the log's
+//! entries to Redis, so the mark becomes final there too. The server's in-process
+//! revocation set (every revocation the log names, checked on every store read) covers that
+//! window as well; the claim keeps it closed for every other reader of the store. A crash
+//! between steps 1 and 2 leaves a session that reads as revoked but is not logged: its user
+//! is logged out, verifiers of access tokens learn nothing until those tokens expire, and a
+//! retried revocation logs it.
+//!
+//! After a Redis restart, sessions, refresh chains and counters start empty; the log, in SQL,
+//! is untouched, and [`revocations_since`](tessera_core::SessionStore::revocations_since) and
+//! [`revocation_cursor`](tessera_core::SessionStore::revocation_cursor) read it.
+//!
+//! # Keys
+//!
+//! Every key and the channel start with [`RedisOptions::prefix`], then one tag byte:
+//!
+//! | key | holds | TTL |
+//! |---|---|---|
+//! | `s` + token hash (32 bytes) | the session (binary, below) | its end + retention |
+//! | `i` + session id | the token hash | same as the session |
+//! | `u` + user id | sorted set: session id → when it ends (ms) | the longest of its sessions' |
+//! | `c` + session id | the nonce of a revocation in progress | 10 s lease |
+//! | `r` + token hash | the refresh record (binary) | its expiry + retention |
+//! | `t` + throttle key | `count:window start` | the window |
+//! | `l` | the last log sequence applied here | none (one key) |
+//!
+//! A session value is `[format 1][state 1][revoked_at 8][last_seen_at 8][idle_expires_at 8]
+//! [expires_at 8][created_at 8][session id 22][user id 22][transport 1][address: tag + 4, 16
+//! or text][user agent: tag + text]` — times big-endian milliseconds, fixed fields first so
+//! scripts read and overwrite them in place. A refresh value is `[format][flags][spent_at 8]
+//! [successor 32][issued_at 8][expires_at 8][access_expires_at 8][session id 22][access token
+//! id…]`. Tokens are never stored, only their SHA-256.
+//!
+//! # Expiry
+//!
+//! Tests and the engine pass times from a [`Clock`](tessera_core::Clock), not Redis's, so TTLs
+//! are relative to a record's own times: on insert `min(idle_expires_at, expires_at) −
+//! last_seen_at + retention`, on touch `min(idle_expires_at, expires_at) − seen + retention`,
+//! for a refresh record `expires_at − issued_at + retention` (never an absolute `PEXPIREAT`).
+//! [`RedisOptions::ended_retention`] keeps ended and revoked records readable for a while, as
+//! the contract wants (the caller decides what an expired or revoked record means), and covers
+//! the engine's touch interval, by which the stored idle expiry may lag. The user index never
+//! expires before its longest session, and drops members whose session is gone as it reads
+//! them and on purge, so it does not leak.
+//!
+//! [`purge_expired`](tessera_core::SessionStore::purge_expired) and
+//! [`purge_refresh`](tessera_core::RefreshStore::purge_refresh) walk the keys with `SCAN`
+//! (resuming where the previous call stopped): TTLs do the real work, purging deletes what
+//! ended before its TTL runs out. A call costs up to one pass over the keyspace.
+//!
+//! # Memory
+//!
+//! Measured by the `memory_per_session` test in `tests/redis.rs` (10 000 sessions with a
+//! 100-byte user agent and an IPv4 address on a fresh Redis 7.0; `used_memory` before and
+//! after): **756 bytes per session** when every user has one session, **653** at four per
+//! user. `MEMORY USAGE` gives 312 bytes for a session key (a 41-byte name, a 193-byte value
+//! in a 224-byte allocation), 136 for an id key, and 136 for a user index with one member
+//! (about 37 more per further member); each TTL adds an entry to Redis's expiry table.
+//!
+//! That is over a 300-byte target, and no encoding behind the current traits gets under it:
+//! a Redis 7.0 key with a TTL costs about 100 bytes before its name and value, a session
+//! must be found by token hash *and* by public id (two keys), and its fields are about 200
+//! bytes on their own, half of them the user agent.
+//!
+//! # Operating Redis
+//!
+//! One Redis (or a primary with replicas), not a cluster: scripts derive keys from ids they
+//! read. Run it with `maxmemory-policy noeviction` (the default): evicting a user index would
+//! hide sessions from "log out everywhere". [`RedisStore::connect`] warns when it can see
+//! another policy.
+
+mod keys;
+mod notify;
+mod record;
+mod refresh;
+mod scripts;
+mod sessions;
+mod throttle;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, ProtocolVersion, RedisError, RedisResult};
+use tessera_core::{RevocationLog, StoreError};
+
+use keys::Keys;
+
+/// How a [`RedisStore`] uses Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisOptions {
+    /// Starts every key and the pub/sub channel, so deployments (or tests) can share one Redis.
+    /// Defaults to `"tessera:"`.
+    pub prefix: String,
+    /// How long one command may take before the call fails with [`StoreError::Unavailable`],
+    /// so a hung Redis answers fast and callers fail closed.
+    /// Defaults to `1s`.
+    pub command_timeout: Duration,
+    /// How long connecting (at start, and each reconnection attempt) may take.
+    /// Defaults to `1s`.
+    pub connect_timeout: Duration,
+    /// How long a session or refresh record stays readable after it ended (expired, or was
+    /// revoked and then reached its expiry) before Redis drops it. Must exceed the session
+    /// policy's touch interval, by which a stored idle expiry may lag.
+    /// Defaults to `15m`.
+    pub ended_retention: Duration,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        RedisOptions {
+            prefix: "tessera:".to_owned(),
+            command_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            ended_retention: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// Sessions, refresh-token chains and login-failure counters in Redis, with revocations
+/// logged durably in a [`RevocationLog`].
+///
+/// Implements [`SessionStore`](tessera_core::SessionStore),
+/// [`RefreshStore`](tessera_core::RefreshStore), [`LoginThrottle`](tessera_core::LoginThrottle)
+/// and [`RevocationNotifier`](tessera_core::RevocationNotifier); pair it with a
+/// SQL store for users, keys, clients and the log. Cheap to clone; clones share one
+/// multiplexed connection, which reconnects by itself after Redis comes back.
+///
+/// ```no_run
+/// # #[cfg(feature = "sqlite")]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::path::Path;
+/// use std::sync::Arc;
+/// use tessera_core::Stores;
+/// use tessera_store::redis::{RedisOptions, RedisStore};
+/// use tessera_store::sqlite::SqliteStore;
+///
+/// let sql = Arc::new(SqliteStore::open(Path::new("tessera.db")).await?);
+/// let options = RedisOptions::default();
+/// let redis = Arc::new(RedisStore::connect("redis://127.0.0.1:6379", options, sql.clone()).await?);
+/// let stores = Stores {
+///     users: sql.clone(),
+///     sessions: redis.clone(),
+///     refresh: redis.clone(),
+///     throttle: redis,
+///     keys: sql.clone(),
+///     clients: sql,
+/// };
+/// # drop(stores);
+/// # Ok(())
+/// # }
+/// # #[cfg(not(feature = "sqlite"))]
+/// # fn main() {}
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    keys: Keys,
+    options: RedisOptions,
+    log: Arc<dyn RevocationLog>,
+    /// Opens subscriptions: RESP3, which carries pub/sub messages as pushes on an ordinary
+    /// connection.
+    subscriber: redis::Client,
+    /// The `SCAN` cursor where the last session purge stopped, so the next resumes there.
+    session_scan: Mutex<u64>,
+    /// The same for refresh purges.
+    refresh_scan: Mutex<u64>,
+}
+
+/// The longest TTL the store sets (10 years): far beyond any session, and far from overflow.
+const MAX_TTL_MS: i64 = 10 * 365 * 24 * 60 * 60 * 1000;
+
+/// The longest wait between reconnection attempts, so the store notices soon that Redis is
+/// back.
+const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(500);
+
+impl RedisStore {
+    /// Connects to the Redis at `url` (`redis://[user:password@]host:port[/db]`, or `rediss://`
+    /// ...), writing revocations to `log` first.
+    ///
+    /// Fails with [`StoreError::Unavailable`] if Redis cannot be reached within
+    /// [`RedisOptions::connect_timeout`].
+    pub async fn connect(
+        url: &str,
+        options: RedisOptions,
+        log: Arc<dyn RevocationLog>,
+    ) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(url).map_err(StoreError::unavailable)?;
+        let info = client.get_connection_info().clone();
+        let resp3 = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let subscriber =
+            redis::Client::open(info.set_redis_settings(resp3)).map_err(StoreError::unavailable)?;
+        // One plain attempt first: it fails with the real cause (refused, unknown host, bad
+        // password), where the manager would retry until the timeout.
+        let probe_config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(options.connect_timeout))
+            .set_response_timeout(Some(options.command_timeout));
+        let mut probe = within(
+            options.connect_timeout,
+            client.get_multiplexed_async_connection_with_config(&probe_config),
+        )
+        .await?;
+        warn_unless_noeviction(&mut probe, options.command_timeout).await;
+        drop(probe);
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(options.connect_timeout))
+            .set_response_timeout(Some(options.command_timeout))
+            .set_max_delay(RECONNECT_MAX_DELAY);
+        let connection = within(
+            options.connect_timeout,
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await?;
+        let store = RedisStore {
+            connection,
+            shared: Arc::new(Shared {
+                keys: Keys::new(&options.prefix),
+                options,
+                log,
+                subscriber,
+                session_scan: Mutex::new(0),
+                refresh_scan: Mutex::new(0),
+            }),
+        };
+        tracing::debug!(prefix = %store.shared.options.prefix, "connected to Redis");
+        Ok(store)
+    }
+
+    /// Runs one exchange with Redis within the command timeout.
+    async fn run<T>(
+        &self,
+        exchange: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        within(self.shared.options.command_timeout, exchange).await
+    }
+
+    /// A handle on the shared connection, for one call.
+    fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+
+    fn keys(&self) -> &Keys {
+        &self.shared.keys
+    }
+
+    fn retention_ms(&self) -> i64 {
+        millis(self.shared.options.ended_retention)
+    }
+}
+
+async fn warn_unless_noeviction(connection: &mut MultiplexedConnection, limit: Duration) {
+    let reply: Result<Vec<String>, _> = within(
+        limit,
+        redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory-policy")
+            .query_async(connection),
+    )
+    .await;
+    // Managed Redis often disables CONFIG; the warning is then left to the docs.
+    if let Ok(reply) = reply
+        && let Some(policy) = reply.get(1)
+        && policy != "noeviction"
+    {
+        tracing::warn!(
+            policy = %policy,
+            "Redis may evict keys (maxmemory-policy is not noeviction); an evicted user index \
+             would hide sessions from revoking all of a user's sessions"
+        );
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may hold a password, so it is not shown.
+        f.debug_struct("RedisStore")
+            .field("options", &self.shared.options)
+            .field("log", &self.shared.log)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Redis did not answer in time.
+#[derive(Debug)]
+struct TimedOut {
+    limit: Duration,
+}
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Redis did not answer within {:?}", self.limit)
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
+/// Runs `exchange`, failing with [`StoreError::Unavailable`] after `limit`. The connection's
+/// own response timeout covers a sent command; this also covers waiting for a reconnection.
+async fn within<T>(
+    limit: Duration,
+    exchange: impl Future<Output = RedisResult<T>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(limit, exchange).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(store_error(error)),
+        Err(_) => Err(StoreError::unavailable(TimedOut { limit })),
+    }
+}
+
+/// A Redis failure as a store error: a value a script found malformed is
+/// [`StoreError::Corrupt`], anything else [`StoreError::Unavailable`].
+fn store_error(error: RedisError) -> StoreError {
+    if error.code() == Some("CORRUPT") {
+        StoreError::corrupt(error)
+    } else {
+        StoreError::unavailable(error)
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The TTL of a record that ends at `ends`, counted from `from` (one of its own times), kept
+/// `retention` longer: what Redis should wait before forgetting it.
+fn ttl_ms(ends: i64, from: i64, retention: i64) -> i64 {
+    ends.saturating_sub(from)
+        .max(0)
+        .saturating_add(retention)
+        .clamp(1, MAX_TTL_MS)
+}
+
+/// Purges do at most this much per call whatever `limit` says (so it fits a Redis integer);
+/// callers loop while a call removes as many as they asked for.
+const MAX_PURGE: usize = 1_000_000;
+
+/// What a `SCAN` walk purges.
+#[derive(Debug, Clone, Copy)]
+enum Purge {
+    /// Ended sessions, found through the user indexes.
+    Sessions,
+    /// Expired refresh records.
+    Refresh,
+}
+
+impl RedisStore {
+    /// Walks the keys `purge` looks at with `SCAN`, from where the previous walk stopped,
+    /// deleting what ended at or before `now` until `limit` records went or a full pass is
+    /// over. Returns how many went.
+    async fn scan_purge(&self, purge: Purge, now: i64, limit: usize) -> Result<u64, StoreError> {
+        const PAGE: usize = 1000;
+        let limit = limit.min(MAX_PURGE);
+        if limit == 0 {
+            return Ok(0);
+        }
+        let (slot, tag, key_type, id_len) = match purge {
+            Purge::Sessions => (
+                &self.shared.session_scan,
+                keys::USER,
+                "zset",
+                record::ID_LEN,
+            ),
+            Purge::Refresh => (&self.shared.refresh_scan, keys::REFRESH, "string", 32),
+        };
+        let pattern = self.keys().pattern(tag);
+        let started_at = *slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cursor = started_at;
+        let mut wrapped = started_at == 0;
+        let mut removed = 0;
+        loop {
+            let mut connection = self.connection();
+            let (next, found): (u64, Vec<Vec<u8>>) = self
+                .run(
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(PAGE)
+                        .arg("TYPE")
+                        .arg(key_type)
+                        .query_async(&mut connection),
+                )
+                .await?;
+            let ours: Vec<Vec<u8>> = found
+                .into_iter()
+                .filter(|key| self.keys().is(key, id_len))
+                .collect();
+            if !ours.is_empty() {
+                removed += self.purge_page(purge, ours, now, limit - removed).await?;
+            }
+            if removed >= limit {
+                // The page may hold more: the next call starts again at its beginning.
+                set_cursor(slot, cursor);
+                return Ok(removed as u64);
+            }
+            cursor = next;
+            if cursor == 0 {
+                if wrapped {
+                    set_cursor(slot, 0);
+                    return Ok(removed as u64);
+                }
+                // Started mid-way: go round once more to cover what came before.
+                wrapped = true;
+            }
+        }
+    }
+
+    async fn purge_page(
+        &self,
+        purge: Purge,
+        keys: Vec<Vec<u8>>,
+        now: i64,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        let mut connection = self.connection();
+        let mut invocation = match purge {
+            Purge::Sessions => {
+                let mut invocation = scripts::PURGE_SESSIONS.prepare_invoke();
+                invocation.arg(self.keys().prefix());
+                invocation
+            }
+            Purge::Refresh => scripts::PURGE_REFRESH.prepare_invoke(),
+        };
+        invocation.arg(now).arg(limit);
+        for key in &keys {
+            invocation.key(key);
+        }
+        self.run(invocation.invoke_async(&mut connection)).await
+    }
+}
+
+fn set_cursor(slot: &Mutex<u64>, cursor: u64) {
+    // A poisoned cursor is still a valid cursor: it only decides where a walk starts.
+    *slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = cursor;
+}

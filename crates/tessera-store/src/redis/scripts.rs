@@ -1,0 +1,413 @@
+//! Every read-modify-write of the Redis store, as Lua: Redis runs a script to completion
+//! before any other command, so each one is atomic.
+//!
+//! Each script starts with the same preamble, generated from the layout constants in
+//! `record` and the key tags in `keys`, so Rust and Lua cannot disagree about an offset.
+//! Scripts derive the keys they touch from the prefix (passed as an argument) and the ids they
+//! read, so the store needs one Redis, not a cluster.
+//!
+//! Lua numbers are doubles: times compared in Lua are exact up to 2^53 ms (the year 287396);
+//! beyond that a comparison may be off by a few milliseconds. Times written by Lua are bytes
+//! encoded in Rust, never numbers converted back.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+use super::MAX_TTL_MS;
+use super::keys::{CLAIM, REFRESH, SESSION, SESSION_ID, USER};
+use super::record::{FORMAT, ID_LEN, refresh, session};
+
+/// Builds a script: the shared preamble, then `body`.
+fn script(body: &str) -> Script {
+    let lua = |offset: usize| offset + 1;
+    let preamble = format!(
+        r#"
+local FORMAT = {format}
+local STATE, REVOKED_AT, LAST_SEEN_AT = {state}, {revoked_at}, {last_seen_at}
+local EXPIRES_AT, SESSION_ID, USER_ID = {expires_at}, {session_id}, {user_id}
+local SESSION_MIN = {session_min}
+local LIVE, REVOKED, REVOKING = {live}, {revoked}, {revoking}
+local R_FLAGS, R_SUCCESSOR, R_EXPIRES_AT = {r_flags}, {r_successor}, {r_expires_at}
+local REFRESH_MIN = {refresh_min}
+local ID_LEN, MAX_TTL = {id_len}, {max_ttl}
+local T_SESSION, T_SESSION_ID, T_USER = '{t_session}', '{t_session_id}', '{t_user}'
+local T_CLAIM, T_REFRESH = '{t_claim}', '{t_refresh}'
+
+-- The big-endian i64 at a 1-based position.
+local function time_at(value, position)
+  return (struct.unpack('>i8', value, position))
+end
+
+-- A number as Redis parses an integer argument (Lua would print 1.7e+12).
+local function int(number)
+  return string.format('%.0f', number)
+end
+
+local function ttl_from(ends, from, retention)
+  return math.max(1, math.min(math.max(ends - from, 0) + retention, MAX_TTL))
+end
+
+-- Gives `key` at least `ttl` ms to live; never shortens it.
+local function extend(key, ttl)
+  local current = redis.call('PTTL', key)
+  if current == -1 or current < ttl then
+    redis.call('PEXPIRE', key, int(ttl))
+  end
+end
+
+local function corrupt(what)
+  return redis.error_reply('CORRUPT malformed ' .. what .. ' value in Redis')
+end
+
+-- The session with public id `id`: its key and value, or nil.
+local function session_of(prefix, id)
+  local hash = redis.call('GET', prefix .. T_SESSION_ID .. id)
+  if not hash then return nil end
+  local key = prefix .. T_SESSION .. hash
+  local value = redis.call('GET', key)
+  if not value then return nil end
+  if #value < SESSION_MIN or string.byte(value, 1) ~= FORMAT then
+    error(corrupt('session'))
+  end
+  return key, value
+end
+
+-- Drops a user-index member whose session is gone, and its id key.
+local function forget(user_key, prefix, id)
+  redis.call('ZREM', user_key, id)
+  redis.call('DEL', prefix .. T_SESSION_ID .. id)
+end
+
+-- Claims session `id` for a revocation (see `claim_session`).
+local function claim(prefix, id, nonce, lease, revoking)
+  local key, value = session_of(prefix, id)
+  if not key then return 'unknown' end
+  if string.byte(value, STATE) == REVOKED then return 'revoked' end
+  local claim_key = prefix .. T_CLAIM .. id
+  local holder = redis.call('GET', claim_key)
+  if holder == nonce then return 'claimed', value end
+  if holder then return 'busy' end
+  redis.call('SET', claim_key, nonce, 'PX', lease)
+  redis.call('SETRANGE', key, STATE - 1, revoking)
+  return 'claimed', value
+end
+
+local function release_claim(prefix, id, nonce)
+  local claim_key = prefix .. T_CLAIM .. id
+  if redis.call('GET', claim_key) == nonce then
+    redis.call('DEL', claim_key)
+    return true
+  end
+  return false
+end
+"#,
+        format = FORMAT,
+        state = lua(session::STATE),
+        revoked_at = lua(session::REVOKED_AT),
+        last_seen_at = lua(session::LAST_SEEN_AT),
+        expires_at = lua(session::EXPIRES_AT),
+        session_id = lua(session::SESSION_ID),
+        user_id = lua(session::USER_ID),
+        session_min = session::TRANSPORT + 3,
+        live = session::LIVE,
+        revoked = session::REVOKED,
+        revoking = session::REVOKING,
+        r_flags = lua(refresh::FLAGS),
+        r_successor = lua(refresh::SUCCESSOR),
+        r_expires_at = lua(refresh::EXPIRES_AT),
+        refresh_min = refresh::ACCESS_TOKEN_ID,
+        id_len = ID_LEN,
+        max_ttl = MAX_TTL_MS,
+        t_session = char::from(SESSION),
+        t_session_id = char::from(SESSION_ID),
+        t_user = char::from(USER),
+        t_claim = char::from(CLAIM),
+        t_refresh = char::from(REFRESH),
+    );
+    Script::new(&format!("{preamble}\n{body}"))
+}
+
+/// Inserts a session unless its token hash or id is taken.
+///
+/// KEYS: session key, id key, user index. ARGV: value, token hash, session id, TTL (ms), end
+/// (the user-index score). Returns 1, or 0 on a collision (nothing written).
+pub(super) static INSERT_SESSION: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
+redis.call('ZADD', KEYS[3], ARGV[5], ARGV[3])
+extend(KEYS[3], tonumber(ARGV[4]))
+return 1
+"#,
+    )
+});
+
+/// The session with an id. ARGV: prefix, session id. Returns `{token hash, value}` or nil.
+pub(super) static SESSION_BY_ID: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local key, value = session_of(ARGV[1], ARGV[2])
+if not key then return false end
+return {string.sub(key, #ARGV[1] + 2), value}
+"#,
+    )
+});
+
+/// Records activity if the session exists, is live (not revoked, not being revoked) and was
+/// last seen before `seen`; moves its TTLs and its user-index score with it.
+///
+/// ARGV: prefix, session id, seen (decimal ms), idle expiry (decimal ms), seen and idle
+/// expiry as 16 bytes, retention (ms). Returns 1 if it changed the session, else 0.
+pub(super) static TOUCH_SESSION: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local prefix, id = ARGV[1], ARGV[2]
+local key, value = session_of(prefix, id)
+if not key then return 0 end
+local seen = tonumber(ARGV[3])
+if string.byte(value, STATE) ~= LIVE or time_at(value, LAST_SEEN_AT) >= seen then return 0 end
+redis.call('SETRANGE', key, LAST_SEEN_AT - 1, ARGV[5])
+local ends = math.min(tonumber(ARGV[4]), time_at(value, EXPIRES_AT))
+local ttl = ttl_from(ends, seen, tonumber(ARGV[6]))
+redis.call('PEXPIRE', key, int(ttl))
+redis.call('PEXPIRE', prefix .. T_SESSION_ID .. id, int(ttl))
+local user_key = prefix .. T_USER .. string.sub(value, USER_ID, USER_ID + ID_LEN - 1)
+redis.call('ZADD', user_key, int(ends), id)
+extend(user_key, ttl)
+return 1
+"#,
+    )
+});
+
+/// The unrevoked sessions of a user that have not ended by `now`, as `{hash, value, ...}`;
+/// members whose session is gone are dropped from the index on the way.
+///
+/// KEYS: user index. ARGV: prefix, now (decimal ms).
+pub(super) static SESSIONS_OF_USER: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local prefix, found = ARGV[1], {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[2], '+inf')) do
+  local key, value = session_of(prefix, id)
+  if not key then
+    forget(KEYS[1], prefix, id)
+  elseif string.byte(value, STATE) == LIVE then
+    found[#found + 1] = string.sub(key, #prefix + 2)
+    found[#found + 1] = value
+  end
+end
+return found
+"#,
+    )
+});
+
+/// Claims one session for a revocation: marks it "being revoked" (it reads as revoked from
+/// now on) and takes a lease on it, unless it is unknown, revoked, or claimed by another
+/// caller whose lease still runs.
+///
+/// ARGV: prefix, session id, nonce, lease (ms), state + revocation time (9 bytes). Returns
+/// `{0, nil}` unknown, `{1, nil}` revoked, `{2, nil}` busy, or `{3, user id}` claimed.
+pub(super) static CLAIM_SESSION: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local outcome, value = claim(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+if outcome == 'claimed' then
+  return {3, string.sub(value, USER_ID, USER_ID + ID_LEN - 1)}
+end
+return {({unknown = 0, revoked = 1, busy = 2})[outcome], false}
+"#,
+    )
+});
+
+/// Claims every unrevoked session of a user but `keep`, as `CLAIM_SESSION` does one.
+///
+/// KEYS: user index. ARGV: prefix, nonce, lease (ms), state + revocation time (9 bytes),
+/// the id to keep (or empty). Returns `{busy count, claimed id...}`.
+pub(super) static CLAIM_USER_SESSIONS: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local prefix, nonce, lease, revoking, keep = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local result = {0}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if id ~= keep then
+    local outcome = claim(prefix, id, nonce, lease, revoking)
+    if outcome == 'unknown' then
+      forget(KEYS[1], prefix, id)
+    elseif outcome == 'busy' then
+      result[1] = result[1] + 1
+    elseif outcome == 'claimed' then
+      result[#result + 1] = id
+    end
+  end
+end
+return result
+"#,
+    )
+});
+
+/// Marks logged revocations in their sessions and ends the claims.
+///
+/// ARGV: prefix, nonce, state + revocation time (9 bytes), session ids.
+pub(super) static COMMIT_REVOCATIONS: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local prefix, nonce = ARGV[1], ARGV[2]
+for i = 4, #ARGV do
+  local key, value = session_of(prefix, ARGV[i])
+  if key and string.byte(value, STATE) ~= REVOKED then
+    redis.call('SETRANGE', key, STATE - 1, ARGV[3])
+  end
+  release_claim(prefix, ARGV[i], nonce)
+end
+return 1
+"#,
+    )
+});
+
+/// Hands back claims whose revocation could not be logged: the sessions are live again.
+///
+/// ARGV: prefix, nonce, session ids.
+pub(super) static RELEASE_REVOCATIONS: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local prefix, nonce = ARGV[1], ARGV[2]
+for i = 3, #ARGV do
+  if release_claim(prefix, ARGV[i], nonce) then
+    local key, value = session_of(prefix, ARGV[i])
+    if key and string.byte(value, STATE) == REVOKING then
+      redis.call('SETRANGE', key, STATE - 1, string.char(LIVE) .. string.rep('\0', 8))
+    end
+  end
+end
+return 1
+"#,
+    )
+});
+
+/// Marks sessions revoked as the durable log says, and remembers how far the log is applied.
+///
+/// KEYS: the applied-sequence key. ARGV: prefix, last sequence of the batch, then pairs of
+/// session id and state + revocation time (9 bytes). Returns how many sessions it marked.
+pub(super) static APPLY_LOGGED_REVOCATIONS: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local prefix, marked = ARGV[1], 0
+for i = 3, #ARGV, 2 do
+  local key, value = session_of(prefix, ARGV[i])
+  if key and string.byte(value, STATE) ~= REVOKED then
+    redis.call('SETRANGE', key, STATE - 1, ARGV[i + 1])
+    marked = marked + 1
+  end
+end
+local applied = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if applied < tonumber(ARGV[2]) then redis.call('SET', KEYS[1], ARGV[2]) end
+return marked
+"#,
+    )
+});
+
+/// Deletes sessions that ended at or before `now`, from the given user indexes, at most
+/// `limit` of them; index members whose session is already gone are dropped uncounted.
+///
+/// KEYS: user indexes. ARGV: prefix, now (decimal ms), limit. Returns how many it deleted.
+pub(super) static PURGE_SESSIONS: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local prefix, now, limit, removed = ARGV[1], ARGV[2], tonumber(ARGV[3]), 0
+for _, user_key in ipairs(KEYS) do
+  while removed < limit do
+    local ids = redis.call('ZRANGEBYSCORE', user_key, '-inf', now, 'LIMIT', 0, int(limit - removed))
+    if #ids == 0 then break end
+    for _, id in ipairs(ids) do
+      local id_key = prefix .. T_SESSION_ID .. id
+      local hash = redis.call('GET', id_key)
+      if hash then
+        removed = removed + redis.call('DEL', prefix .. T_SESSION .. hash)
+        redis.call('DEL', id_key)
+      end
+      redis.call('ZREM', user_key, id)
+    end
+  end
+  if removed >= limit then break end
+end
+return removed
+"#,
+    )
+});
+
+/// Spends a refresh token and stores its successor, or reports why not.
+///
+/// KEYS: parent key, successor key. ARGV: successor value, successor TTL (ms), flags + spent
+/// time + successor hash (41 bytes), prefix. Returns `{0}` unknown parent, `{1, parent,
+/// successor or nil}` already spent, `{2}` successor hash taken, `{3}` rotated.
+pub(super) static ROTATE_REFRESH: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local parent = redis.call('GET', KEYS[1])
+if not parent then return {0, false, false} end
+if #parent < REFRESH_MIN or string.byte(parent, 1) ~= FORMAT then return corrupt('refresh') end
+local flags = string.byte(parent, R_FLAGS)
+if flags % 2 == 1 then
+  local successor = false
+  if math.floor(flags / 2) % 2 == 1 then
+    local hash = string.sub(parent, R_SUCCESSOR, R_SUCCESSOR + 31)
+    successor = redis.call('GET', ARGV[4] .. T_REFRESH .. hash)
+  end
+  return {1, parent, successor}
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {2, false, false} end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+redis.call('SETRANGE', KEYS[1], R_FLAGS - 1, ARGV[3])
+return {3, false, false}
+"#,
+    )
+});
+
+/// Deletes refresh records that expired at or before `now`, at most `limit`.
+///
+/// KEYS: refresh keys. ARGV: now (decimal ms), limit. Returns how many it deleted.
+pub(super) static PURGE_REFRESH: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local now, limit, removed = tonumber(ARGV[1]), tonumber(ARGV[2]), 0
+for _, key in ipairs(KEYS) do
+  if removed >= limit then break end
+  local value = redis.call('GET', key)
+  if value and #value >= REFRESH_MIN and string.byte(value, 1) == FORMAT
+      and time_at(value, R_EXPIRES_AT) <= now then
+    redis.call('DEL', key)
+    removed = removed + 1
+  end
+end
+return removed
+"#,
+    )
+});
+
+/// Counts a failed login in a fixed window (`crate::window` in Lua): the value is
+/// `count:window start`; a failure after the window closed opens a new one.
+///
+/// KEYS: the counter. ARGV: now (decimal ms), window (ms), TTL of a new window (ms).
+pub(super) static RECORD_FAILURE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local value = redis.call('GET', KEYS[1])
+local separator = value and string.find(value, ':', 1, true)
+if separator then
+  local count = tonumber(string.sub(value, 1, separator - 1))
+  local opened = tonumber(string.sub(value, separator + 1))
+  if count and opened and now < opened + window then
+    local counted = int(math.min(count + 1, 4294967295)) .. string.sub(value, separator)
+    redis.call('SET', KEYS[1], counted, 'KEEPTTL')
+    return 1
+  end
+end
+redis.call('SET', KEYS[1], '1:' .. ARGV[1], 'PX', ARGV[3])
+return 1
+"#,
+    )
+});

@@ -1,0 +1,455 @@
+//! [`SessionStore`] for [`RedisStore`]: sessions under their token hash, an id key beside
+//! each, a per-user index, and revocations logged durably before Redis records them (see the
+//! module docs of `redis` for the three steps).
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tessera_core::{
+    Revocation, SessionId, SessionRecord, SessionStore, StoreError, Timestamp, TokenHash, UserId,
+};
+
+use super::record::{self, session, time_bytes};
+use super::{MAX_PURGE, Purge, RedisStore, millis, scripts, ttl_ms};
+
+/// How long a claimed revocation holds its session before another caller may take it over
+/// (when the claimer died): longer than a revocation-log write takes.
+const CLAIM_LEASE: Duration = Duration::from_secs(10);
+
+/// How long a revocation waits for a concurrent one of the same session to finish before
+/// failing with [`StoreError::Unavailable`].
+const CLAIM_WAIT: Duration = Duration::from_secs(3);
+
+/// Pause between looks at a concurrent revocation.
+const CLAIM_POLL: Duration = Duration::from_millis(5);
+
+/// Log entries applied to Redis per script call.
+const APPLY_BATCH: usize = 500;
+
+/// Another caller is revoking the same session and has not finished in time.
+#[derive(Debug)]
+struct RevocationInProgress;
+
+impl fmt::Display for RevocationInProgress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a concurrent revocation of the same session did not finish in time")
+    }
+}
+
+impl std::error::Error for RevocationInProgress {}
+
+/// What claiming one session found.
+enum Claim {
+    Unknown,
+    Revoked,
+    Busy,
+    Claimed(UserId),
+}
+
+/// The state byte and revocation time a script writes into a session value.
+fn state_bytes(state: u8, at: Timestamp) -> [u8; 9] {
+    let mut bytes = [state; 9];
+    bytes[1..].copy_from_slice(&time_bytes(at));
+    bytes
+}
+
+/// When a session ends: the earlier of its expiries.
+fn ends_at(record: &SessionRecord) -> Timestamp {
+    record.idle_expires_at.min(record.expires_at)
+}
+
+impl RedisStore {
+    /// A fresh claim nonce: 128 random bits, so no two revocations mistake each other's claim.
+    fn nonce() -> Result<String, StoreError> {
+        SessionId::generate()
+            .map(|id| id.as_str().to_owned())
+            .map_err(StoreError::unavailable)
+    }
+
+    async fn claim_session(
+        &self,
+        id: &SessionId,
+        nonce: &str,
+        now: Timestamp,
+    ) -> Result<Claim, StoreError> {
+        let mut connection = self.connection();
+        let (code, user): (i64, Option<String>) = self
+            .run(
+                scripts::CLAIM_SESSION
+                    .arg(self.keys().prefix())
+                    .arg(id.as_str())
+                    .arg(nonce)
+                    .arg(millis(CLAIM_LEASE))
+                    .arg(&state_bytes(session::REVOKING, now)[..])
+                    .invoke_async(&mut connection),
+            )
+            .await?;
+        Ok(match (code, user) {
+            (0, _) => Claim::Unknown,
+            (1, _) => Claim::Revoked,
+            (2, _) => Claim::Busy,
+            (3, Some(user)) => Claim::Claimed(UserId::parse(&user).map_err(StoreError::corrupt)?),
+            _ => return Err(record::malformed("claim reply")),
+        })
+    }
+
+    /// Claims every unrevoked session of `user_id` but `keep`. Returns how many are claimed by
+    /// someone else, and the ids claimed for this call.
+    async fn claim_user_sessions(
+        &self,
+        user_id: &UserId,
+        keep: Option<&SessionId>,
+        nonce: &str,
+        now: Timestamp,
+    ) -> Result<(u64, Vec<SessionId>), StoreError> {
+        let mut connection = self.connection();
+        let reply: Vec<redis::Value> = self
+            .run(
+                scripts::CLAIM_USER_SESSIONS
+                    .key(self.keys().user(user_id))
+                    .arg(self.keys().prefix())
+                    .arg(nonce)
+                    .arg(millis(CLAIM_LEASE))
+                    .arg(&state_bytes(session::REVOKING, now)[..])
+                    .arg(keep.map_or("", SessionId::as_str))
+                    .invoke_async(&mut connection),
+            )
+            .await?;
+        let mut reply = reply.into_iter();
+        let busy = match reply.next() {
+            Some(redis::Value::Int(busy)) => u64::try_from(busy).unwrap_or(0),
+            _ => return Err(record::malformed("claim reply")),
+        };
+        let claimed = reply
+            .map(|id| {
+                let id: String =
+                    redis::from_redis_value(id).map_err(|_| record::malformed("claim reply"))?;
+                SessionId::parse(&id).map_err(StoreError::corrupt)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok((busy, claimed))
+    }
+
+    /// Steps 2 and 3 of a revocation: log the claimed sessions durably, then mark them
+    /// revoked in Redis and wake listeners. If logging fails the claims are handed back.
+    async fn log_then_mark(
+        &self,
+        entries: &[(SessionId, UserId)],
+        nonce: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        if let Err(error) = self.shared.log.log_revocations(entries, now).await {
+            // Nothing was logged, so nothing may stay revoked. Should this fail too, the
+            // sessions keep reading as revoked until a retry logs them: safe.
+            if let Err(release) = self.release(entries, nonce).await {
+                tracing::warn!(error = %release, "could not hand back revocation claims");
+            }
+            return Err(error);
+        }
+        // From here the revocation is durable. If Redis fails now (or this process dies),
+        // the sessions stay marked "being revoked" — read as revoked everywhere — until a
+        // retry or the next purge applies the log.
+        let mut connection = self.connection();
+        let mut commit = scripts::COMMIT_REVOCATIONS.prepare_invoke();
+        commit
+            .arg(self.keys().prefix())
+            .arg(nonce)
+            .arg(&state_bytes(session::REVOKED, now)[..]);
+        for (id, _) in entries {
+            commit.arg(id.as_str());
+        }
+        let () = self.run(commit.invoke_async(&mut connection)).await?;
+        self.publish().await;
+        Ok(())
+    }
+
+    async fn release(
+        &self,
+        entries: &[(SessionId, UserId)],
+        nonce: &str,
+    ) -> Result<(), StoreError> {
+        let mut connection = self.connection();
+        let mut release = scripts::RELEASE_REVOCATIONS.prepare_invoke();
+        release.arg(self.keys().prefix()).arg(nonce);
+        for (id, _) in entries {
+            release.arg(id.as_str());
+        }
+        self.run(release.invoke_async(&mut connection)).await
+    }
+
+    /// Wakes [`RevocationNotifier`](tessera_core::RevocationNotifier) listeners. A hint only:
+    /// listeners also poll the log, so a failure is logged, not returned.
+    async fn publish(&self) {
+        let mut connection = self.connection();
+        let published: Result<u64, _> = self
+            .run(
+                redis::cmd("PUBLISH")
+                    .arg(self.keys().channel())
+                    .arg("1")
+                    .query_async(&mut connection),
+            )
+            .await;
+        if let Err(error) = published {
+            tracing::warn!(%error, "could not publish a revocation wake-up");
+        }
+    }
+
+    /// Marks in Redis every revocation the durable log holds beyond what was applied here
+    /// before: repairs a revocation whose commit step never ran. Returns how many sessions it
+    /// marked.
+    async fn apply_logged_revocations(&self) -> Result<u64, StoreError> {
+        let applied_key = self.keys().applied();
+        let mut connection = self.connection();
+        let applied: Option<u64> = self
+            .run(
+                redis::cmd("GET")
+                    .arg(&applied_key)
+                    .query_async(&mut connection),
+            )
+            .await?;
+        let mut after = applied.unwrap_or(0);
+        let mut marked = 0;
+        loop {
+            let batch = self.shared.log.logged_since(after, APPLY_BATCH).await?;
+            let Some(last) = batch.last() else {
+                return Ok(marked);
+            };
+            let mut apply = scripts::APPLY_LOGGED_REVOCATIONS.prepare_invoke();
+            apply
+                .key(&applied_key)
+                .arg(self.keys().prefix())
+                .arg(last.sequence);
+            for entry in &batch {
+                apply
+                    .arg(entry.session_id.as_str())
+                    .arg(&state_bytes(session::REVOKED, entry.revoked_at)[..]);
+            }
+            marked += self.run(apply.invoke_async::<u64>(&mut connection)).await?;
+            after = last.sequence;
+            if batch.len() < APPLY_BATCH {
+                return Ok(marked);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn insert_session(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        let ends = ends_at(record).unix_millis();
+        let ttl = ttl_ms(ends, record.last_seen_at.unix_millis(), self.retention_ms());
+        let mut connection = self.connection();
+        let inserted: bool = self
+            .run(
+                scripts::INSERT_SESSION
+                    .key(self.keys().session(&record.token_hash))
+                    .key(self.keys().session_id(&record.id))
+                    .key(self.keys().user(&record.user_id))
+                    .arg(record::encode_session(record))
+                    .arg(&record.token_hash.as_bytes()[..])
+                    .arg(record.id.as_str())
+                    .arg(ttl)
+                    .arg(ends)
+                    .invoke_async(&mut connection),
+            )
+            .await?;
+        if inserted {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict)
+        }
+    }
+
+    async fn session_by_token(
+        &self,
+        token_hash: &TokenHash,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let mut connection = self.connection();
+        let value: Option<Vec<u8>> = self
+            .run(
+                redis::cmd("GET")
+                    .arg(self.keys().session(token_hash))
+                    .query_async(&mut connection),
+            )
+            .await?;
+        value
+            .map(|value| record::decode_session(*token_hash, &value))
+            .transpose()
+    }
+
+    async fn session_by_id(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
+        let mut connection = self.connection();
+        let found: Option<(Vec<u8>, Vec<u8>)> = self
+            .run(
+                scripts::SESSION_BY_ID
+                    .arg(self.keys().prefix())
+                    .arg(id.as_str())
+                    .invoke_async(&mut connection),
+            )
+            .await?;
+        found
+            .map(|(hash, value)| record::decode_session(token_hash(&hash)?, &value))
+            .transpose()
+    }
+
+    async fn touch_session(
+        &self,
+        id: &SessionId,
+        seen: Timestamp,
+        idle_expires_at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut times = [0; 16];
+        times[..8].copy_from_slice(&time_bytes(seen));
+        times[8..].copy_from_slice(&time_bytes(idle_expires_at));
+        let mut connection = self.connection();
+        self.run(
+            scripts::TOUCH_SESSION
+                .arg(self.keys().prefix())
+                .arg(id.as_str())
+                .arg(seen.unix_millis())
+                .arg(idle_expires_at.unix_millis())
+                .arg(&times[..])
+                .arg(self.retention_ms())
+                .invoke_async(&mut connection),
+        )
+        .await
+    }
+
+    async fn sessions_of_user(
+        &self,
+        user_id: &UserId,
+        now: Timestamp,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let mut connection = self.connection();
+        let found: Vec<Vec<u8>> = self
+            .run(
+                scripts::SESSIONS_OF_USER
+                    .key(self.keys().user(user_id))
+                    .arg(self.keys().prefix())
+                    .arg(now.unix_millis())
+                    .invoke_async(&mut connection),
+            )
+            .await?;
+        let mut live = Vec::with_capacity(found.len() / 2);
+        for pair in found.chunks(2) {
+            let [hash, value] = pair else {
+                return Err(record::malformed("session list"));
+            };
+            let session = record::decode_session(token_hash(hash)?, value)?;
+            // The index scores say "not ended"; this also checks revocation and both
+            // expiries exactly, whatever the index says.
+            if session.is_live(now) {
+                live.push(session);
+            }
+        }
+        // Newest first; the id breaks ties the same way the SQL backends' `ORDER BY` does.
+        live.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        Ok(live)
+    }
+
+    async fn revoke_session(&self, id: &SessionId, now: Timestamp) -> Result<bool, StoreError> {
+        let nonce = RedisStore::nonce()?;
+        let deadline = Instant::now() + CLAIM_WAIT;
+        let user_id = loop {
+            match self.claim_session(id, &nonce, now).await? {
+                Claim::Unknown | Claim::Revoked => return Ok(false),
+                Claim::Claimed(user_id) => break user_id,
+                // Another caller is logging this very revocation: its outcome decides ours.
+                Claim::Busy if Instant::now() < deadline => tokio::time::sleep(CLAIM_POLL).await,
+                Claim::Busy => return Err(StoreError::unavailable(RevocationInProgress)),
+            }
+        };
+        self.log_then_mark(&[(id.clone(), user_id)], &nonce, now)
+            .await?;
+        Ok(true)
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &UserId,
+        keep: Option<&SessionId>,
+        now: Timestamp,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let nonce = RedisStore::nonce()?;
+        let deadline = Instant::now() + CLAIM_WAIT;
+        let claimed = loop {
+            // Claims are kept across rounds (the nonce is ours), so each round only adds the
+            // sessions another revocation has let go of.
+            let (busy, claimed) = self.claim_user_sessions(user_id, keep, &nonce, now).await?;
+            if busy == 0 {
+                break claimed;
+            }
+            if Instant::now() >= deadline {
+                let entries: Vec<_> = claimed
+                    .into_iter()
+                    .map(|id| (id, user_id.clone()))
+                    .collect();
+                if let Err(error) = self.release(&entries, &nonce).await {
+                    tracing::warn!(%error, "could not hand back revocation claims");
+                }
+                return Err(StoreError::unavailable(RevocationInProgress));
+            }
+            tokio::time::sleep(CLAIM_POLL).await;
+        };
+        if claimed.is_empty() {
+            return Ok(claimed);
+        }
+        let entries: Vec<(SessionId, UserId)> = claimed
+            .iter()
+            .map(|id| (id.clone(), user_id.clone()))
+            .collect();
+        self.log_then_mark(&entries, &nonce, now).await?;
+        Ok(claimed)
+    }
+
+    async fn revocations_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Revocation>, StoreError> {
+        self.shared.log.logged_since(after, limit).await
+    }
+
+    async fn revocation_cursor(&self) -> Result<u64, StoreError> {
+        self.shared.log.log_cursor().await
+    }
+
+    async fn purge_expired(
+        &self,
+        now: Timestamp,
+        revocation_retention: Duration,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        // First the log's revocations, before any of them is trimmed: a revocation whose
+        // commit step never ran gets its final mark here.
+        self.apply_logged_revocations().await?;
+        // A session has ended once `now` reaches the earlier of its expiries — its index
+        // score — exactly when `SessionRecord::is_live` turns false for good.
+        let sessions = self
+            .scan_purge(Purge::Sessions, now.unix_millis(), limit)
+            .await?;
+        let cutoff = now.saturating_sub(revocation_retention);
+        let trimmed = self
+            .shared
+            .log
+            .trim_log(cutoff, limit.min(MAX_PURGE))
+            .await?;
+        Ok(sessions + trimmed)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut connection = self.connection();
+        let _: String = self
+            .run(redis::cmd("PING").query_async(&mut connection))
+            .await?;
+        Ok(())
+    }
+}
+
+/// A token hash read back from Redis.
+fn token_hash(bytes: &[u8]) -> Result<TokenHash, StoreError> {
+    <[u8; 32]>::try_from(bytes)
+        .map(TokenHash::from_bytes)
+        .map_err(|_| record::malformed("token hash"))
+}
