@@ -10,6 +10,9 @@
 //!   `jsonwebtoken` (aws-lc backend) verifying `Authorization: Bearer` on `GET /v1/session`
 //!   with the first EdDSA key of a JWK Set, checking `iss`, `aud` and `exp`. No revocation,
 //!   no cache: what a service that trusts JWTs blindly does.
+//! - `redis-getex REDIS_URL`: the least a Redis-backed session check can do — axum::serve plus
+//!   one `GETEX hello:session:<cookie> PX 1800000` per `GET /v1/session` (sliding expiry) on
+//!   a multiplexed connection, answering the stored value, or 401 if there is none.
 
 #![forbid(unsafe_code)]
 
@@ -47,9 +50,12 @@ async fn main() -> std::io::Result<()> {
             tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
         },
         "jwt" => {
-            let (Some(jwks), Some(issuer), Some(audience)) = (args.next(), args.next(), args.next())
+            let (Some(jwks), Some(issuer), Some(audience)) =
+                (args.next(), args.next(), args.next())
             else {
-                return Err(std::io::Error::other("usage: jwt JWKS_FILE ISSUER AUDIENCE"));
+                return Err(std::io::Error::other(
+                    "usage: jwt JWKS_FILE ISSUER AUDIENCE",
+                ));
             };
             let verifier = Verifier::new(&std::fs::read(jwks)?, &issuer, &audience)?;
             let app = Router::new()
@@ -57,8 +63,21 @@ async fn main() -> std::io::Result<()> {
                 .with_state(Arc::new(verifier));
             axum::serve(listener, app).await
         }
+        "redis-getex" => {
+            let url = args
+                .next()
+                .ok_or_else(|| std::io::Error::other("usage: redis-getex REDIS_URL"))?;
+            let client = redis::Client::open(url).map_err(std::io::Error::other)?;
+            let connection = redis::aio::ConnectionManager::new(client)
+                .await
+                .map_err(std::io::Error::other)?;
+            let app = Router::new()
+                .route("/v1/session", get(getex))
+                .with_state(connection);
+            axum::serve(listener, app).await
+        }
         other => Err(std::io::Error::other(format!(
-            "unknown mode {other:?}; use axum-serve, http1 or jwt"
+            "unknown mode {other:?}; use axum-serve, http1, jwt or redis-getex"
         ))),
     }
 }
@@ -113,4 +132,23 @@ async fn session(
     serde_json::to_value(&body)
         .map(axum::Json)
         .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+async fn getex(
+    State(mut redis): State<redis::aio::ConnectionManager>,
+    headers: HeaderMap,
+) -> Result<Vec<u8>, StatusCode> {
+    let token = headers
+        .get("cookie")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("__Host-tessera_session="))
+        .ok_or(StatusCode::UNAUTHORIZED)?;
+    let value: Option<Vec<u8>> = redis::cmd("GETEX")
+        .arg(format!("hello:session:{token}"))
+        .arg("PX")
+        .arg(1_800_000)
+        .query_async(&mut redis)
+        .await
+        .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?;
+    value.ok_or(StatusCode::UNAUTHORIZED)
 }

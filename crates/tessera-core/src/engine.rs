@@ -178,8 +178,17 @@ struct Inner {
     rotation_key: Vec<u8>,
 }
 
+/// The revocation log has not been read for longer than the configured bound.
+#[derive(Debug, thiserror::Error)]
+#[error("the revocation log has not been read within revocation_max_staleness")]
+struct StaleRevocationFeed;
+
 /// Name of the server secret refresh-token successors are derived under.
 const REFRESH_ROTATION_SECRET: &str = "refresh-rotation";
+
+/// Usernames cached at most, independently of the session cache (which may be off): a
+/// session check that misses the session cache then costs one session-store read, not two.
+const USERNAME_CACHE_CAPACITY: usize = 100_000;
 
 /// Longest `User-Agent` kept with a session, in bytes.
 const MAX_USER_AGENT: usize = 256;
@@ -514,10 +523,16 @@ impl Engine {
         Ok(count)
     }
 
-    /// Succeeds if every store answers.
+    /// Succeeds if every store answers and the revocation feed is within its staleness bound.
     pub async fn ready(&self) -> Result<(), StoreError> {
         self.inner.stores.users.ping().await?;
-        self.inner.stores.sessions.ping().await
+        self.inner.stores.sessions.ping().await?;
+        match self.inner.config.revocation_max_staleness {
+            Some(max) if self.revocation_feed_age() > max => {
+                Err(StoreError::unavailable(StaleRevocationFeed))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Applies revocations written to the store by other processes (the CLI, other
@@ -626,7 +641,7 @@ impl Engine {
             None => match self.inner.stores.users.user_by_id(&record.user_id).await? {
                 Some(user) => {
                     let username = user.user.username;
-                    if self.inner.usernames.len() < self.inner.config.cache_capacity {
+                    if self.inner.usernames.len() < USERNAME_CACHE_CAPACITY {
                         self.inner
                             .usernames
                             .insert(record.user_id.clone(), username.clone());

@@ -21,6 +21,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// `[sessions]`: where sessions live.
     pub sessions: SessionsConfig,
+    /// `[revocation]`: how fresh the revocation feed must be.
+    pub revocation: RevocationConfig,
     /// `[session]`: session lifetimes and the cookie.
     pub session: SessionConfig,
     /// `[auth]`: registration and passwords.
@@ -77,15 +79,29 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
-    /// `sqlite://PATH` (relative paths are relative to the working directory). Defaults to
-    /// `sqlite://tessera-data/tessera.db`.
+    /// `sqlite://PATH` (relative paths are relative to the working directory) or
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (several instances share it).
+    /// Defaults to `sqlite://tessera-data/tessera.db`.
     pub url: String,
+    /// PostgreSQL only: the schema holding Tessera's tables, created if missing; unset uses
+    /// the connection's `search_path` (usually `public`). Defaults to unset.
+    pub schema: Option<String>,
+    /// PostgreSQL only: connections per instance. Defaults to `16`.
+    pub max_connections: u32,
+    /// PostgreSQL only: how long connecting, waiting for a pooled connection, and one
+    /// statement may each take before the request fails with `503 store_unavailable`.
+    /// Defaults to `1s`.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
             url: "sqlite://tessera-data/tessera.db".to_owned(),
+            schema: None,
+            max_connections: 16,
+            timeout: Duration::from_secs(1),
         }
     }
 }
@@ -94,10 +110,17 @@ impl Default for DatabaseConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionsConfig {
-    /// `"database"` keeps sessions in the database; `"memory"` keeps them (and users, and
-    /// throttle counters) in this process only, lost on restart: for tests and trials.
-    /// Defaults to `"database"`.
+    /// `"database"` keeps sessions in the database; `"redis://HOST:PORT[/DB]"` (or
+    /// `rediss://`) keeps sessions, refresh tokens and login-throttle counters in Redis, with
+    /// revocations logged in the database; `"memory"` keeps everything (users included) in
+    /// this process only, lost on restart: for tests and trials. Defaults to `"database"`.
     pub store: String,
+    /// Redis only: the prefix of every key and channel. Defaults to `"tessera:"`.
+    pub redis_prefix: String,
+    /// Redis only: how long one command may take before the request fails with `503
+    /// store_unavailable`. Defaults to `1s`.
+    #[serde(with = "humantime_serde")]
+    pub redis_timeout: Duration,
     /// How often revocations made by other processes (the CLI) are picked up. Defaults to `1s`.
     #[serde(with = "humantime_serde")]
     pub revocation_poll: Duration,
@@ -110,8 +133,30 @@ impl Default for SessionsConfig {
     fn default() -> Self {
         SessionsConfig {
             store: "database".to_owned(),
+            redis_prefix: "tessera:".to_owned(),
+            redis_timeout: Duration::from_secs(1),
             revocation_poll: Duration::from_secs(1),
             purge_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+/// `[revocation]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RevocationConfig {
+    /// Once the last successful read of the revocation log is older than this, this instance
+    /// answers nothing from its in-process cache (sessions and access tokens alike): every
+    /// check goes to the session store, and fails with `503` if that is down too, and
+    /// `/readyz` reports `503`. At least twice `sessions.revocation_poll`. Defaults to `10s`.
+    #[serde(with = "humantime_serde")]
+    pub max_staleness: Duration,
+}
+
+impl Default for RevocationConfig {
+    fn default() -> Self {
+        RevocationConfig {
+            max_staleness: Duration::from_secs(10),
         }
     }
 }
@@ -349,6 +394,19 @@ pub enum ConfigError {
 pub enum Database {
     /// An SQLite file.
     Sqlite(PathBuf),
+    /// A PostgreSQL database, by URL.
+    Postgres(String),
+}
+
+/// Where sessions live, parsed from `sessions.store`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionBackend {
+    /// With the durable state, in the database.
+    Database,
+    /// In Redis, by URL.
+    Redis(String),
+    /// In this process only (users and keys too).
+    Memory,
 }
 
 impl Config {
@@ -480,8 +538,22 @@ impl Config {
         if token.key_reload < Duration::from_millis(100) {
             return invalid("token.key_reload", "must be at least 100ms");
         }
-        if !matches!(self.sessions.store.as_str(), "database" | "memory") {
-            return invalid("sessions.store", "must be \"database\" or \"memory\"");
+        self.session_backend()?;
+        self.database()?;
+        if self.revocation.max_staleness < self.sessions.revocation_poll * 2 {
+            return invalid(
+                "revocation.max_staleness",
+                "must be at least twice sessions.revocation_poll",
+            );
+        }
+        if self.database.timeout < Duration::from_millis(100) {
+            return invalid("database.timeout", "must be at least 100ms");
+        }
+        if self.sessions.redis_timeout < Duration::from_millis(50) {
+            return invalid("sessions.redis_timeout", "must be at least 50ms");
+        }
+        if self.database.max_connections == 0 {
+            return invalid("database.max_connections", "must be at least 1");
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return invalid("log.format", "must be \"text\" or \"json\"");
@@ -526,9 +598,27 @@ impl Config {
             .or_else(|| url.strip_prefix("sqlite:"));
         match path {
             Some(path) if !path.is_empty() => Ok(Database::Sqlite(PathBuf::from(path))),
+            _ if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Database::Postgres(url.to_owned()))
+            }
             _ => Err(ConfigError::Invalid {
                 key: "database.url",
-                reason: "must be sqlite://PATH (PostgreSQL support is not built yet)",
+                reason: "must be sqlite://PATH or postgres://USER@HOST/DATABASE",
+            }),
+        }
+    }
+
+    /// Where sessions live, from `sessions.store`.
+    pub fn session_backend(&self) -> Result<SessionBackend, ConfigError> {
+        match self.sessions.store.as_str() {
+            "database" => Ok(SessionBackend::Database),
+            "memory" => Ok(SessionBackend::Memory),
+            url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                Ok(SessionBackend::Redis(url.to_owned()))
+            }
+            _ => Err(ConfigError::Invalid {
+                key: "sessions.store",
+                reason: "must be \"database\", \"memory\" or redis://HOST:PORT",
             }),
         }
     }

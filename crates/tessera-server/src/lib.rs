@@ -37,10 +37,12 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use tessera_core::password::{HashError, HashingLimits, HashingParams, PasswordHasher};
 use tessera_core::{
-    Clock, Engine, EngineConfig, PasswordPolicy, SessionPolicy, StoreError, Stores, SystemClock,
-    ThrottleRule, TokenPolicy,
+    Clock, Engine, EngineConfig, PasswordPolicy, RevocationLog, RevocationNotifier, SessionPolicy,
+    StoreError, Stores, SystemClock, ThrottleRule, TokenPolicy,
 };
 use tessera_store::memory::{MemoryStore, MemoryThrottle};
+use tessera_store::postgres::{PgOptions, PgStore};
+use tessera_store::redis::{RedisOptions, RedisStore};
 use tessera_store::sqlite::SqliteStore;
 
 pub mod auth;
@@ -78,6 +80,8 @@ pub struct Services {
     pub engine: Engine,
     /// Signing keys, signer and verifier.
     pub tokens: tokens::Tokens,
+    /// Pushes "the revocation log grew" from other instances, when the stores can.
+    pub notifier: Option<Arc<dyn RevocationNotifier>>,
 }
 
 /// Settings that only matter to the HTTP layer.
@@ -126,31 +130,7 @@ pub async fn open_with_clock(
     clock: Arc<dyn Clock>,
 ) -> Result<Services, StartError> {
     config.validate()?;
-    let stores = match config.sessions.store.as_str() {
-        "memory" => {
-            let memory = Arc::new(MemoryStore::new());
-            Stores {
-                users: memory.clone(),
-                sessions: memory.clone(),
-                refresh: memory.clone(),
-                keys: memory.clone(),
-                clients: memory,
-                throttle: Arc::new(MemoryThrottle::new()),
-            }
-        }
-        _ => {
-            let config::Database::Sqlite(path) = config.database()?;
-            let sqlite = Arc::new(SqliteStore::open(&path).await?);
-            Stores {
-                users: sqlite.clone(),
-                sessions: sqlite.clone(),
-                refresh: sqlite.clone(),
-                keys: sqlite.clone(),
-                clients: sqlite.clone(),
-                throttle: sqlite,
-            }
-        }
-    };
+    let (stores, notifier) = connect_stores(config).await?;
     let auth = &config.auth;
     let hasher = PasswordHasher::new(
         HashingParams {
@@ -169,7 +149,82 @@ pub async fn open_with_clock(
     let now = tokens::unix_seconds(clock.now());
     let engine = Engine::new(stores, hasher, clock, engine_config(config)).await?;
     let tokens = tokens::Tokens::start(keys, &config.token, config.issuer(), now).await?;
-    Ok(Services { engine, tokens })
+    Ok(Services {
+        engine,
+        tokens,
+        notifier,
+    })
+}
+
+/// The stores the configuration names, and the push channel for revocations if they have
+/// one: PostgreSQL's `LISTEN`/`NOTIFY` when the log is there, else Redis pub/sub.
+async fn connect_stores(
+    config: &Config,
+) -> Result<(Stores, Option<Arc<dyn RevocationNotifier>>), StartError> {
+    let backend = config.session_backend()?;
+    if backend == config::SessionBackend::Memory {
+        let memory = Arc::new(MemoryStore::new());
+        let stores = Stores {
+            users: memory.clone(),
+            sessions: memory.clone(),
+            refresh: memory.clone(),
+            keys: memory.clone(),
+            clients: memory,
+            throttle: Arc::new(MemoryThrottle::new()),
+        };
+        return Ok((stores, None));
+    }
+    let (mut stores, log, mut notifier): (Stores, Arc<dyn RevocationLog>, _) =
+        match config.database()? {
+            config::Database::Sqlite(path) => {
+                let sqlite = Arc::new(SqliteStore::open(&path).await?);
+                let stores = Stores {
+                    users: sqlite.clone(),
+                    sessions: sqlite.clone(),
+                    refresh: sqlite.clone(),
+                    keys: sqlite.clone(),
+                    clients: sqlite.clone(),
+                    throttle: sqlite.clone(),
+                };
+                (stores, sqlite, None)
+            }
+            config::Database::Postgres(url) => {
+                let options = PgOptions {
+                    max_connections: config.database.max_connections,
+                    acquire_timeout: config.database.timeout,
+                    connect_timeout: config.database.timeout,
+                    statement_timeout: config.database.timeout,
+                    schema: config.database.schema.clone(),
+                };
+                let postgres = Arc::new(PgStore::connect(&url, options).await?);
+                let stores = Stores {
+                    users: postgres.clone(),
+                    sessions: postgres.clone(),
+                    refresh: postgres.clone(),
+                    keys: postgres.clone(),
+                    clients: postgres.clone(),
+                    throttle: postgres.clone(),
+                };
+                let notifier: Arc<dyn RevocationNotifier> = postgres.clone();
+                (stores, postgres, Some(notifier))
+            }
+        };
+    if let config::SessionBackend::Redis(url) = backend {
+        let options = RedisOptions {
+            prefix: config.sessions.redis_prefix.clone(),
+            command_timeout: config.sessions.redis_timeout,
+            connect_timeout: config.sessions.redis_timeout,
+            ..RedisOptions::default()
+        };
+        let redis = Arc::new(RedisStore::connect(&url, options, log).await?);
+        stores.sessions = redis.clone();
+        stores.refresh = redis.clone();
+        stores.throttle = redis.clone();
+        if notifier.is_none() {
+            notifier = Some(redis);
+        }
+    }
+    Ok((stores, notifier))
 }
 
 /// The engine settings the configuration implies.
@@ -203,5 +258,6 @@ pub fn engine_config(config: &Config) -> EngineConfig {
             refresh_ttl: config.token.refresh_ttl,
             refresh_grace: config.token.refresh_grace,
         },
+        revocation_max_staleness: Some(config.revocation.max_staleness),
     }
 }

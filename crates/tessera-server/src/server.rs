@@ -27,6 +27,8 @@ use tower::util::MapResponse;
 use tower_http::catch_panic::{CatchPanic, CatchPanicLayer, ResponseForPanic};
 use utoipa::OpenApi as _;
 
+use tessera_core::RevocationSubscription;
+
 use crate::csrf::OriginPolicy;
 use crate::extract::PeerAddr;
 use crate::problem::Problem;
@@ -121,9 +123,12 @@ pub async fn serve(
 ) -> io::Result<()> {
     let maintenance = tokio::spawn(maintain(
         services.clone(),
-        config.sessions.revocation_poll,
         config.sessions.purge_interval,
         config.token.key_reload,
+    ));
+    let follower = tokio::spawn(follow_revocations(
+        services.clone(),
+        config.sessions.revocation_poll,
     ));
     let app = app(config, services);
     let mut builder = http1::Builder::new();
@@ -172,23 +177,86 @@ pub async fn serve(
         }
     }
     maintenance.abort();
+    follower.abort();
     Ok(())
 }
 
-/// Applies revocations written by other processes, purges ended sessions and reloads the
-/// signing keys. Logs once per change between working and failing, not once per attempt.
-async fn maintain(services: Services, poll: Duration, purge: Duration, key_reload: Duration) {
-    let Services { engine, tokens } = services;
+/// Keeps the engine's view of the revocation log current: at once when the stores push a
+/// notification (PostgreSQL `NOTIFY`, Redis pub/sub), and every `poll` regardless, so a lost
+/// notification costs at most one poll. After every (re)subscription the log is read, which
+/// covers anything sent while disconnected. While this fails, the feed ages and the engine
+/// stops answering from its cache once it is older than `revocation.max_staleness`.
+async fn follow_revocations(services: Services, poll: Duration) {
+    let Services {
+        engine, notifier, ..
+    } = services;
     let mut poll_timer = tokio::time::interval(poll);
+    poll_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut subscription: Option<Box<dyn RevocationSubscription>> = None;
+    // Poll ticks left before the next attempt to (re)subscribe after a failure.
+    let mut resubscribe_in = 0u32;
+    let mut failing = false;
+    loop {
+        if subscription.is_none()
+            && let Some(notifier) = &notifier
+        {
+            if resubscribe_in == 0 {
+                match notifier.subscribe().await {
+                    Ok(opened) => {
+                        tracing::debug!("subscribed to revocation notifications");
+                        subscription = Some(opened);
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, "revocation notifications unavailable; polling");
+                        resubscribe_in = 5;
+                    }
+                }
+            } else {
+                resubscribe_in -= 1;
+            }
+        }
+        let result = engine.sync_revocations().await;
+        match (&result, failing) {
+            (Err(error), false) => {
+                tracing::warn!(%error, "cannot read the revocation log");
+                failing = true;
+            }
+            (Ok(_), true) => {
+                tracing::info!("reading the revocation log again");
+                failing = false;
+            }
+            _ => {}
+        }
+        let notified = async {
+            match subscription.as_mut() {
+                Some(subscription) => subscription.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            outcome = notified => {
+                if let Err(error) = outcome {
+                    tracing::debug!(%error, "revocation notifications lost; resubscribing");
+                    subscription = None;
+                }
+            }
+            _ = poll_timer.tick() => {}
+        }
+    }
+}
+
+/// Purges ended sessions and reloads (and, when due, rotates) the signing keys. Logs once per
+/// change between working and failing, not once per attempt.
+async fn maintain(services: Services, purge: Duration, key_reload: Duration) {
+    let Services { engine, tokens, .. } = services;
     let mut purge_timer = tokio::time::interval(purge);
     let mut key_timer = tokio::time::interval(key_reload);
-    for timer in [&mut poll_timer, &mut purge_timer, &mut key_timer] {
+    for timer in [&mut purge_timer, &mut key_timer] {
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     }
     let mut failing = false;
     loop {
         let result: Result<(), Box<dyn std::error::Error + Send + Sync>> = tokio::select! {
-            _ = poll_timer.tick() => engine.sync_revocations().await.map(|_| ()).map_err(Into::into),
             _ = purge_timer.tick() => engine.purge_expired().await.map(|purged| {
                 if purged > 0 {
                     tracing::debug!(purged, "purged ended sessions");
