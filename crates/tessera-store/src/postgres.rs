@@ -49,12 +49,16 @@ pub struct PgOptions {
     /// Defaults to `1s`.
     pub connect_timeout: Duration,
     /// How long one statement may run, or wait for a lock, before the server cancels it
-    /// (PostgreSQL's `statement_timeout` and `lock_timeout`, set on every connection,
-    /// migrations included). Together with `acquire_timeout` it also bounds, on the client,
+    /// (PostgreSQL's `statement_timeout` and `lock_timeout`, set on every connection).
+    /// Together with `acquire_timeout` it also bounds, on the client,
     /// how long any operation waits for the server at all, so a frozen server or a lost
     /// network fails the same way. Zero means no limit, as in PostgreSQL.
     /// Defaults to `1s`.
     pub statement_timeout: Duration,
+    /// How long [`PgStore::connect`] may take to bring the schema up to date, waiting for
+    /// another instance that is migrating the same database included. Zero means no limit.
+    /// Defaults to `60s`.
+    pub migration_timeout: Duration,
     /// The schema holding Tessera's tables. When set, it is created if missing and is the
     /// `search_path` of every connection, so several deployments (or tests) can share one
     /// database. When `None`, the tables go where the connection's own `search_path` puts
@@ -70,6 +74,7 @@ impl Default for PgOptions {
             acquire_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             statement_timeout: Duration::from_secs(1),
+            migration_timeout: Duration::from_secs(60),
             schema: None,
         }
     }
@@ -127,9 +132,10 @@ impl PgStore {
     /// Fails with [`StoreError::Unavailable`] if no connection opens within
     /// `options.connect_timeout`, the URL is malformed, or a migration fails.
     pub async fn connect(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
-        let connect = connect_options(url, &options)?;
+        let connect = connect_options(url, &options, options.statement_timeout)?;
+        let setup = connect_options(url, &options, options.migration_timeout)?;
         // One connection of its own first: it fails fast with the real cause (a refused
-        // connection, a wrong password) where the pool would retry until it timed out.
+        // connection, a wrong password) where a pool would retry until it timed out.
         let mut first = bounded(
             options.connect_timeout,
             PgConnection::connect_with(&connect),
@@ -139,12 +145,7 @@ impl PgStore {
         if let Some(schema) = &options.schema {
             create_schema(&mut first, schema).await?;
         }
-        // The pool's connections carry the same timeouts, so migrations must stay quick; a
-        // future migration that rewrites a large table sets its own with `SET LOCAL`.
-        MIGRATOR
-            .run(&mut first)
-            .await
-            .map_err(StoreError::unavailable)?;
+        migrate(setup, &options).await?;
         // Resolved like every query's `revocations`, through the search path.
         let channel: String = sqlx::query_scalar(
             "SELECT revocation_channel(n.nspname) FROM pg_class c \
@@ -205,19 +206,47 @@ impl PgStore {
     }
 }
 
-/// `url` with Tessera's session settings added.
-fn connect_options(url: &str, options: &PgOptions) -> Result<PgConnectOptions, StoreError> {
+/// `url` with Tessera's session settings added, statements limited to `statement_timeout`.
+fn connect_options(
+    url: &str,
+    options: &PgOptions,
+    statement_timeout: Duration,
+) -> Result<PgConnectOptions, StoreError> {
     let mut connect: PgConnectOptions = url.parse().map_err(StoreError::unavailable)?;
     if connect.get_application_name().is_none() {
         // Names the connections in `pg_stat_activity`.
         connect = connect.application_name("tessera");
     }
-    let timeout = format!("{}ms", millis(options.statement_timeout));
+    let timeout = format!("{}ms", millis(statement_timeout));
     connect = connect.options([("statement_timeout", &timeout), ("lock_timeout", &timeout)]);
     if let Some(schema) = &options.schema {
         connect = connect.options([("search_path", startup_option(&quote_identifier(schema)))]);
     }
     Ok(connect)
+}
+
+/// Applies the migrations not applied yet, over a connection made with `setup`, within
+/// `options.migration_timeout`.
+///
+/// sqlx makes instances that start together take turns (with an advisory lock on the
+/// database), and a migration may rewrite a table, so migrations get a limit of their own
+/// instead of the statement timeout. Through a pool of one because sqlx's migrator run over
+/// a bare connection makes `connect`'s future lose `Send`.
+async fn migrate(setup: PgConnectOptions, options: &PgOptions) -> Result<(), StoreError> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(options.connect_timeout)
+        .connect_lazy_with(setup);
+    let migrations = MIGRATOR.run(&pool);
+    let result = if options.migration_timeout.is_zero() {
+        migrations.await.map_err(StoreError::unavailable)
+    } else {
+        bounded(options.migration_timeout, migrations)
+            .await
+            .and_then(|result| result.map_err(StoreError::unavailable))
+    };
+    pool.close().await;
+    result
 }
 
 /// Creates `schema` unless it exists. Looks first, so a role that may not create schemas can

@@ -38,10 +38,16 @@ fn database_url() -> String {
 
 /// Why a test could not reach the server, and what to do about it. Names no URL: one given
 /// in the environment may hold a password.
-fn unreachable(error: impl std::fmt::Display) -> String {
+fn postgres_failed(error: impl std::error::Error) -> String {
+    let mut error: &dyn std::error::Error = &error;
+    let mut causes = error.to_string();
+    while let Some(source) = error.source() {
+        write!(causes, ": {source}").unwrap();
+        error = source;
+    }
     format!(
-        "PostgreSQL is not reachable at TESSERA_TEST_POSTGRES_URL (default {DEFAULT_URL}): \
-         {error}. Start the local server with \
+        "PostgreSQL at TESSERA_TEST_POSTGRES_URL (default {DEFAULT_URL}) failed: {causes}. \
+         If it is not running, start the local server with \
          `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, \
          or point TESSERA_TEST_POSTGRES_URL at one."
     )
@@ -51,7 +57,7 @@ fn unreachable(error: impl std::fmt::Display) -> String {
 async fn raw_connection() -> PgConnection {
     PgConnection::connect(&database_url())
         .await
-        .unwrap_or_else(|error| panic!("{}", unreachable(error)))
+        .unwrap_or_else(|error| panic!("{}", postgres_failed(error)))
 }
 
 /// A schema name no other test (or run) uses.
@@ -133,7 +139,7 @@ async fn schema_exists(connection: &mut PgConnection, name: &str) -> bool {
 async fn connect_with(options: PgOptions) -> PgStore {
     PgStore::connect(&database_url(), options)
         .await
-        .unwrap_or_else(|error| panic!("{}", unreachable(error)))
+        .unwrap_or_else(|error| panic!("{}", postgres_failed(error)))
 }
 
 async fn connect(schema: &TestSchema) -> PgStore {
@@ -286,6 +292,27 @@ async fn migrations_are_recorded_once_and_reconnecting_keeps_data() {
         .count();
     assert_eq!(applied.len(), files, "each migration recorded exactly once");
     assert!(applied.iter().all(|(_, success)| *success));
+}
+
+/// Instances starting at once against a fresh schema all come up: one creates the schema,
+/// and they take turns at the migrations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_starting_together_all_connect() {
+    let schema = TestSchema::new();
+    let starts: Vec<_> = (0..8)
+        .map(|_| {
+            let options = schema.options();
+            tokio::spawn(async move { PgStore::connect(&database_url(), options).await })
+        })
+        .collect();
+    for start in starts {
+        let store = start
+            .await
+            .unwrap()
+            .unwrap_or_else(|error| panic!("{}", postgres_failed(error)));
+        assert_eq!(store.revocation_cursor().await.unwrap(), 0);
+        store.close().await;
+    }
 }
 
 /// The guarantee `revocations_since` readers rely on: a poller that moves its cursor to the
@@ -705,7 +732,7 @@ async fn a_server_that_stops_answering_fails_operations_within_the_deadline() {
         options,
     )
     .await
-    .unwrap_or_else(|error| panic!("{}", unreachable(error)));
+    .unwrap_or_else(|error| panic!("{}", postgres_failed(error)));
     UserStore::ping(&store).await.unwrap();
     // Lets the connection go back to the pool (sqlx checks it on the way), so the operation
     // below finds it idle and its query, not a new connection, meets the frozen server.
@@ -813,7 +840,7 @@ async fn without_a_schema_the_store_uses_the_default_one() {
     let url = url_of_database(&database_url(), &database.name);
     let store = PgStore::connect(&url, PgOptions::default())
         .await
-        .unwrap_or_else(|error| panic!("{}", unreachable(error)));
+        .unwrap_or_else(|error| panic!("{}", postgres_failed(error)));
     assert_eq!(store.revocation_channel(), "tessera_revocations:public");
     let mut subscription = store.subscribe().await.unwrap();
     revoke_one(&store, at(60_000)).await;
