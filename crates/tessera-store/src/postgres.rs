@@ -55,10 +55,6 @@ pub struct PgOptions {
     /// network fails the same way. Zero means no limit, as in PostgreSQL.
     /// Defaults to `1s`.
     pub statement_timeout: Duration,
-    /// How long [`PgStore::connect`] may take to bring the schema up to date, waiting for
-    /// another instance that is migrating the same database included. Zero means no limit.
-    /// Defaults to `60s`.
-    pub migration_timeout: Duration,
     /// The schema holding Tessera's tables. When set, it is created if missing and is the
     /// `search_path` of every connection, so several deployments (or tests) can share one
     /// database. When `None`, the tables go where the connection's own `search_path` puts
@@ -74,7 +70,6 @@ impl Default for PgOptions {
             acquire_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             statement_timeout: Duration::from_secs(1),
-            migration_timeout: Duration::from_secs(60),
             schema: None,
         }
     }
@@ -120,6 +115,10 @@ impl fmt::Debug for PgStore {
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations-postgres");
 
+/// How long [`PgStore::connect`] may take to bring the schema up to date, waiting for another
+/// instance that is migrating the same database included.
+const MIGRATION_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How much longer than the statement timeout the client waits for an answer: an alive
 /// server's own timeout should win, because it answers cleanly and leaves the connection
 /// usable.
@@ -130,10 +129,11 @@ impl PgStore {
     /// creates `options.schema` if it is set and missing, and brings the schema up to date.
     ///
     /// Fails with [`StoreError::Unavailable`] if no connection opens within
-    /// `options.connect_timeout`, the URL is malformed, or a migration fails.
+    /// `options.connect_timeout`, the URL is malformed, or the migrations fail or take more
+    /// than a minute (waiting for other instances' included).
     pub async fn connect(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
         let connect = connect_options(url, &options, options.statement_timeout)?;
-        let setup = connect_options(url, &options, options.migration_timeout)?;
+        let setup = connect_options(url, &options, MIGRATION_TIMEOUT)?;
         // One connection of its own first: it fails fast with the real cause (a refused
         // connection, a wrong password) where a pool would retry until it timed out.
         let mut first = bounded(
@@ -145,7 +145,7 @@ impl PgStore {
         if let Some(schema) = &options.schema {
             create_schema(&mut first, schema).await?;
         }
-        migrate(setup, &options).await?;
+        migrate(setup, options.connect_timeout).await?;
         // Resolved like every query's `revocations`, through the search path.
         let channel: String = sqlx::query_scalar(
             "SELECT revocation_channel(n.nspname) FROM pg_class c \
@@ -226,25 +226,20 @@ fn connect_options(
 }
 
 /// Applies the migrations not applied yet, over a connection made with `setup`, within
-/// `options.migration_timeout`.
+/// [`MIGRATION_TIMEOUT`].
 ///
 /// sqlx makes instances that start together take turns (with an advisory lock on the
 /// database), and a migration may rewrite a table, so migrations get a limit of their own
 /// instead of the statement timeout. Through a pool of one because sqlx's migrator run over
 /// a bare connection makes `connect`'s future lose `Send`.
-async fn migrate(setup: PgConnectOptions, options: &PgOptions) -> Result<(), StoreError> {
+async fn migrate(setup: PgConnectOptions, connect_timeout: Duration) -> Result<(), StoreError> {
     let pool = PgPoolOptions::new()
         .max_connections(1)
-        .acquire_timeout(options.connect_timeout)
+        .acquire_timeout(connect_timeout)
         .connect_lazy_with(setup);
-    let migrations = MIGRATOR.run(&pool);
-    let result = if options.migration_timeout.is_zero() {
-        migrations.await.map_err(StoreError::unavailable)
-    } else {
-        bounded(options.migration_timeout, migrations)
-            .await
-            .and_then(|result| result.map_err(StoreError::unavailable))
-    };
+    let result = bounded(MIGRATION_TIMEOUT, MIGRATOR.run(&pool))
+        .await
+        .and_then(|result| result.map_err(StoreError::unavailable));
     pool.close().await;
     result
 }
