@@ -1,9 +1,44 @@
 #!/usr/bin/env bash
-# The whole test suite: unit, store conformance, HTTP through real sockets, CLI, doc tests.
+# The whole test suite: unit, store conformance (memory, SQLite, PostgreSQL, Redis), HTTP
+# through real sockets, CLI, several instances, doc tests.
 # Usage: bash scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "scripts/test.sh: cargo is missing; install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
+
+# The store and scale-out tests run against a real PostgreSQL and Redis. Start the machine's
+# own if they are installed but stopped; otherwise say exactly what is missing.
+pg_url=${TESSERA_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+redis_url=${TESSERA_TEST_REDIS_URL:-redis://127.0.0.1:6379}
+postgres_up() { psql "$pg_url" -qAtc 'select 1' >/dev/null 2>&1; }
+redis_up() { [ "$(redis-cli -u "$redis_url" ping 2>/dev/null)" = PONG ]; }
+if command -v psql >/dev/null && ! postgres_up && [ -z "${TESSERA_TEST_POSTGRES_URL:-}" ] \
+  && command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+  echo "scripts/test.sh: starting the local PostgreSQL" >&2
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  for _ in $(seq 50); do postgres_up && break; sleep 0.2; done
+fi
+if ! command -v psql >/dev/null || ! postgres_up; then
+  echo "scripts/test.sh: PostgreSQL is not reachable at $pg_url." >&2
+  echo "  Install and start it (Debian: apt-get install postgresql; pg_ctlcluster --skip-systemctl-redirect \$(ls /etc/postgresql) main start)" >&2
+  echo "  with trust auth for user postgres on 127.0.0.1, or set TESSERA_TEST_POSTGRES_URL." >&2
+  exit 1
+fi
+if command -v redis-cli >/dev/null && ! redis_up && [ -z "${TESSERA_TEST_REDIS_URL:-}" ] \
+  && command -v redis-server >/dev/null; then
+  echo "scripts/test.sh: starting a local Redis" >&2
+  mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
+  for _ in $(seq 50); do redis_up && break; sleep 0.2; done
+fi
+if ! command -v redis-cli >/dev/null || ! redis_up; then
+  echo "scripts/test.sh: Redis is not reachable at $redis_url." >&2
+  echo "  Install and start it (Debian: apt-get install redis-server; redis-server --daemonize yes --port 6379 --save \"\" --appendonly no)," >&2
+  echo "  or set TESSERA_TEST_REDIS_URL. The hang test also needs redis-server on the PATH." >&2
+  exit 1
+fi
+command -v redis-server >/dev/null || { echo "scripts/test.sh: redis-server is missing (apt-get install redis-server); the Redis hang tests start their own" >&2; exit 1; }
 
 exec cargo test --workspace --all-features --locked "$@"
