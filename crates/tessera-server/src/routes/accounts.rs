@@ -35,6 +35,10 @@ pub struct LoginRequest {
     /// `"cookie"` (default) or `"token"`.
     #[serde(default)]
     pub transport: Option<String>,
+    /// Token transport only: put the refresh token in the `__Secure-tessera_refresh` cookie
+    /// (HttpOnly, `Path=/v1/token`) instead of the body, for browser apps. Defaults to `false`.
+    #[serde(default)]
+    pub refresh_cookie: bool,
 }
 
 /// Creates an account.
@@ -100,6 +104,11 @@ pub async fn login(
             ));
         }
     };
+    if body.refresh_cookie && transport != Transport::Token {
+        return Err(Problem::validation(
+            "refresh_cookie needs transport \"token\"",
+        ));
+    }
     let user_agent = headers
         .get("user-agent")
         .and_then(|value| value.to_str().ok());
@@ -115,11 +124,13 @@ pub async fn login(
         .await?;
     if transport == Transport::Token {
         let grant = state.engine.issue_tokens(&logged_in.session).await?;
-        return Ok(super::tokens::token_response(
-            &state,
-            SessionBody::current(&logged_in.session),
-            &grant,
-        ));
+        let session = SessionBody::current(&logged_in.session);
+        if body.refresh_cookie {
+            return Ok(crate::refresh_cookie::token_response(
+                &state, session, &grant,
+            ));
+        }
+        return Ok(super::tokens::token_response(&state, session, &grant));
     }
     // The browser's previous session cookie is about to be overwritten, which would strand
     // that session: end it instead of leaving it live and unreachable.
@@ -146,7 +157,7 @@ pub async fn login(
 #[utoipa::path(
     post, path = "/v1/logout", tag = "sessions",
     responses(
-        (status = 204, description = "Logged out; the cookie is cleared"),
+        (status = 204, description = "Logged out; the session cookie and the refresh cookie are cleared"),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ProblemBody),
         (status = 403, description = "`csrf_failed`", body = ProblemBody),
     ),
@@ -161,5 +172,8 @@ pub async fn logout(
     response
         .headers_mut()
         .insert(SET_COOKIE, state.http.cookies.clear_cookie());
+    response
+        .headers_mut()
+        .append(SET_COOKIE, crate::refresh_cookie::clear(&state));
     Ok(response)
 }

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::body::{SessionBody, json, to_json};
 use crate::extract::{ApiJson, is_form, read_form};
+use crate::refresh_cookie::{self, RefreshCookie};
 use crate::tokens::unix_seconds;
 
 /// An OAuth error response (RFC 6749 §5.2).
@@ -141,6 +142,7 @@ pub fn token_response(state: &AppState, session: SessionBody<'_>, grant: &TokenG
     )
 )]
 pub async fn token(State(state): State<AppState>, request: Request) -> Response {
+    let cookie = RefreshCookie::read(&state, request.headers());
     let parameters = match parse_token_request(&state, request).await {
         Ok(parameters) => parameters,
         Err(response) => return response,
@@ -152,8 +154,13 @@ pub async fn token(State(state): State<AppState>, request: Request) -> Response 
             "grant_type must be refresh_token",
         );
     }
-    let Some(presented) = parameters.refresh_token.as_deref() else {
-        return OAuthError::invalid_request("refresh_token is required");
+    // Without the parameter, the browser's refresh cookie (see `refresh_cookie`).
+    let (presented, via_cookie) = match parameters.refresh_token.as_deref() {
+        Some(presented) => (presented, false),
+        None => match cookie.token() {
+            Ok(presented) => (presented, true),
+            Err(unusable) => return unusable.response(),
+        },
     };
     let Ok(refresh_token) = RefreshToken::parse(presented) else {
         return OAuthError::response(
@@ -163,10 +170,23 @@ pub async fn token(State(state): State<AppState>, request: Request) -> Response 
         );
     };
     match state.engine.refresh(&refresh_token).await {
+        Ok(refreshed) if via_cookie => refresh_cookie::token_response(
+            &state,
+            SessionBody::current(&refreshed.session),
+            &refreshed.tokens,
+        ),
         Ok(refreshed) => token_response(
             &state,
             SessionBody::current(&refreshed.session),
             &refreshed.tokens,
+        ),
+        Err(Error::InvalidGrant) if via_cookie => RefreshCookie::refused(
+            &state,
+            OAuthError::response(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                "the refresh token is invalid, expired or spent",
+            ),
         ),
         Err(Error::InvalidGrant) => OAuthError::response(
             StatusCode::BAD_REQUEST,

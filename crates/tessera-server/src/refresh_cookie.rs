@@ -1,0 +1,201 @@
+//! The refresh cookie of single-page apps on the token transport.
+//!
+//! A browser app that keeps its access token in memory still needs the refresh token to
+//! survive a reload, and script-readable storage would hand it to any injected script. So a
+//! token-transport login may ask for it in a cookie instead (`"refresh_cookie": true`):
+//! `__Secure-tessera_refresh`, `HttpOnly` (no script reads it), `Secure`, `SameSite=Strict`
+//! and `Path=/v1/token` (only the token endpoint ever receives it). `POST /v1/token` with
+//! `grant_type=refresh_token` and no `refresh_token` parameter spends it, and rotation
+//! replaces it.
+//!
+//! The cookie is ambient, so its use is CSRF-protected like a cookie session: the request
+//! must come from an allowed origin (an `Origin` header, or `Sec-Fetch-Site: same-origin`,
+//! that passes [`OriginPolicy::check`](crate::csrf::OriginPolicy::check)) and must be JSON,
+//! which a cross-site form cannot send and cross-site `fetch` cannot send without a CORS
+//! preflight this server never grants.
+
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, ORIGIN, PRAGMA, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use cookie::{Cookie, SameSite};
+use serde::Serialize;
+use tessera_core::TokenGrant;
+
+use crate::AppState;
+use crate::body::{SessionBody, json, to_json};
+use crate::routes::tokens::OAuthError;
+use crate::tokens::unix_seconds;
+
+/// The only path the browser sends the cookie to.
+const PATH: &str = "/v1/token";
+
+/// The refresh cookie as a `POST /v1/token` request presented it.
+#[derive(Debug)]
+pub(crate) struct RefreshCookie {
+    /// The cookie's value, if exactly one such cookie came.
+    value: Option<String>,
+    /// Why the request may not use the cookie, if it may not.
+    refused: Option<&'static str>,
+}
+
+impl RefreshCookie {
+    /// Reads the cookie and the request's CSRF credentials (before the body is consumed).
+    pub(crate) fn read(state: &AppState, headers: &HeaderMap) -> RefreshCookie {
+        let name = name(state);
+        let mut values = headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|header| header.to_str().ok())
+            .flat_map(|text| Cookie::split_parse(text).flatten())
+            .filter(|cookie| cookie.name() == name)
+            .filter_map(|cookie| cookie.value_raw().map(str::to_owned));
+        let value = match (values.next(), values.next()) {
+            (Some(value), None) => Some(value),
+            _ => None,
+        };
+        RefreshCookie {
+            value,
+            refused: csrf_refusal(state, headers),
+        }
+    }
+
+    /// The refresh token to spend for a request that named none: the cookie's, if it has
+    /// one and may use it; otherwise why not ([`Unusable::response`] is the answer).
+    pub(crate) fn token(&self) -> Result<&str, Unusable> {
+        let Some(value) = self.value.as_deref() else {
+            return Err(Unusable::Missing);
+        };
+        match self.refused {
+            Some(reason) => Err(Unusable::Refused(reason)),
+            None => Ok(value),
+        }
+    }
+
+    /// A refusal of the cookie's refresh token (`invalid_grant`): the cookie is cleared, as
+    /// it can never work again.
+    pub(crate) fn refused(state: &AppState, mut response: Response) -> Response {
+        response.headers_mut().append(SET_COOKIE, clear(state));
+        response
+    }
+}
+
+/// Why a token request cannot use the refresh cookie.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Unusable {
+    /// No cookie (and no `refresh_token` parameter).
+    Missing,
+    /// The request could have been made by another site.
+    Refused(&'static str),
+}
+
+impl Unusable {
+    /// The OAuth error to answer with.
+    pub(crate) fn response(self) -> Response {
+        match self {
+            Unusable::Missing => OAuthError::invalid_request("refresh_token is required"),
+            Unusable::Refused(reason) => {
+                OAuthError::response(StatusCode::FORBIDDEN, "invalid_request", reason)
+            }
+        }
+    }
+}
+
+fn csrf_refusal(state: &AppState, headers: &HeaderMap) -> Option<&'static str> {
+    const CROSS_SITE: &str = "the refresh cookie is only accepted from this server's own origin";
+    if state.http.origins.check(headers).is_err() {
+        return Some(CROSS_SITE);
+    }
+    let vouched = headers.contains_key(ORIGIN)
+        || headers
+            .get("sec-fetch-site")
+            .is_some_and(|site| site.as_bytes() == b"same-origin");
+    if !vouched {
+        return Some(CROSS_SITE);
+    }
+    let is_json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<mime::Mime>().ok())
+        .is_some_and(|mime| mime.type_() == "application" && mime.subtype() == "json");
+    if !is_json {
+        return Some("the refresh cookie is only accepted with an application/json body");
+    }
+    None
+}
+
+/// A token response whose refresh token travels in the cookie, not the body.
+#[derive(Debug, Serialize)]
+struct CookieTokenResponse<'a> {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+    session: SessionBody<'a>,
+}
+
+/// The answer to a token-transport login or refresh that uses the cookie: the access token in
+/// the body, the refresh token in `Set-Cookie`.
+pub(crate) fn token_response(
+    state: &AppState,
+    session: SessionBody<'_>,
+    grant: &TokenGrant,
+) -> Response {
+    let now = state.engine.clock().now();
+    let access_token = match state.tokens.sign(&grant.access, unix_seconds(now)) {
+        Ok(token) => token,
+        Err(error) => {
+            tracing::error!(%error, "could not sign an access token");
+            return OAuthError::response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "tokens cannot be signed right now",
+            );
+        }
+    };
+    let body = CookieTokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: state.tokens.access_ttl_seconds(&grant.access),
+        session,
+    };
+    let mut response = json(StatusCode::OK, to_json(&body));
+    let lifetime = grant.refresh_expires_at.duration_since(now);
+    let cookie = Cookie::build((name(state), grant.refresh_token.encode()))
+        .http_only(true)
+        .secure(state.http.cookies.secure)
+        .same_site(SameSite::Strict)
+        .path(PATH)
+        .max_age(cookie::time::Duration::seconds(
+            i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX),
+        ))
+        .build();
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    if let Ok(value) = HeaderValue::from_str(&cookie.to_string()) {
+        headers.append(SET_COOKIE, value);
+    }
+    response
+}
+
+/// A `Set-Cookie` that removes the refresh cookie (logout, a refused refresh).
+pub(crate) fn clear(state: &AppState) -> HeaderValue {
+    let mut cookie = Cookie::build((name(state), ""))
+        .http_only(true)
+        .secure(state.http.cookies.secure)
+        .same_site(SameSite::Strict)
+        .path(PATH)
+        .build();
+    cookie.make_removal();
+    // A fixed ASCII name and attributes: always a valid header value.
+    HeaderValue::from_str(&cookie.to_string()).unwrap_or(HeaderValue::from_static(""))
+}
+
+/// `__Secure-tessera_refresh`, or `tessera_refresh` when `danger.insecure_cookies` drops
+/// `Secure` (browsers refuse a `__Secure-` cookie without it).
+fn name(state: &AppState) -> &'static str {
+    if state.http.cookies.secure {
+        "__Secure-tessera_refresh"
+    } else {
+        "tessera_refresh"
+    }
+}
