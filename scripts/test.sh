@@ -1,11 +1,47 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, store conformance (memory, SQLite, PostgreSQL, Redis), HTTP
-# through real sockets, CLI, several instances, doc tests.
+# through real sockets, CLI, several instances, doc tests, and the browser tests in headless
+# Chromium.
 # Usage: bash scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "scripts/test.sh: cargo is missing; install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
+
+# The browser tests drive Debian's chromium through its chromedriver. TESSERA_CHROMIUM and
+# TESSERA_CHROMEDRIVER point the tests at other binaries.
+chromium="${TESSERA_CHROMIUM:-/usr/bin/chromium}"
+chromedriver="${TESSERA_CHROMEDRIVER:-/usr/bin/chromedriver}"
+
+missing_browser() {
+    local missing=()
+    [ -x "$chromium" ] || missing+=("$chromium (Debian package chromium)")
+    [ -x "$chromedriver" ] || missing+=("$chromedriver (Debian package chromium-driver)")
+    if [ "${#missing[@]}" -gt 0 ]; then
+        printf '%s\n' "${missing[@]}"
+    fi
+}
+
+if [ -n "$(missing_browser)" ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        echo "scripts/test.sh: installing chromium and chromium-driver for the browser tests" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        # A stale package list is the usual reason an install fails: refresh it and retry.
+        apt-get install -y -qq chromium chromium-driver >/dev/null \
+            || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+            || true
+    fi
+    still_missing="$(missing_browser)"
+    if [ -n "$still_missing" ]; then
+        {
+            echo "scripts/test.sh: the browser tests need headless Chromium and chromedriver; missing:"
+            echo "$still_missing" | sed 's/^/  - /'
+            echo "Install them with:  sudo apt-get install chromium chromium-driver"
+            echo "(or set TESSERA_CHROMIUM and TESSERA_CHROMEDRIVER to binaries you have)."
+        } >&2
+        exit 1
+    fi
+fi
 
 # The store and scale-out tests run against a real PostgreSQL and Redis. Start the machine's
 # own if they are installed but stopped; otherwise say exactly what is missing.
