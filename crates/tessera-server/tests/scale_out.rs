@@ -105,7 +105,10 @@ impl Shared {
             ("TESSERA__DATABASE__TIMEOUT".into(), "1s".into()),
             ("TESSERA__RATELIMIT__ACCOUNT_FAILURES".into(), "3".into()),
             // Instances behind one load balancer share one issuer (`server.public_url`).
-            ("TESSERA__SERVER__PUBLIC_URL".into(), "http://tessera.test".into()),
+            (
+                "TESSERA__SERVER__PUBLIC_URL".into(),
+                "http://tessera.test".into(),
+            ),
         ]
     }
 
@@ -417,8 +420,12 @@ impl OwnRedis {
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server on the PATH (Debian package redis-server)");
-        let url = format!("redis://127.0.0.1:{port}");
-        let client = redis::Client::open(url.as_str()).unwrap();
+        // Owned at once, so the process is killed and reaped however this function ends.
+        let redis = OwnRedis {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        };
+        let client = redis::Client::open(redis.url.as_str()).unwrap();
         let started = Instant::now();
         loop {
             if let Ok(mut connection) = client.get_multiplexed_async_connection().await
@@ -427,7 +434,7 @@ impl OwnRedis {
                     .await
                     .is_ok()
             {
-                return OwnRedis { child, url };
+                return redis;
             }
             assert!(
                 started.elapsed() < Duration::from_secs(10),

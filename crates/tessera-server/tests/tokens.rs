@@ -624,7 +624,7 @@ async fn instances_due_for_rotation_at_once_add_exactly_one_key() {
             .map(|instance| instance.tokens.rotate_if_due(now)),
     )
     .await;
-    let rotated: Vec<String> = results.into_iter().map(Result::unwrap).flatten().collect();
+    let rotated: Vec<String> = results.into_iter().filter_map(Result::unwrap).collect();
     assert_eq!(
         rotated.len(),
         1,
