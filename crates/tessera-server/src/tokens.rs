@@ -6,6 +6,7 @@
 //! the current keyring without a lock (`ArcSwap`).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -64,6 +65,9 @@ pub struct Tokens {
     /// seen before costs a hash and a map read instead of a signature check. Revocation is
     /// unaffected — the session is checked on every request after this.
     verified: Arc<DashMap<[u8; 32], Arc<AccessClaims>>>,
+    /// About how many entries `verified` holds: `DashMap::len` would lock every shard on
+    /// the path of every never-seen token. Recounted exactly by every sweep.
+    verified_count: Arc<AtomicUsize>,
     keys: Arc<dyn KeyStore>,
     config: TokenConfig,
     issuer: String,
@@ -87,6 +91,7 @@ impl Tokens {
         Ok(Tokens {
             current: Arc::new(ArcSwap::from_pointee(current)),
             verified: Arc::new(DashMap::new()),
+            verified_count: Arc::new(AtomicUsize::new(0)),
             keys,
             config: config.clone(),
             issuer,
@@ -103,6 +108,7 @@ impl Tokens {
         let kept = self.current.load();
         if previous.kids.iter().any(|kid| !kept.kids.contains(kid)) {
             self.verified.clear();
+            self.verified_count.store(0, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -112,6 +118,9 @@ impl Tokens {
         let leeway = seconds(self.config.leeway);
         self.verified
             .retain(|_, claims| now < claims.exp.saturating_add(leeway));
+        // Off the request path, so the exact (all-shard) count is affordable here.
+        self.verified_count
+            .store(self.verified.len(), Ordering::Relaxed);
     }
 
     /// Adds a new key that is published at once and signs after `publish_lead`; the keys it
@@ -225,8 +234,10 @@ impl Tokens {
             return Ok(Arc::clone(claims.value()));
         }
         let claims = Arc::new(self.current.load().verifier.verify(token, now)?);
-        if self.verified.len() < VERIFIED_CACHE_CAPACITY {
-            self.verified.insert(key, Arc::clone(&claims));
+        if self.verified_count.load(Ordering::Relaxed) < VERIFIED_CACHE_CAPACITY
+            && self.verified.insert(key, Arc::clone(&claims)).is_none()
+        {
+            self.verified_count.fetch_add(1, Ordering::Relaxed);
         }
         Ok(claims)
     }
