@@ -39,7 +39,7 @@ cleanup() {
   wait 2>/dev/null || true
   for pid in $store_pids; do taskset -a -p -c 0-"$(($(nproc) - 1))" "$pid" >/dev/null 2>&1 || true; done
   for schema in $(psql "$PG" -Atc "select nspname from pg_namespace where nspname like '${run_id}%'"); do
-    psql "$PG" -qc "drop schema \"$schema\" cascade" >/dev/null
+    psql "$PG" -qc "drop schema \"$schema\" cascade" >/dev/null 2>&1
   done
   redis-cli -u "$REDIS" EVAL "for _,k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end" 0 "${run_id}*" >/dev/null
   redis-cli -u "$REDIS" EVAL "for _,k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end" 0 "hello:session:*" >/dev/null
@@ -51,7 +51,8 @@ for pid in $store_pids; do taskset -a -p -c 0 "$pid" >/dev/null; done
 wait_for() { for _ in $(seq 200); do curl -fs -o /dev/null "$@" 2>/dev/null && return 0; sleep 0.1; done; echo "no answer from $*" >&2; exit 1; }
 
 next_port=$PORT_BASE
-port() { next_port=$((next_port + 1)); echo "$next_port"; }
+# take_port VAR: the next free port of this run into VAR (no subshell, so the count advances).
+take_port() { next_port=$((next_port + 1)); printf -v "$1" '%s' "$next_port"; }
 
 # start_tessera NAME PORT [ENV=VALUE...]: a Tessera pinned to CPU 0 in its own directory.
 start_tessera() {
@@ -76,9 +77,9 @@ cookie_for() {
   echo "$cookie"
 }
 
-hello_port=$(port)
+take_port hello_port
 taskset -c 0 "$target/tessera-bench-hello" "127.0.0.1:$hello_port" axum-serve & pids+=($!)
-getex_port=$(port)
+take_port getex_port
 taskset -c 0 "$target/tessera-bench-hello" "127.0.0.1:$getex_port" redis-getex "$REDIS" & pids+=($!)
 wait_for "http://127.0.0.1:$hello_port/"
 
@@ -89,7 +90,7 @@ nocache="TESSERA__SESSION__CACHE_CAPACITY=0"
 declare -A ports cookies
 names=(sqlite sqlite_nocache pg pg_nocache redis redis_nocache)
 for name in "${names[@]}"; do
-  ports[$name]=$(port)
+  take_port p; ports[$name]=$p
   case $name in
     sqlite) start_tessera "$name" "${ports[$name]}" ;;
     sqlite_nocache) start_tessera "$name" "${ports[$name]}" $nocache ;;
@@ -139,7 +140,7 @@ echo
 echo "### Revocation propagation between two instances ($SAMPLES logouts; from the logout's acknowledgement on A to B's first refusal)"
 echo
 for topology in pg redis; do
-  a_port=$(port); b_port=$(port)
+  take_port a_port; take_port b_port
   extra=$(pg_env "prop_$topology")
   [ "$topology" = redis ] && extra="$extra $(redis_env "prop_$topology")"
   start_tessera "prop_${topology}_a" "$a_port" $extra
