@@ -190,12 +190,13 @@ async fn follow_revocations(services: Services, poll: Duration) {
     let Services {
         engine, notifier, ..
     } = services;
-    let mut poll_timer = tokio::time::interval(poll);
+    // The engine read the log when it was built; the first poll is one period away.
+    let mut poll_timer = tokio::time::interval_at(tokio::time::Instant::now() + poll, poll);
     poll_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut subscription: Option<Box<dyn RevocationSubscription>> = None;
     // Poll ticks left before the next attempt to (re)subscribe after a failure.
     let mut resubscribe_in = 0u32;
-    let mut failing = false;
+    let mut health = Health::new("reading the revocation log");
     loop {
         if subscription.is_none()
             && let Some(notifier) = &notifier
@@ -215,18 +216,7 @@ async fn follow_revocations(services: Services, poll: Duration) {
                 resubscribe_in -= 1;
             }
         }
-        let result = engine.sync_revocations().await;
-        match (&result, failing) {
-            (Err(error), false) => {
-                tracing::warn!(%error, "cannot read the revocation log");
-                failing = true;
-            }
-            (Ok(_), true) => {
-                tracing::info!("reading the revocation log again");
-                failing = false;
-            }
-            _ => {}
-        }
+        health.record(engine.sync_revocations().await);
         let notified = async {
             match subscription.as_mut() {
                 Some(subscription) => subscription.notified().await,
@@ -245,8 +235,7 @@ async fn follow_revocations(services: Services, poll: Duration) {
     }
 }
 
-/// Purges ended sessions and reloads (and, when due, rotates) the signing keys. Logs once per
-/// change between working and failing, not once per attempt.
+/// Purges ended sessions and reloads (and, when due, rotates) the signing keys.
 async fn maintain(services: Services, purge: Duration, key_reload: Duration) {
     let Services { engine, tokens, .. } = services;
     let mut purge_timer = tokio::time::interval(purge);
@@ -254,7 +243,7 @@ async fn maintain(services: Services, purge: Duration, key_reload: Duration) {
     for timer in [&mut purge_timer, &mut key_timer] {
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     }
-    let mut failing = false;
+    let mut health = Health::new("session maintenance");
     loop {
         let result: Result<(), Box<dyn std::error::Error + Send + Sync>> = tokio::select! {
             _ = purge_timer.tick() => engine.purge_expired().await.map(|purged| {
@@ -271,14 +260,35 @@ async fn maintain(services: Services, purge: Duration, key_reload: Duration) {
                 }
             }
         };
-        match (result, failing) {
+        health.record(result);
+    }
+}
+
+/// Whether a background job is failing, so it logs once per change between working and
+/// failing rather than once per attempt.
+#[derive(Debug)]
+struct Health {
+    job: &'static str,
+    failing: bool,
+}
+
+impl Health {
+    fn new(job: &'static str) -> Health {
+        Health {
+            job,
+            failing: false,
+        }
+    }
+
+    fn record<T, E: std::fmt::Display>(&mut self, result: Result<T, E>) {
+        match (result, self.failing) {
             (Err(error), false) => {
-                tracing::warn!(%error, "session maintenance failing");
-                failing = true;
+                tracing::warn!(%error, job = self.job, "background job failing");
+                self.failing = true;
             }
-            (Ok(()), true) => {
-                tracing::info!("session maintenance recovered");
-                failing = false;
+            (Ok(_), true) => {
+                tracing::info!(job = self.job, "background job recovered");
+                self.failing = false;
             }
             _ => {}
         }

@@ -16,11 +16,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod common;
+
+use common::{PASSWORD, client};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection as _;
-
-const PASSWORD: &str = "correct horse battery staple";
 
 /// How fast a revocation on one instance must reach another in these tests: loose enough for
 /// a loaded CI machine (the design target, p99 ≤ 50 ms, is measured in `docs/benchmarks.md`).
@@ -318,13 +319,6 @@ impl Drop for Instance {
         self.child.kill().ok();
         self.child.wait().ok();
     }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
 }
 
 #[tokio::test]

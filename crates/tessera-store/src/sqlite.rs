@@ -178,8 +178,7 @@ async fn open_pool(
             Ok(pool) => return Ok(pool),
             Err(error) if attempt < ATTEMPTS => {
                 tracing::debug!(%error, attempt, "opening raced another process; retrying");
-                // A blocking sleep is fine: this runs once, at startup, before serving.
-                std::thread::sleep(Duration::from_millis(25 * u64::from(attempt)));
+                tokio::time::sleep(Duration::from_millis(25 * u64::from(attempt))).await;
                 attempt += 1;
             }
             Err(error) => return Err(error),
