@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use dashmap::DashMap;
 
-use crate::id::{SessionId, TokenHash};
+use crate::id::SessionId;
 use crate::session::SessionRecord;
 use crate::time::Timestamp;
 
@@ -41,8 +41,9 @@ impl CachedSession {
 
 #[derive(Debug)]
 pub(crate) struct SessionCache {
-    by_token: DashMap<TokenHash, Arc<CachedSession>>,
-    by_id: DashMap<SessionId, TokenHash>,
+    /// By session id: a session token carries its id, and the caller compares the token
+    /// with the cached record's verifier.
+    by_id: DashMap<SessionId, Arc<CachedSession>>,
     /// Bumped by every revocation before the entry is removed.
     epoch: AtomicU64,
     capacity: usize,
@@ -51,22 +52,14 @@ pub(crate) struct SessionCache {
 impl SessionCache {
     pub(crate) fn new(capacity: usize) -> Self {
         SessionCache {
-            by_token: DashMap::new(),
             by_id: DashMap::new(),
             epoch: AtomicU64::new(0),
             capacity,
         }
     }
 
-    pub(crate) fn get(&self, hash: &TokenHash) -> Option<Arc<CachedSession>> {
-        self.by_token
-            .get(hash)
-            .map(|entry| Arc::clone(entry.value()))
-    }
-
-    pub(crate) fn get_by_id(&self, id: &SessionId) -> Option<Arc<CachedSession>> {
-        let hash = *self.by_id.get(id)?.value();
-        self.get(&hash)
+    pub(crate) fn get(&self, id: &SessionId) -> Option<Arc<CachedSession>> {
+        self.by_id.get(id).map(|entry| Arc::clone(entry.value()))
     }
 
     /// The epoch to pass to [`SessionCache::insert`]; read it before reading the store.
@@ -76,41 +69,33 @@ impl SessionCache {
 
     /// Caches `entry` unless the cache is full or a revocation happened since `epoch_before`.
     pub(crate) fn insert(&self, entry: Arc<CachedSession>, epoch_before: u64) {
-        if self.capacity == 0 || self.by_token.len() >= self.capacity {
+        if self.capacity == 0 || self.by_id.len() >= self.capacity {
             return;
         }
-        let hash = entry.record.token_hash;
         let id = entry.record.id.clone();
-        // Token first, then id: the sweep drops ids whose token entry is missing, so the other
-        // order could leave a cached token that no revocation can find.
-        self.by_token.insert(hash, entry);
-        self.by_id.insert(id, hash);
+        self.by_id.insert(id.clone(), entry);
         // A revocation that bumped the epoch after our store read may have run before the
         // insert above and found nothing to remove: drop the entry; the next request re-reads.
         if self.epoch.load(Ordering::SeqCst) != epoch_before {
-            self.by_token.remove(&hash);
+            self.by_id.remove(&id);
         }
     }
 
     /// Forgets a session: after a revocation, or when it is found expired.
     pub(crate) fn forget(&self, id: &SessionId) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
-        if let Some((_, hash)) = self.by_id.remove(id) {
-            self.by_token.remove(&hash);
-        }
+        self.by_id.remove(id);
     }
 
     /// Drops entries whose absolute expiry, or in-memory idle expiry, has passed.
     pub(crate) fn sweep(&self, now: Timestamp, idle_timeout: std::time::Duration) {
-        self.by_token.retain(|_, entry| {
+        self.by_id.retain(|_, entry| {
             let seen = Timestamp::from_unix_millis(entry.last_seen.load(Ordering::Relaxed));
             now < entry.record.expires_at && now < seen.saturating_add(idle_timeout)
         });
-        self.by_id
-            .retain(|_, hash| self.by_token.contains_key(hash));
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.by_token.len()
+        self.by_id.len()
     }
 }

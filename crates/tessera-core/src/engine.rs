@@ -12,7 +12,7 @@ use dashmap::DashMap;
 
 use crate::cache::{CachedSession, SessionCache};
 use crate::error::Error;
-use crate::id::{SessionId, SessionToken, UserId};
+use crate::id::{Secret, SessionId, SessionToken, SessionVerifier, UserId};
 use crate::password::{PasswordHasher, PasswordPolicy, Verification};
 use crate::session::{SessionPolicy, SessionRecord, Transport};
 use crate::store::{ClientStore, KeyStore, RefreshStore, SessionStore, StoreError, UserStore};
@@ -202,7 +202,7 @@ impl Engine {
         clock: Arc<dyn Clock>,
         config: EngineConfig,
     ) -> Result<Self, StoreError> {
-        let candidate = SessionToken::generate().map_err(StoreError::unavailable)?;
+        let candidate = Secret::generate().map_err(StoreError::unavailable)?;
         let rotation_key = stores
             .keys
             .server_secret(REFRESH_ROTATION_SECRET, candidate.hash().as_bytes())
@@ -351,8 +351,8 @@ impl Engine {
         let token = SessionToken::generate()?;
         let expires_at = now.saturating_add(inner.config.session.absolute_timeout);
         let session = SessionRecord {
-            id: SessionId::generate()?,
-            token_hash: token.hash(),
+            id: token.session_id(),
+            verifier: token.verifier(),
             user_id: record.user.id.clone(),
             transport: attempt.transport,
             created_at: now,
@@ -387,14 +387,21 @@ impl Engine {
 
     /// Checks a session token and records the request as activity.
     ///
-    /// The hot path: with the session cached this is a SHA-256, one map read and two atomic
-    /// operations; the store is written at most once per
-    /// [`SessionPolicy::touch_interval`] per session.
+    /// The hot path: with the session cached this is a SHA-256, one map read, a
+    /// constant-time comparison and two atomic operations; the store is written at most once
+    /// per [`SessionPolicy::touch_interval`] per session.
+    ///
+    /// A token whose id names a session but whose secret does not match is refused like an
+    /// unknown one, and changes nothing (it does not even evict the cached session).
     pub async fn validate(&self, token: &SessionToken) -> Result<ValidSession, Error> {
-        let hash = token.hash();
+        let id = token.session_id();
+        let verifier = token.verifier();
         let now = self.now();
-        if let Some(entry) = self.cached(|cache| cache.get(&hash), now) {
+        if let Some(entry) = self.cached(|cache| cache.get(&id), now) {
             let record = &entry.record;
+            if !record.verifier.matches(&verifier) {
+                return Err(Error::Unauthenticated);
+            }
             if now >= record.expires_at {
                 self.inner.cache.forget(&record.id);
                 return Err(Error::SessionExpired);
@@ -413,7 +420,7 @@ impl Engine {
             // so the store decides.
             self.inner.cache.forget(&record.id);
         }
-        self.validate_from_store(token, now).await
+        self.validate_from_store(&id, &verifier, now).await
     }
 
     /// Ends a session and every credential of it.
@@ -443,7 +450,7 @@ impl Engine {
         // The store's activity times lag by up to the touch interval; this process may know
         // better for the sessions it has cached.
         for session in &mut sessions {
-            if let Some(entry) = self.inner.cache.get(&session.token_hash) {
+            if let Some(entry) = self.inner.cache.get(&session.id) {
                 let seen = Timestamp::from_unix_millis(entry.last_seen.load(Ordering::Relaxed));
                 if seen > session.last_seen_at {
                     session.last_seen_at = seen;
@@ -702,7 +709,8 @@ impl Engine {
 
     async fn validate_from_store(
         &self,
-        token: &SessionToken,
+        id: &SessionId,
+        verifier: &SessionVerifier,
         now: Timestamp,
     ) -> Result<ValidSession, Error> {
         let inner = &self.inner;
@@ -710,8 +718,9 @@ impl Engine {
         let record = inner
             .stores
             .sessions
-            .session_by_token(&token.hash())
-            .await?;
+            .session_by_id(id)
+            .await?
+            .filter(|record| record.verifier.matches(verifier));
         let entry = self.admit(record, now).await?;
         inner.cache.insert(Arc::clone(&entry), epoch);
         self.record_activity(entry, now).await

@@ -1,8 +1,9 @@
 //! Identifiers and secrets, parsed once at the edge so the rest of the code can trust them.
 //!
-//! Public identifiers ([`UserId`], [`SessionId`]) are 128 random bits; the secret
-//! [`SessionToken`] is 256 random bits from the operating system's CSPRNG and is never stored:
-//! stores keep only its [`TokenHash`]. All three travel as unpadded base64url.
+//! Public identifiers ([`UserId`], [`SessionId`]) are 128 random bits. A [`SessionToken`] is
+//! a session's id followed by 256 secret bits from the operating system's CSPRNG; stores keep
+//! only a [`SessionVerifier`] of the secret. Other secrets ([`Secret`], [`RefreshToken`]) are
+//! stored as their [`TokenHash`]. All travel as unpadded base64url.
 
 use std::fmt;
 
@@ -73,6 +74,17 @@ macro_rules! public_id {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// The identifier with these 16 bytes.
+            pub fn from_bytes(bytes: &[u8; 16]) -> Self {
+                $name(URL_SAFE_NO_PAD.encode(bytes))
+            }
+
+            /// The 16 bytes it encodes (for stores that keep binary keys).
+            pub fn to_bytes(&self) -> [u8; 16] {
+                // Every value was parsed or generated as exactly 16 bytes, so this decodes.
+                decode_exact::<16>(&self.0, $kind).unwrap_or_default()
+            }
         }
 
         impl fmt::Display for $name {
@@ -114,35 +126,115 @@ public_id!(
     "client id"
 );
 
-/// The secret a client presents to prove it holds a session: 256 bits from the OS CSPRNG.
-///
-/// Its `Debug` output is redacted. Only [`TokenHash`] of it is ever stored.
+/// A 256-bit secret from the OS CSPRNG, stored only as its [`TokenHash`]: API client
+/// secrets and the pre-session secret of the login forms. `Debug` is redacted.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SessionToken([u8; 32]);
+pub struct Secret([u8; 32]);
 
-impl SessionToken {
+impl Secret {
     /// Length of the encoded form, in bytes.
     pub const ENCODED_LEN: usize = 43;
 
-    /// A fresh token.
+    /// A fresh secret.
     pub fn generate() -> Result<Self, RandomnessError> {
-        Ok(SessionToken(random::<32>()?))
+        Ok(Secret(random::<32>()?))
     }
 
-    /// Parses the 43-character base64url form; anything else is malformed and never reaches a
-    /// store.
+    /// Parses the 43-character base64url form.
     pub fn parse(text: &str) -> Result<Self, MalformedId> {
-        decode_exact::<32>(text, "session token").map(SessionToken)
+        decode_exact::<32>(text, "secret").map(Secret)
     }
 
-    /// The encoded form, for the cookie or the response that hands it to the client.
+    /// The encoded form handed to the client.
     pub fn encode(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.0)
     }
 
-    /// The SHA-256 of the token, under which stores keep the session.
+    /// The SHA-256 under which it is stored.
     pub fn hash(&self) -> TokenHash {
         TokenHash(Sha256::digest(self.0).into())
+    }
+
+    /// The CSRF token bound to this secret (see [`SessionToken::csrf_token`]).
+    pub fn csrf_token(&self) -> CsrfToken {
+        CsrfToken(csrf_mac(&self.0))
+    }
+
+    /// Whether `presented` is this secret's CSRF token, compared in constant time.
+    pub fn verify_csrf(&self, presented: &str) -> bool {
+        verify_csrf(&self.0, presented)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// The credential a client presents to prove it holds a session: a split token, the
+/// session's public id (its selector, 128 bits) followed by a secret of 256 bits from the
+/// OS CSPRNG (its verifier).
+///
+/// A store finds the session by the id and keeps only a [`SessionVerifier`] of the secret;
+/// the engine compares verifiers in constant time. Carrying the id means a store needs one
+/// key per session (the id), not a second index by hash. `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionToken {
+    id: [u8; 16],
+    secret: [u8; 32],
+}
+
+impl SessionToken {
+    /// Length of the encoded form, in bytes: 48 bytes in base64url.
+    pub const ENCODED_LEN: usize = 64;
+
+    /// A fresh token for a new session with a fresh id.
+    pub fn generate() -> Result<Self, RandomnessError> {
+        Ok(SessionToken {
+            id: random::<16>()?,
+            secret: random::<32>()?,
+        })
+    }
+
+    /// Parses the 64-character base64url form; anything else is malformed and never reaches a
+    /// store.
+    pub fn parse(text: &str) -> Result<Self, MalformedId> {
+        let bytes = decode_exact::<48>(text, "session token")?;
+        let (id, secret) = bytes.split_at(16);
+        Ok(SessionToken {
+            id: id.try_into().map_err(|_| MalformedId {
+                kind: "session token",
+            })?,
+            secret: secret.try_into().map_err(|_| MalformedId {
+                kind: "session token",
+            })?,
+        })
+    }
+
+    /// The encoded form, for the cookie or the response that hands it to the client.
+    pub fn encode(&self) -> String {
+        let mut bytes = [0u8; 48];
+        bytes[..16].copy_from_slice(&self.id);
+        bytes[16..].copy_from_slice(&self.secret);
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// The public id of the session this token opens.
+    pub fn session_id(&self) -> SessionId {
+        SessionId::from_bytes(&self.id)
+    }
+
+    /// What the store keeps to check the secret: the first 128 bits of its SHA-256.
+    ///
+    /// 128 bits are as hard to invert as a 128-bit key: someone who reads the store still
+    /// cannot make a token that passes. Half the bytes of a full digest matter when every
+    /// session is one Redis value (`docs/operations.md`, sizing).
+    pub fn verifier(&self) -> SessionVerifier {
+        let digest: [u8; 32] = Sha256::digest(self.secret).into();
+        let mut verifier = [0u8; 16];
+        verifier.copy_from_slice(&digest[..16]);
+        SessionVerifier(verifier)
     }
 
     /// The CSRF token bound to this session: HMAC-SHA256 keyed by the session secret.
@@ -150,33 +242,68 @@ impl SessionToken {
     /// Deriving it means nothing extra is stored, it changes whenever the session does, and
     /// knowing it reveals nothing about the session token.
     pub fn csrf_token(&self) -> CsrfToken {
-        CsrfToken(self.csrf_mac())
+        CsrfToken(csrf_mac(&self.secret))
     }
 
     /// Whether `presented` is this session's CSRF token, compared in constant time.
     pub fn verify_csrf(&self, presented: &str) -> bool {
-        match decode_exact::<32>(presented, "csrf token") {
-            Ok(bytes) => bool::from(bytes.ct_eq(&self.csrf_mac())),
-            Err(_) => false,
-        }
-    }
-
-    fn csrf_mac(&self) -> [u8; 32] {
-        // HMAC accepts keys of any length, so construction cannot fail for a 32-byte key;
-        // the fallback keeps this panic-free and still yields a value no client can present.
-        match Hmac::<Sha256>::new_from_slice(&self.0) {
-            Ok(mut mac) => {
-                mac.update(b"tessera/csrf/v1");
-                mac.finalize().into_bytes().into()
-            }
-            Err(_) => random::<32>().unwrap_or([0xff; 32]),
-        }
+        verify_csrf(&self.secret, presented)
     }
 }
 
 impl fmt::Debug for SessionToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SessionToken(<redacted>)")
+    }
+}
+
+fn csrf_mac(key: &[u8; 32]) -> [u8; 32] {
+    // HMAC accepts keys of any length, so construction cannot fail for a 32-byte key; the
+    // fallback keeps this panic-free and still yields a value no client can present.
+    match Hmac::<Sha256>::new_from_slice(key) {
+        Ok(mut mac) => {
+            mac.update(b"tessera/csrf/v1");
+            mac.finalize().into_bytes().into()
+        }
+        Err(_) => random::<32>().unwrap_or([0xff; 32]),
+    }
+}
+
+fn verify_csrf(key: &[u8; 32], presented: &str) -> bool {
+    match decode_exact::<32>(presented, "csrf token") {
+        Ok(bytes) => bool::from(bytes.ct_eq(&csrf_mac(key))),
+        Err(_) => false,
+    }
+}
+
+/// What a store keeps of a [`SessionToken`]'s secret: the first 128 bits of its SHA-256.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionVerifier([u8; 16]);
+
+impl SessionVerifier {
+    /// Wraps 16 bytes read back from a store.
+    pub const fn from_bytes(bytes: [u8; 16]) -> Self {
+        SessionVerifier(bytes)
+    }
+
+    /// The raw bytes.
+    pub const fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// Whether `presented` equals this verifier, compared in constant time.
+    pub fn matches(&self, presented: &SessionVerifier) -> bool {
+        bool::from(self.0.ct_eq(&presented.0))
+    }
+}
+
+impl fmt::Debug for SessionVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SessionVerifier({:02x}{:02x}{:02x}{:02x}…)",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
     }
 }
 
@@ -230,7 +357,7 @@ impl fmt::Debug for RefreshToken {
     }
 }
 
-/// SHA-256 of a [`SessionToken`]: the key stores look sessions up by.
+/// SHA-256 of a [`Secret`] or [`RefreshToken`]: what stores keep instead of the secret.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TokenHash([u8; 32]);
 
@@ -269,17 +396,17 @@ impl CsrfToken {
 
     /// The encoded form, on the stack: for responses built on the hot path.
     pub fn encoded(&self) -> EncodedToken {
-        let mut text = [0u8; SessionToken::ENCODED_LEN];
+        let mut text = [0u8; Secret::ENCODED_LEN];
         // 32 bytes always encode to exactly 43 characters, which is the buffer's size.
         let written = URL_SAFE_NO_PAD.encode_slice(self.0, &mut text).unwrap_or(0);
-        debug_assert_eq!(written, SessionToken::ENCODED_LEN);
+        debug_assert_eq!(written, Secret::ENCODED_LEN);
         EncodedToken(text)
     }
 }
 
 /// A 256-bit token's 43-character base64url form, held on the stack. `Debug` is redacted.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct EncodedToken([u8; SessionToken::ENCODED_LEN]);
+pub struct EncodedToken([u8; Secret::ENCODED_LEN]);
 
 impl EncodedToken {
     /// The text.
@@ -333,7 +460,7 @@ mod tests {
         let oversized = "A".repeat(10_000);
         for bad in [
             "",
-            &good[..42],
+            &good[..63],
             &padded,
             &foreign,
             &oversized,
@@ -341,10 +468,33 @@ mod tests {
         ] {
             assert!(SessionToken::parse(bad).is_err(), "accepted {bad:?}");
         }
-        // 43 characters carry 258 bits for 256: the spare low bits of the last one must be
-        // clear, or two spellings would name one token.
-        assert!(SessionToken::parse(&"A".repeat(43)).is_ok());
-        assert!(SessionToken::parse(&format!("{}B", "A".repeat(42))).is_err());
+        // 64 characters carry exactly 384 bits, so every spelling of the right length is
+        // canonical; a 43-character token of the old format is refused.
+        assert!(SessionToken::parse(&"A".repeat(64)).is_ok());
+        assert!(SessionToken::parse(&"A".repeat(43)).is_err());
+        // Secrets: 43 characters carry 258 bits for 256: the spare low bits of the last one
+        // must be clear, or two spellings would name one secret.
+        assert!(Secret::parse(&"A".repeat(43)).is_ok());
+        assert!(Secret::parse(&format!("{}B", "A".repeat(42))).is_err());
+    }
+
+    #[test]
+    fn tokens_carry_their_session_id_and_a_verifier_of_the_secret_only() {
+        let token = SessionToken::generate().unwrap();
+        let id = token.session_id();
+        assert_eq!(SessionId::from_bytes(&id.to_bytes()), id);
+        // The id is the token's first 16 bytes: its text is the token's first 21 characters
+        // (126 bits), so a token never hides which session it opens.
+        assert_eq!(token.encode()[..21], id.as_str()[..21]);
+        // Same id, other secret: another verifier, which the constant-time check refuses.
+        let mut bytes = URL_SAFE_NO_PAD.decode(token.encode()).unwrap();
+        bytes[47] ^= 1;
+        let forged = SessionToken::parse(&URL_SAFE_NO_PAD.encode(&bytes)).unwrap();
+        assert_eq!(forged.session_id(), id);
+        assert!(!token.verifier().matches(&forged.verifier()));
+        assert!(token.verifier().matches(&token.verifier()));
+        let digest = Sha256::digest(&bytes[16..]);
+        assert_eq!(forged.verifier().as_bytes()[..], digest[..16]);
     }
 
     #[test]
@@ -386,8 +536,12 @@ mod tests {
     #[test]
     fn secrets_are_redacted_in_debug_output() {
         let token = SessionToken::generate().unwrap();
-        let debug = format!("{token:?} {:?}", token.csrf_token());
-        assert!(!debug.contains(&token.encode()));
+        let secret = Secret::generate().unwrap();
+        let debug = format!("{token:?} {:?} {secret:?}", token.csrf_token());
+        assert!(!debug.contains(&token.encode()[21..]));
         assert!(!debug.contains(&token.csrf_token().encode()));
+        assert!(!debug.contains(&secret.encode()));
+        assert!(secret.verify_csrf(&secret.csrf_token().encode()));
+        assert!(!secret.verify_csrf(&token.csrf_token().encode()));
     }
 }

@@ -66,8 +66,8 @@ pub use engine::{
 };
 pub use error::Error;
 pub use id::{
-    ClientId, CsrfToken, EncodedToken, MalformedId, RandomnessError, RefreshToken, SessionId,
-    SessionToken, TokenHash, TokenId, UserId,
+    ClientId, CsrfToken, EncodedToken, MalformedId, RandomnessError, RefreshToken, Secret,
+    SessionId, SessionToken, SessionVerifier, TokenHash, TokenId, UserId,
 };
 pub use password::{PasswordHasher, PasswordPolicy, PasswordRejection};
 pub use session::{SessionPolicy, SessionRecord, Transport};

@@ -213,7 +213,7 @@ impl PasswordHasher {
             None,
         )
         .map_err(|error| HashError::InvalidParams(Some(error)))?;
-        let decoy = crate::id::SessionToken::generate()?.encode();
+        let decoy = crate::id::Secret::generate()?.encode();
         let dummy_hash = hash_blocking(&argon_params, &decoy)?;
         Ok(PasswordHasher {
             inner: Arc::new(HasherInner {

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::id::{SessionId, TokenHash, UserId};
+use crate::id::{SessionId, SessionVerifier, UserId};
 use crate::time::Timestamp;
 
 /// How the client received its session at login.
@@ -42,8 +42,8 @@ impl Transport {
 pub struct SessionRecord {
     /// Public identifier.
     pub id: SessionId,
-    /// SHA-256 of the secret session token; the token itself is never stored.
-    pub token_hash: TokenHash,
+    /// The check on the secret part of the session token; the token itself is never stored.
+    pub verifier: SessionVerifier,
     /// Whose session it is.
     pub user_id: UserId,
     /// How the client received it.

@@ -96,18 +96,13 @@ pub struct Revocation {
 pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// Adds a new session.
     ///
-    /// Fails with [`StoreError::Conflict`] if the id or token hash exists (live, expired or
-    /// revoked); never overwrites, so a collision can never hand one user another's session.
+    /// Fails with [`StoreError::Conflict`] if the id exists (live, expired or revoked); never
+    /// overwrites, so a collision can never hand one user another's session.
     async fn insert_session(&self, record: &SessionRecord) -> Result<(), StoreError>;
 
-    /// The session whose token hashes to `token_hash`, revoked or expired ones included (the
-    /// caller decides), or `None`.
-    async fn session_by_token(
-        &self,
-        token_hash: &TokenHash,
-    ) -> Result<Option<SessionRecord>, StoreError>;
-
-    /// The session with this public id, revoked or expired ones included, or `None`.
+    /// The session with this public id, revoked or expired ones included (the caller decides),
+    /// or `None`. A session token carries its session's id, so this is also how a token is
+    /// looked up; the caller then checks the token against [`SessionRecord::verifier`].
     async fn session_by_id(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError>;
 
     /// Records activity: sets `last_seen_at = seen` and `idle_expires_at`, atomically and only

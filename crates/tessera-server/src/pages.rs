@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use cookie::{Cookie, SameSite};
 use serde::de::DeserializeOwned;
-use tessera_core::{Error, SessionToken, ValidSession};
+use tessera_core::{Error, Secret, SessionToken, ValidSession};
 
 use crate::AppState;
 use crate::auth::{Carrier, presented_token};
@@ -299,7 +299,7 @@ fn to_login(state: &AppState, session: &CookieSession) -> Response {
 /// stops a sibling subdomain from planting a cookie of its own.
 #[derive(Debug)]
 struct FormSecret {
-    secret: SessionToken,
+    secret: Secret,
     /// Set when the secret is new and the browser must store it.
     set_cookie: Option<HeaderValue>,
 }
@@ -313,7 +313,7 @@ impl FormSecret {
                 set_cookie: None,
             });
         }
-        let secret = SessionToken::generate().map_err(|error| {
+        let secret = Secret::generate().map_err(|error| {
             tracing::error!(%error, "no randomness for a form secret");
             Problem::internal()
         })?;
@@ -331,7 +331,7 @@ impl FormSecret {
     }
 
     /// The secret the browser sent, if exactly one well-formed cookie carries it.
-    fn presented(state: &AppState, headers: &HeaderMap) -> Option<SessionToken> {
+    fn presented(state: &AppState, headers: &HeaderMap) -> Option<Secret> {
         let name = form_cookie_name(state);
         let mut found = None;
         for header in headers.get_all(COOKIE) {
@@ -341,9 +341,7 @@ impl FormSecret {
                     if found.is_some() {
                         return None;
                     }
-                    found = cookie
-                        .value_raw()
-                        .and_then(|raw| SessionToken::parse(raw).ok());
+                    found = cookie.value_raw().and_then(|raw| Secret::parse(raw).ok());
                 }
             }
         }

@@ -97,7 +97,7 @@ async fn cookie_login_sets_a_host_prefixed_cookie_and_returns_the_session() {
         .strip_prefix(&format!("{COOKIE_NAME}="))
         .unwrap()
         .to_owned();
-    assert_eq!(token.len(), 43);
+    assert_eq!(token.len(), 64);
 
     let body: Value = response.json().await.unwrap();
     let text = body.to_string();
@@ -120,6 +120,52 @@ async fn cookie_login_sets_a_host_prefixed_cookie_and_returns_the_session() {
         assert!(session[field].is_string(), "{field} in {session}");
     }
     assert_eq!(body["csrf_token"].as_str().unwrap().len(), 43);
+}
+
+/// A session token is the session's public id followed by a secret: knowing the id (it is
+/// in listings and JWTs) and guessing at the secret gets nothing, in the cache or out of it,
+/// and does not disturb the real session.
+#[tokio::test]
+async fn a_token_with_the_right_session_id_and_a_wrong_secret_is_refused() {
+    use base64::Engine as _;
+    for cache_capacity in [100_000, 0] {
+        let server =
+            TestServer::start(|config| config.session.cache_capacity = cache_capacity).await;
+        let login = server.user_session("alice").await;
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut raw = engine.decode(&login.token).unwrap();
+        assert_eq!(raw.len(), 48);
+        raw[40] ^= 0x01;
+        let forged = engine.encode(&raw);
+        assert_eq!(forged[..21], login.token[..21], "same session id");
+        let status = |token: String| {
+            let url = server.url("/v1/session");
+            async move {
+                client()
+                    .get(url)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        };
+        problem(
+            status(forged.clone()).await,
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        )
+        .await;
+        let real = status(login.token.clone()).await;
+        assert_eq!(real.status(), StatusCode::OK, "cache {cache_capacity}");
+        let body: Value = real.json().await.unwrap();
+        assert_eq!(body["session"]["id"], login.session_id());
+        problem(
+            status(forged).await,
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        )
+        .await;
+    }
 }
 
 #[tokio::test]
@@ -959,8 +1005,9 @@ async fn sessions_and_revocations_survive_a_restart_and_no_raw_token_is_stored()
     )
     .await;
 
-    // Nothing in the data directory holds a raw session token, in text or binary form; the
-    // token's SHA-256 is there, which shows the scan reads the files the sessions live in.
+    // Nothing in the data directory holds a raw session token or its secret part, in text or
+    // binary form; the secret's verifier is there, which shows the scan reads the files the
+    // sessions live in.
     use base64::Engine as _;
     let mut hashes_seen = [false, false];
     let mut stack = vec![server.dir.path().to_path_buf()];
@@ -976,17 +1023,19 @@ async fn sessions_and_revocations_survive_a_restart_and_no_raw_token_is_stored()
                 let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
                     .decode(&login.token)
                     .unwrap();
-                let hash = tessera_core::SessionToken::parse(&login.token)
+                let verifier = tessera_core::SessionToken::parse(&login.token)
                     .unwrap()
-                    .hash();
+                    .verifier();
                 for (secret, what) in [
                     (login.token.as_bytes(), "token text"),
                     (raw.as_slice(), "raw token bytes"),
+                    (&raw[16..], "raw secret bytes"),
+                    (login.token[22..].as_bytes(), "secret text"),
                     (login.csrf.as_bytes(), "csrf token"),
                 ] {
                     assert!(!contains(&bytes, secret), "{what} in {}", path.display());
                 }
-                hashes_seen[index] |= contains(&bytes, hash.as_bytes());
+                hashes_seen[index] |= contains(&bytes, verifier.as_bytes());
             }
         }
     }

@@ -51,7 +51,7 @@ use sqlx::postgres::PgConnection;
 use sqlx::{Connection as _, Executor as _};
 use tessera_core::{
     Clock as _, RandomnessError, SessionId, SessionRecord, SessionStore, SessionToken, StoreError,
-    SystemClock, Timestamp, TokenHash, Transport, UserId,
+    SystemClock, Timestamp, Transport, UserId,
 };
 use tessera_store::memory::MemoryStore;
 use tessera_store::postgres::{PgOptions, PgStore};
@@ -220,8 +220,9 @@ async fn redis_grow(
 
         let memory = used_memory(&mut info).await?;
         let keys: u64 = redis::cmd("DBSIZE").query_async(&mut info).await?;
-        // A session key and an id key per session, a user index per four sessions.
-        let expected_keys = 2 * size + size.div_ceil(SESSIONS_PER_USER);
+        // A session key per session, a user index per four sessions, and one key per
+        // distinct user agent.
+        let expected_keys = size + size.div_ceil(SESSIONS_PER_USER) + USER_AGENTS.len().min(size);
         let foreign_keys = i128::from(keys) - i128::from(keys_before) - expected_keys as i128;
         if foreign_keys != 0 {
             report.note(format!(
@@ -330,9 +331,8 @@ async fn redis_key_sizes(
     let key = |tag: u8, id: &[u8]| [prefix.as_bytes(), &[tag], id].concat();
     let mut sizes = Vec::new();
     for key in [
-        key(b's', sample.token_hash.as_bytes()),
-        key(b'i', sample.id.as_str().as_bytes()),
-        key(b'u', sample.user_id.as_str().as_bytes()),
+        key(b's', &sample.id.to_bytes()),
+        key(b'u', &sample.user_id.to_bytes()),
     ] {
         let size: Option<u64> = redis::cmd("MEMORY")
             .arg("USAGE")
@@ -428,7 +428,7 @@ async fn postgres_benchmark(
     report: &mut Report,
 ) -> Result<(), BoxError> {
     let mut schema = String::from("tessera_scaling_");
-    for byte in &SessionToken::generate()?.hash().as_bytes()[..8] {
+    for byte in &SessionToken::generate()?.verifier().as_bytes()[..8] {
         write!(schema, "{byte:02x}")?;
     }
     eprintln!("postgres: schema {schema}");
@@ -532,7 +532,7 @@ async fn bulk_insert(
 ) -> Result<(), sqlx::Error> {
     let column = |value: fn(&SessionRecord) -> i64| records.iter().map(value).collect::<Vec<_>>();
     sqlx::query(
-        "INSERT INTO sessions (id, token_hash, user_id, transport, created_at, last_seen_at, \
+        "INSERT INTO sessions (id, verifier, user_id, transport, created_at, last_seen_at, \
          idle_expires_at, expires_at, ip, user_agent, revoked_at) \
          SELECT * FROM UNNEST($1::text[], $2::bytea[], $3::text[], $4::text[], $5::int8[], \
          $6::int8[], $7::int8[], $8::int8[], $9::text[], $10::text[], $11::int8[])",
@@ -541,7 +541,7 @@ async fn bulk_insert(
     .bind(
         records
             .iter()
-            .map(|r| &r.token_hash.as_bytes()[..])
+            .map(|r| &r.verifier.as_bytes()[..])
             .collect::<Vec<_>>(),
     )
     .bind(
@@ -611,7 +611,7 @@ struct Generator {
 
 impl Generator {
     fn new() -> Result<Generator, RandomnessError> {
-        let [b0, b1, b2, b3, b4, b5, b6, b7, ..] = *SessionToken::generate()?.hash().as_bytes();
+        let [b0, b1, b2, b3, b4, b5, b6, b7, ..] = *SessionToken::generate()?.verifier().as_bytes();
         Ok(Generator {
             random: SplitMix64(u64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, b7])),
             user_agents: USER_AGENTS
@@ -640,9 +640,10 @@ impl Generator {
         self.made += 1;
         let now = SystemClock.now();
         let octets = self.random.next().to_le_bytes();
+        let token = SessionToken::generate()?;
         Ok(SessionRecord {
-            id: SessionId::generate()?,
-            token_hash: SessionToken::generate()?.hash(),
+            id: token.session_id(),
+            verifier: token.verifier(),
             user_id,
             transport: Transport::Cookie,
             created_at: now,
@@ -665,14 +666,14 @@ impl Generator {
 
 fn keep_tokens_and_samples(
     batch: &[SessionRecord],
-    tokens: &mut Vec<TokenHash>,
+    tokens: &mut Vec<SessionId>,
     samples: &mut Vec<SessionRecord>,
 ) {
     for record in batch {
         if tokens.len().is_multiple_of(SAMPLE_EVERY) {
             samples.push(record.clone());
         }
-        tokens.push(record.token_hash);
+        tokens.push(record.id.clone());
     }
 }
 
@@ -682,7 +683,7 @@ async fn verify_samples(
     samples: &[SessionRecord],
 ) -> Result<(), BoxError> {
     for sample in samples {
-        let found = store.session_by_token(&sample.token_hash).await?;
+        let found = store.session_by_id(&sample.id).await?;
         if found.as_ref() != Some(sample) {
             return Err(format!("session {} read back as {found:?}", sample.id).into());
         }
@@ -701,12 +702,12 @@ struct Lookups {
 /// flight. Every token must be found.
 async fn measure_lookups(
     store: &Arc<dyn SessionStore>,
-    tokens: &[TokenHash],
+    tokens: &[SessionId],
     random: &mut SplitMix64,
 ) -> Result<Lookups, BoxError> {
-    let mut pick = |count: usize| -> Vec<TokenHash> {
+    let mut pick = |count: usize| -> Vec<SessionId> {
         (0..count)
-            .map(|_| tokens[random.below(tokens.len())])
+            .map(|_| tokens[random.below(tokens.len())].clone())
             .collect()
     };
     // Opens the pool's connections and loads the scripts before anything is timed.
@@ -715,7 +716,7 @@ async fn measure_lookups(
     let mut latencies = Vec::with_capacity(LOOKUPS);
     for token in pick(LOOKUPS) {
         let started = Instant::now();
-        let found = store.session_by_token(&token).await?;
+        let found = store.session_by_id(&token).await?;
         latencies.push(started.elapsed());
         if found.is_none() {
             return Err(format!("{token:?} not found").into());
@@ -735,7 +736,7 @@ async fn measure_lookups(
 
 async fn concurrent_lookups(
     store: &Arc<dyn SessionStore>,
-    tokens: Vec<TokenHash>,
+    tokens: Vec<SessionId>,
 ) -> Result<(), BoxError> {
     let tokens = Arc::new(tokens);
     let next = Arc::new(AtomicUsize::new(0));
@@ -744,8 +745,8 @@ async fn concurrent_lookups(
         let (store, tokens, next) = (Arc::clone(store), Arc::clone(&tokens), Arc::clone(&next));
         workers.spawn(async move {
             while let Some(token) = tokens.get(next.fetch_add(1, Ordering::Relaxed)) {
-                if store.session_by_token(token).await?.is_none() {
-                    return Ok(Some(*token));
+                if store.session_by_id(token).await?.is_none() {
+                    return Ok(Some(token.clone()));
                 }
             }
             Ok::<_, StoreError>(None)

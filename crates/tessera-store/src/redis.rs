@@ -41,20 +41,24 @@
 //!
 //! | key | holds | TTL |
 //! |---|---|---|
-//! | `s` + token hash (32 bytes) | the session (binary, below) | its end + retention |
-//! | `i` + session id | the token hash | same as the session |
-//! | `u` + user id | sorted set: session id → when it ends (ms) | the longest of its sessions' |
-//! | `c` + session id | the nonce of a revocation in progress | 10 s lease |
+//! | `s` + session id (16 raw bytes) | the session (binary, below) | its end + retention |
+//! | `u` + user id (16 raw bytes) | sorted set: raw session id → when it ends (ms) | the longest of its sessions' |
+//! | `a` + user agent digest (8 bytes) | the user agent's text, once for every session that sent it | the longest of those sessions' |
+//! | `c` + session id (16 raw bytes) | the nonce of a revocation in progress | 10 s lease |
 //! | `r` + token hash | the refresh record (binary) | its expiry + retention |
 //! | `t` + throttle key | `count:window start` | the window |
 //! | `l` | the last log sequence applied here | none (one key) |
 //!
-//! A session value is `[format 1][state 1][revoked_at 8][last_seen_at 8][idle_expires_at 8]
-//! [expires_at 8][created_at 8][session id 22][user id 22][transport 1][address: tag + 4, 16
-//! or text][user agent: tag + text]` — times big-endian milliseconds, fixed fields first so
-//! scripts read and overwrite them in place. A refresh value is `[format][flags][spent_at 8]
-//! [successor 32][issued_at 8][expires_at 8][access_expires_at 8][session id 22][access token
-//! id…]`. Tokens are never stored, only their SHA-256.
+//! A session is found by its id, which its token carries (`SessionToken` is the id followed
+//! by the secret), so it needs one key, not a second one by token hash. Its value is
+//! `[format 2][state 1][last_seen_at 6][idle_expires_at 6][expires_at 6][created_at 6]
+//! [user id 16][verifier 16][transport 1][user agent: 0, or 1 + digest 8][address: tag + 4,
+//! 16 or text][revoked_at 6, unless live]` — times big-endian 48-bit milliseconds, fixed
+//! fields first so scripts read and overwrite them in place; a revocation rewrites the value
+//! (keeping its TTL). The verifier is the first 128 bits of the SHA-256 of the token's
+//! secret; the engine compares it in constant time. A refresh value is `[format][flags]
+//! [spent_at 8][successor 32][issued_at 8][expires_at 8][access_expires_at 8][session id 22]
+//! [access token id…]`. Tokens are never stored.
 //!
 //! # Expiry
 //!
@@ -77,15 +81,18 @@
 //!
 //! Measured by the `memory_per_session` test in `tests/redis.rs` (10 000 sessions with a
 //! 100-byte user agent and an IPv4 address on a fresh Redis 7.0; `used_memory` before and
-//! after): **756 bytes per session** when every user has one session, **653** at four per
-//! user. `MEMORY USAGE` gives 312 bytes for a session key (a 41-byte name, a 193-byte value
-//! in a 224-byte allocation), 136 for an id key, and 136 for a user index with one member
-//! (about 37 more per further member); each TTL adds an entry to Redis's expiry table.
+//! after): **277 bytes per session** at four sessions per user, **403** when every user has
+//! one. `MEMORY USAGE` gives 152 bytes for a session key (a 25-byte name, a 73-byte value in
+//! an 80-byte allocation) and 120 for a user index with one member (about 27 more per further
+//! member); each TTL adds an entry to Redis's expiry table. The `scaling` example measures
+//! the same from 10 000 to 1 000 000 sessions.
 //!
-//! That is over a 300-byte target, and no encoding behind the current traits gets under it:
-//! a Redis 7.0 key with a TTL costs about 100 bytes before its name and value, a session
-//! must be found by token hash *and* by public id (two keys), and its fields are about 200
-//! bytes on their own, half of them the user agent.
+//! What gets it there: one key per session (the token carries the id); ids, times and the
+//! verifier in raw binary (16, 6 and 16 bytes); and the user agent stored once per distinct
+//! text, which is what a deployment's sessions mostly share. A deployment where every
+//! session sends a different user agent pays about 245 bytes more per session for it (a
+//! 100-byte text under its own key, measured on Redis 7.0). A user with a single session
+//! pays for a whole index key of their own, hence the 403.
 //!
 //! # Operating Redis
 //!
@@ -102,9 +109,10 @@ mod scripts;
 mod sessions;
 mod throttle;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
@@ -193,6 +201,8 @@ struct Shared {
     /// Opens subscriptions: RESP3, which carries pub/sub messages as pushes on an ordinary
     /// connection.
     subscriber: redis::Client,
+    /// User agent texts by digest (see `sessions::USER_AGENT_CACHE_CAPACITY`).
+    user_agents: RwLock<HashMap<record::UserAgentDigest, Arc<str>>>,
     /// The `SCAN` cursor where the last session purge stopped, so the next resumes there.
     session_scan: Mutex<u64>,
     /// The same for refresh purges.
@@ -253,6 +263,7 @@ impl RedisStore {
                 options,
                 log,
                 subscriber,
+                user_agents: RwLock::new(HashMap::new()),
                 session_scan: Mutex::new(0),
                 refresh_scan: Mutex::new(0),
             }),
@@ -393,7 +404,7 @@ impl RedisStore {
                 &self.shared.session_scan,
                 keys::USER,
                 "zset",
-                record::ID_LEN,
+                record::RAW_ID_LEN,
             ),
             Purge::Refresh => (&self.shared.refresh_scan, keys::REFRESH, "string", 32),
         };

@@ -27,7 +27,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row as _, Sqlite, Transaction};
 use tessera_core::{
-    Revocation, SessionId, SessionRecord, SessionStore, StoreError, Timestamp, TokenHash,
+    Revocation, SessionId, SessionRecord, SessionStore, SessionVerifier, StoreError, Timestamp,
     Transport, User, UserId, UserRecord, UserStore, Username,
 };
 
@@ -232,7 +232,7 @@ fn user_from_row(row: &SqliteRow) -> Result<UserRecord, StoreError> {
 
 macro_rules! session_columns {
     () => {
-        "id, token_hash, user_id, transport, created_at, last_seen_at, idle_expires_at, \
+        "id, verifier, user_id, transport, created_at, last_seen_at, idle_expires_at, \
          expires_at, ip, user_agent, revoked_at"
     };
 }
@@ -243,14 +243,14 @@ fn session_from_row(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
             .map(Timestamp::from_unix_millis)
             .map_err(unavailable)
     };
-    let token_hash: &[u8] = row.try_get("token_hash").map_err(unavailable)?;
-    let token_hash = <[u8; 32]>::try_from(token_hash).map_err(|_| malformed("token_hash"))?;
+    let verifier: &[u8] = row.try_get("verifier").map_err(unavailable)?;
+    let verifier = <[u8; 16]>::try_from(verifier).map_err(|_| malformed("verifier"))?;
     let transport: &str = row.try_get("transport").map_err(unavailable)?;
     let revoked_at: Option<i64> = row.try_get("revoked_at").map_err(unavailable)?;
     Ok(SessionRecord {
         id: SessionId::parse(row.try_get("id").map_err(unavailable)?)
             .map_err(StoreError::corrupt)?,
-        token_hash: TokenHash::from_bytes(token_hash),
+        verifier: SessionVerifier::from_bytes(verifier),
         user_id: UserId::parse(row.try_get("user_id").map_err(unavailable)?)
             .map_err(StoreError::corrupt)?,
         transport: Transport::parse(transport).ok_or_else(|| malformed("transport"))?,
@@ -393,7 +393,7 @@ impl SessionStore for SqliteStore {
             ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
         ))
         .bind(record.id.as_str())
-        .bind(&record.token_hash.as_bytes()[..])
+        .bind(&record.verifier.as_bytes()[..])
         .bind(record.user_id.as_str())
         .bind(record.transport.as_str())
         .bind(record.created_at.unix_millis())
@@ -407,24 +407,6 @@ impl SessionStore for SqliteStore {
         .await
         .map_err(conflict_or_unavailable)?;
         Ok(())
-    }
-
-    async fn session_by_token(
-        &self,
-        token_hash: &TokenHash,
-    ) -> Result<Option<SessionRecord>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            session_columns!(),
-            " FROM sessions WHERE token_hash = ?1"
-        ))
-        .bind(&token_hash.as_bytes()[..])
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(unavailable)?
-        .as_ref()
-        .map(session_from_row)
-        .transpose()
     }
 
     async fn session_by_id(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {

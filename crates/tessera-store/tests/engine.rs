@@ -12,7 +12,7 @@ use tessera_core::password::{HashingLimits, HashingParams};
 use tessera_core::{
     Engine, EngineConfig, Error, LoginAttempt, ManualClock, PasswordHasher, Revocation, SessionId,
     SessionRecord, SessionStore, SessionToken, StoreError, Stores, SystemClock, Timestamp,
-    TokenHash, Transport, UserId,
+    Transport, UserId,
 };
 use tessera_store::memory::{MemoryStore, MemoryThrottle};
 use tessera_store::sqlite::SqliteStore;
@@ -139,12 +139,6 @@ fn unrevoked(record: Option<SessionRecord>) -> Option<SessionRecord> {
 impl SessionStore for StillLooksLive {
     async fn insert_session(&self, record: &SessionRecord) -> Result<(), StoreError> {
         self.0.insert_session(record).await
-    }
-    async fn session_by_token(
-        &self,
-        token_hash: &TokenHash,
-    ) -> Result<Option<SessionRecord>, StoreError> {
-        Ok(unrevoked(self.0.session_by_token(token_hash).await?))
     }
     async fn session_by_id(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
         Ok(unrevoked(self.0.session_by_id(id).await?))

@@ -62,7 +62,7 @@ async fn raw_connection() -> PgConnection {
 
 /// A schema name no other test (or run) uses.
 fn unique_schema() -> String {
-    let random = SessionToken::generate().unwrap().hash();
+    let random = SessionToken::generate().unwrap().verifier();
     let mut name = String::from("tessera_test_");
     for byte in &random.as_bytes()[..8] {
         write!(name, "{byte:02x}").unwrap();
@@ -187,7 +187,7 @@ fn url_of_database(url: &str, database: &str) -> String {
 fn new_session(user_id: &UserId) -> SessionRecord {
     SessionRecord {
         id: SessionId::generate().unwrap(),
-        token_hash: SessionToken::generate().unwrap().hash(),
+        verifier: SessionToken::generate().unwrap().verifier(),
         user_id: user_id.clone(),
         transport: Transport::Cookie,
         created_at: at(0),
@@ -780,7 +780,7 @@ async fn malformed_rows_are_corrupt_not_unavailable() {
         ))
         .await
         .unwrap();
-    let result = store.session_by_token(&session.token_hash).await;
+    let result = store.session_by_id(&session.id).await;
     assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
 }
 

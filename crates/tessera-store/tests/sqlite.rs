@@ -25,8 +25,8 @@ fn at(millis: i64) -> Timestamp {
 
 fn session_for(token: &SessionToken, user_id: &UserId) -> SessionRecord {
     SessionRecord {
-        id: SessionId::generate().unwrap(),
-        token_hash: token.hash(),
+        id: token.session_id(),
+        verifier: token.verifier(),
         user_id: user_id.clone(),
         transport: Transport::Cookie,
         created_at: at(0),
@@ -123,10 +123,7 @@ async fn data_survives_close_and_reopen() {
         reopened.user_by_username("alice").await.unwrap(),
         Some(user)
     );
-    assert_eq!(
-        reopened.session_by_token(&kept.token_hash).await.unwrap(),
-        Some(kept)
-    );
+    assert_eq!(reopened.session_by_id(&kept.id).await.unwrap(), Some(kept));
     let stored = reopened.session_by_id(&revoked.id).await.unwrap().unwrap();
     assert_eq!(stored.revoked_at, Some(at(1_000)));
     assert_eq!(reopened.revocation_cursor().await.unwrap(), cursor);
@@ -139,16 +136,15 @@ async fn data_survives_close_and_reopen() {
 }
 
 #[tokio::test]
-async fn database_holds_the_token_hash_never_the_token() {
+async fn database_holds_the_verifier_never_the_secret() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tessera.db");
     let store = SqliteStore::open(&path).await.unwrap();
-    let token = SessionToken::parse("c2VjcmV0LXNlc3Npb24tdG9rZW4tZm9yLXRlc3Rpbmc").unwrap();
+    // The session id `public-session-i`, then the secret `secret-session-token-for-testing`.
+    let text = "cHVibGljLXNlc3Npb24taXNlY3JldC1zZXNzaW9uLXRva2VuLWZvci10ZXN0aW5n";
+    let token = SessionToken::parse(text).unwrap();
     let raw = *b"secret-session-token-for-testing";
-    assert_eq!(
-        token.encode(),
-        "c2VjcmV0LXNlc3Npb24tdG9rZW4tZm9yLXRlc3Rpbmc"
-    );
+    assert_eq!(token.encode(), text);
     let session = session_for(&token, &UserId::generate().unwrap());
     store.insert_session(&session).await.unwrap();
     store
@@ -158,14 +154,18 @@ async fn database_holds_the_token_hash_never_the_token() {
 
     let check = |bytes: &[u8], when: &str| {
         assert!(
-            contains(bytes, token.hash().as_bytes()),
-            "{when}: the hash is missing, so the search looked in the wrong place"
+            contains(bytes, token.verifier().as_bytes()),
+            "{when}: the verifier is missing, so the search looked in the wrong place"
         );
         assert!(
             !contains(bytes, token.encode().as_bytes()),
             "{when}: encoded token on disk"
         );
-        assert!(!contains(bytes, &raw), "{when}: raw token bytes on disk");
+        assert!(
+            !contains(bytes, &text.as_bytes()[22..]),
+            "{when}: encoded secret on disk"
+        );
+        assert!(!contains(bytes, &raw), "{when}: raw secret bytes on disk");
     };
     check(&database_bytes(&path), "while open");
     store.close().await;
@@ -462,6 +462,6 @@ async fn malformed_rows_are_corrupt_not_unavailable() {
         .execute(&mut connection)
         .await
         .unwrap();
-    let result = store.session_by_token(&session.token_hash).await;
+    let result = store.session_by_id(&session.id).await;
     assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
 }

@@ -5,7 +5,7 @@ use subtle::ConstantTimeEq;
 
 use super::Engine;
 use crate::error::Error;
-use crate::id::{ClientId, RefreshToken, SessionId, SessionToken};
+use crate::id::{ClientId, RefreshToken, Secret, SessionId};
 use crate::session::SessionRecord;
 use crate::store::{ClientRecord, RefreshRecord, Revocation, StoreError};
 
@@ -15,13 +15,13 @@ pub struct NewClient {
     /// The stored record.
     pub record: ClientRecord,
     /// The client secret (its `Debug` is redacted); only its hash is kept.
-    pub secret: SessionToken,
+    pub secret: Secret,
 }
 
 impl Engine {
     /// Registers a client; the secret is 256 random bits and only its SHA-256 is stored.
     pub async fn create_client(&self, name: &str) -> Result<NewClient, Error> {
-        let secret = SessionToken::generate()?;
+        let secret = Secret::generate()?;
         let record = ClientRecord {
             id: ClientId::generate()?.as_str().to_owned(),
             name: name.to_owned(),
@@ -55,7 +55,7 @@ impl Engine {
     /// Checks client credentials; the comparison of secret hashes is constant-time, and an
     /// unknown id and a wrong secret are the same error.
     pub async fn authenticate_client(&self, id: &str, secret: &str) -> Result<ClientRecord, Error> {
-        let (Ok(_), Ok(secret)) = (ClientId::parse(id), SessionToken::parse(secret)) else {
+        let (Ok(_), Ok(secret)) = (ClientId::parse(id), Secret::parse(secret)) else {
             return Err(Error::InvalidClient);
         };
         match self.inner.stores.clients.client_by_id(id).await? {

@@ -150,7 +150,7 @@ impl Engine {
     /// slide the idle expiry — refreshes do.
     pub async fn session_for_access(&self, session_id: &SessionId) -> Result<ValidSession, Error> {
         let now = self.now();
-        let entry = match self.cached(|cache| cache.get_by_id(session_id), now) {
+        let entry = match self.cached(|cache| cache.get(session_id), now) {
             Some(entry) => entry,
             None => {
                 let epoch = self.inner.cache.epoch();
@@ -246,7 +246,7 @@ impl Engine {
             .sessions
             .touch_session(&record.id, now, idle_expires_at)
             .await?;
-        if let Some(cached) = self.inner.cache.get_by_id(&record.id) {
+        if let Some(cached) = self.inner.cache.get(&record.id) {
             cached
                 .last_seen
                 .fetch_max(now.unix_millis(), Ordering::Relaxed);

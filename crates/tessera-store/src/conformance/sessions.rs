@@ -4,11 +4,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use tessera_core::{
-    SessionId, SessionRecord, SessionStore, SessionToken, StoreError, Transport, UserId,
-};
+use tessera_core::{SessionId, SessionRecord, SessionStore, StoreError, Transport, UserId};
 
-use super::{Fixture, MINUTE, SECOND, at, ids, new_session, session_ending};
+use super::{Fixture, MINUTE, SECOND, at, ids, minutes, new_session, session_ending};
 
 fn user() -> UserId {
     UserId::generate().unwrap()
@@ -25,7 +23,7 @@ async fn times_logged(sessions: &dyn SessionStore, session: &SessionId) -> usize
         .count()
 }
 
-/// A session reads back field for field, by token hash and by id.
+/// A session reads back field for field by its id, verifier included.
 pub async fn session_insert_and_look_up(fixture: Fixture) {
     let sessions = &fixture.sessions;
     let owner = user();
@@ -44,19 +42,10 @@ pub async fn session_insert_and_look_up(fixture: Fixture) {
     sessions.insert_session(&bare).await.unwrap();
 
     for record in [&full, &bare] {
-        let by_token = sessions.session_by_token(&record.token_hash).await.unwrap();
-        assert_eq!(by_token.as_ref(), Some(record));
         let by_id = sessions.session_by_id(&record.id).await.unwrap();
         assert_eq!(by_id.as_ref(), Some(record));
     }
     let unknown = new_session(&owner, at(0));
-    assert_eq!(
-        sessions
-            .session_by_token(&unknown.token_hash)
-            .await
-            .unwrap(),
-        None
-    );
     assert_eq!(sessions.session_by_id(&unknown.id).await.unwrap(), None);
 }
 
@@ -78,13 +67,6 @@ pub async fn session_id_collision_conflicts(fixture: Fixture) {
     );
     assert_eq!(
         sessions
-            .session_by_token(&intruder.token_hash)
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        sessions
             .sessions_of_user(&intruder.user_id, at(MINUTE))
             .await
             .unwrap(),
@@ -100,30 +82,51 @@ pub async fn session_id_collision_conflicts(fixture: Fixture) {
     assert!(matches!(result, Err(StoreError::Conflict)), "{result:?}");
     let stored = sessions.session_by_id(&original.id).await.unwrap().unwrap();
     assert_eq!(stored.revoked_at, Some(at(2 * MINUTE)));
-    assert_eq!(stored.token_hash, original.token_hash);
+    assert_eq!(stored.verifier, original.verifier);
 }
 
-/// A new session with an existing token hash conflicts and changes nothing, so a collision
-/// can never hand one user another's session.
-pub async fn session_token_collision_conflicts(fixture: Fixture) {
+/// Sessions that share a user agent each read it back, and keep it when the others end:
+/// a store may keep one copy of a text many sessions send, but never loses or mixes it up.
+pub async fn session_user_agents_survive_other_sessions(fixture: Fixture) {
     let sessions = &fixture.sessions;
-    let original = new_session(&user(), at(0));
-    sessions.insert_session(&original).await.unwrap();
-
-    let intruder = SessionRecord {
-        token_hash: original.token_hash,
-        ..new_session(&user(), at(MINUTE))
+    let browser = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/126";
+    let with_agent = |user_agent: Option<&str>, session: SessionRecord| SessionRecord {
+        user_agent: user_agent.map(str::to_owned),
+        ..session
     };
-    let result = sessions.insert_session(&intruder).await;
-    assert!(matches!(result, Err(StoreError::Conflict)), "{result:?}");
+    let short = with_agent(
+        Some(browser),
+        session_ending(&user(), at(0), at(MINUTE), at(MINUTE)),
+    );
+    let long = with_agent(Some(browser), new_session(&user(), at(0)));
+    let other = with_agent(Some("curl/8.5.0"), new_session(&user(), at(0)));
+    let none = with_agent(None, new_session(&long.user_id, at(SECOND)));
+    for record in [&short, &long, &other, &none] {
+        sessions.insert_session(record).await.unwrap();
+    }
+    for record in [&short, &long, &other, &none] {
+        assert_eq!(
+            sessions.session_by_id(&record.id).await.unwrap().as_ref(),
+            Some(record)
+        );
+    }
+    let later = at(2 * MINUTE);
+    sessions
+        .purge_expired(later, minutes(0), 100)
+        .await
+        .unwrap();
+    assert_eq!(sessions.session_by_id(&short.id).await.unwrap(), None);
     assert_eq!(
         sessions
-            .session_by_token(&original.token_hash)
+            .sessions_of_user(&long.user_id, later)
             .await
             .unwrap(),
-        Some(original.clone())
+        [none.clone(), long.clone()]
     );
-    assert_eq!(sessions.session_by_id(&intruder.id).await.unwrap(), None);
+    assert_eq!(
+        sessions.session_by_id(&other.id).await.unwrap().as_ref(),
+        Some(&other)
+    );
 }
 
 /// `sessions_of_user` lists the user's live sessions only — not idle-expired, absolute-
@@ -201,11 +204,7 @@ pub async fn session_touch_extends_never_backwards(fixture: Fixture) {
             .await
             .unwrap()
     );
-    let touched = sessions
-        .session_by_token(&record.token_hash)
-        .await
-        .unwrap()
-        .unwrap();
+    let touched = sessions.session_by_id(&record.id).await.unwrap().unwrap();
     assert_eq!(touched.last_seen_at, at(5 * MINUTE));
     assert_eq!(touched.idle_expires_at, at(35 * MINUTE));
     assert_eq!(
@@ -306,11 +305,7 @@ pub async fn session_revoke_is_idempotent(fixture: Fixture) {
             .await
             .unwrap()
     );
-    let stored = sessions
-        .session_by_token(&record.token_hash)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = sessions.session_by_id(&record.id).await.unwrap().unwrap();
     assert_eq!(
         stored.revoked_at,
         Some(at(MINUTE)),
@@ -521,22 +516,19 @@ pub async fn concurrent_revokes_log_once(fixture: Fixture) {
     }
 }
 
-/// Inserts racing on one id (or one token hash): exactly one succeeds, the rest conflict,
-/// and the winner's record is the one stored.
+/// Inserts racing on one id: exactly one succeeds, the rest conflict, and the winner's
+/// record is the one stored.
 pub async fn concurrent_inserts_have_one_winner(fixture: Fixture) {
     let sessions = Arc::clone(&fixture.sessions);
     let owner = user();
     let shared_id = SessionId::generate().unwrap();
-    let shared_token = SessionToken::generate().unwrap().hash();
-    let same_id = (0..16).map(|n| SessionRecord {
-        id: shared_id.clone(),
-        ..new_session(&owner, at(n))
-    });
-    let same_token = (0..16).map(|n| SessionRecord {
-        token_hash: shared_token,
-        ..new_session(&owner, at(n))
-    });
-    for contenders in [same_id.collect::<Vec<_>>(), same_token.collect()] {
+    let contenders: Vec<_> = (0..16)
+        .map(|n| SessionRecord {
+            id: shared_id.clone(),
+            ..new_session(&owner, at(n))
+        })
+        .collect();
+    {
         let tasks: Vec<_> = contenders
             .iter()
             .cloned()
@@ -564,20 +556,11 @@ pub async fn concurrent_inserts_have_one_winner(fixture: Fixture) {
         );
         assert_eq!(
             sessions
-                .session_by_token(&winner.token_hash)
+                .sessions_of_user(&owner, at(16))
                 .await
                 .unwrap()
-                .as_ref(),
-            Some(winner)
+                .as_slice(),
+            [winner.clone()]
         );
-        for loser in contenders.iter().filter(|record| *record != winner) {
-            if loser.id != winner.id {
-                assert_eq!(sessions.session_by_id(&loser.id).await.unwrap(), None);
-            }
-            if loser.token_hash != winner.token_hash {
-                let found = sessions.session_by_token(&loser.token_hash).await.unwrap();
-                assert_eq!(found, None);
-            }
-        }
     }
 }

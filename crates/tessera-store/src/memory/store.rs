@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tessera_core::{
-    Revocation, SessionId, SessionRecord, SessionStore, StoreError, Timestamp, TokenHash, User,
-    UserId, UserRecord, UserStore, Username,
+    Revocation, SessionId, SessionRecord, SessionStore, StoreError, Timestamp, User, UserId,
+    UserRecord, UserStore, Username,
 };
 
 use super::clients::Clients;
@@ -59,7 +59,6 @@ struct StoredUser {
 #[derive(Debug, Default)]
 pub(super) struct Sessions {
     by_id: HashMap<SessionId, SessionRecord>,
-    by_token: HashMap<TokenHash, SessionId>,
     by_user: HashMap<UserId, HashSet<SessionId>>,
     /// Every session keyed by when it ends (the earlier of its idle and absolute expiry), so a
     /// purge visits only what it deletes.
@@ -77,10 +76,9 @@ fn ends_at(record: &SessionRecord) -> Timestamp {
 
 impl Sessions {
     fn insert(&mut self, record: &SessionRecord) -> Result<(), StoreError> {
-        if self.by_id.contains_key(&record.id) || self.by_token.contains_key(&record.token_hash) {
+        if self.by_id.contains_key(&record.id) {
             return Err(StoreError::Conflict);
         }
-        self.by_token.insert(record.token_hash, record.id.clone());
         self.by_user
             .entry(record.user_id.clone())
             .or_default()
@@ -94,7 +92,6 @@ impl Sessions {
         let Some(record) = self.by_id.remove(id) else {
             return false;
         };
-        self.by_token.remove(&record.token_hash);
         if let Some(ids) = self.by_user.get_mut(&record.user_id) {
             ids.remove(id);
             if ids.is_empty() {
@@ -253,18 +250,6 @@ impl UserStore for MemoryStore {
 impl SessionStore for MemoryStore {
     async fn insert_session(&self, record: &SessionRecord) -> Result<(), StoreError> {
         write(&self.sessions)?.insert(record)
-    }
-
-    async fn session_by_token(
-        &self,
-        token_hash: &TokenHash,
-    ) -> Result<Option<SessionRecord>, StoreError> {
-        let sessions = read(&self.sessions)?;
-        Ok(sessions
-            .by_token
-            .get(token_hash)
-            .and_then(|id| sessions.by_id.get(id))
-            .cloned())
     }
 
     async fn session_by_id(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {

@@ -12,17 +12,15 @@ use async_trait::async_trait;
 use sqlx::Row as _;
 use sqlx::postgres::PgRow;
 use tessera_core::{
-    Revocation, RevocationLog, SessionId, SessionRecord, SessionStore, StoreError, Timestamp,
-    TokenHash, Transport, UserId,
+    Revocation, RevocationLog, SessionId, SessionRecord, SessionStore, SessionVerifier, StoreError,
+    Timestamp, Transport, UserId,
 };
 
-use super::{
-    PgStore, conflict_or_unavailable, hash_bytes, limit, malformed, millis, timestamp, unavailable,
-};
+use super::{PgStore, conflict_or_unavailable, limit, malformed, millis, timestamp, unavailable};
 
 macro_rules! session_columns {
     () => {
-        "id, token_hash, user_id, transport, created_at, last_seen_at, idle_expires_at, \
+        "id, verifier, user_id, transport, created_at, last_seen_at, idle_expires_at, \
          expires_at, ip, user_agent, revoked_at"
     };
 }
@@ -51,13 +49,14 @@ macro_rules! log_revoked {
 }
 
 fn session_from_row(row: &PgRow) -> Result<SessionRecord, StoreError> {
-    let token_hash = hash_bytes(row, "token_hash")?.ok_or_else(|| malformed("token_hash"))?;
+    let verifier: &[u8] = row.try_get("verifier").map_err(unavailable)?;
+    let verifier = <[u8; 16]>::try_from(verifier).map_err(|_| malformed("verifier"))?;
     let transport: &str = row.try_get("transport").map_err(unavailable)?;
     let revoked_at: Option<i64> = row.try_get("revoked_at").map_err(unavailable)?;
     Ok(SessionRecord {
         id: SessionId::parse(row.try_get("id").map_err(unavailable)?)
             .map_err(StoreError::corrupt)?,
-        token_hash: TokenHash::from_bytes(token_hash),
+        verifier: SessionVerifier::from_bytes(verifier),
         user_id: UserId::parse(row.try_get("user_id").map_err(unavailable)?)
             .map_err(StoreError::corrupt)?,
         transport: Transport::parse(transport).ok_or_else(|| malformed("transport"))?,
@@ -149,7 +148,7 @@ impl SessionStore for PgStore {
                 ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
             ))
             .bind(record.id.as_str())
-            .bind(&record.token_hash.as_bytes()[..])
+            .bind(&record.verifier.as_bytes()[..])
             .bind(record.user_id.as_str())
             .bind(record.transport.as_str())
             .bind(record.created_at.unix_millis())
@@ -163,27 +162,6 @@ impl SessionStore for PgStore {
             .await
             .map_err(conflict_or_unavailable)?;
             Ok(())
-        })
-        .await
-    }
-
-    async fn session_by_token(
-        &self,
-        token_hash: &TokenHash,
-    ) -> Result<Option<SessionRecord>, StoreError> {
-        self.bounded(async {
-            sqlx::query(concat!(
-                "SELECT ",
-                session_columns!(),
-                " FROM sessions WHERE token_hash = $1"
-            ))
-            .bind(&token_hash.as_bytes()[..])
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?
-            .as_ref()
-            .map(session_from_row)
-            .transpose()
         })
         .await
     }

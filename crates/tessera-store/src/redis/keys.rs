@@ -2,13 +2,15 @@
 
 use tessera_core::{SessionId, ThrottleKey, TokenHash, UserId};
 
-/// A session's value, by the 32 raw bytes of its token hash.
+use super::record::UserAgentDigest;
+
+/// A session's value, by the 16 raw bytes of its id.
 pub(super) const SESSION: u8 = b's';
-/// A session's token hash, by its public id (22 characters).
-pub(super) const SESSION_ID: u8 = b'i';
-/// A user's sessions (sorted set: session id scored by when it ends), by user id.
+/// A user's sessions (sorted set: raw session id scored by when it ends), by raw user id.
 pub(super) const USER: u8 = b'u';
-/// A revocation in progress on a session (its lease), by session id.
+/// A user agent's text, by its digest (shared by every session that sent it).
+pub(super) const USER_AGENT: u8 = b'a';
+/// A revocation in progress on a session (its lease), by raw session id.
 pub(super) const CLAIM: u8 = b'c';
 /// A refresh record, by the 32 raw bytes of its token hash.
 pub(super) const REFRESH: u8 = b'r';
@@ -44,16 +46,16 @@ impl Keys {
         key
     }
 
-    pub(super) fn session(&self, token_hash: &TokenHash) -> Vec<u8> {
-        self.key(SESSION, token_hash.as_bytes())
-    }
-
-    pub(super) fn session_id(&self, id: &SessionId) -> Vec<u8> {
-        self.key(SESSION_ID, id.as_str().as_bytes())
+    pub(super) fn session(&self, id: &SessionId) -> Vec<u8> {
+        self.key(SESSION, &id.to_bytes())
     }
 
     pub(super) fn user(&self, user_id: &UserId) -> Vec<u8> {
-        self.key(USER, user_id.as_str().as_bytes())
+        self.key(USER, &user_id.to_bytes())
+    }
+
+    pub(super) fn user_agent(&self, digest: &UserAgentDigest) -> Vec<u8> {
+        self.key(USER_AGENT, digest)
     }
 
     pub(super) fn refresh(&self, token_hash: &TokenHash) -> Vec<u8> {
@@ -109,9 +111,9 @@ mod tests {
         let user = UserId::generate().unwrap();
         let hash = TokenHash::from_bytes([7; 32]);
         for key in [
-            keys.session(&hash),
-            keys.session_id(&id),
+            keys.session(&id),
             keys.user(&user),
+            keys.user_agent(&[1; 8]),
             keys.refresh(&hash),
             keys.throttle(&ThrottleKey::Account("alice".into())),
             keys.applied(),
@@ -119,10 +121,7 @@ mod tests {
         ] {
             assert!(key.starts_with(b"app:"), "{key:?}");
         }
-        assert_eq!(
-            keys.user(&user),
-            [b"app:u", user.as_str().as_bytes()].concat()
-        );
+        assert_eq!(keys.user(&user), [&b"app:u"[..], &user.to_bytes()].concat());
     }
 
     #[test]

@@ -2,33 +2,45 @@
 //!
 //! Fixed-width fields come first, at the offsets below, so Lua scripts can read a time with
 //! `struct.unpack` and overwrite one with `SETRANGE` without decoding the rest; the
-//! variable-length fields follow. Times are big-endian `i64` milliseconds, ids their
-//! 22-character text. The token hash is not in the value: it is the key.
+//! variable-length fields follow. In a session value times are big-endian 48-bit signed
+//! milliseconds (±4,400 years around 1970; anything beyond is stored as the nearest end of
+//! that range, which means "never" as well as the original did) and ids their 16 raw bytes;
+//! in a refresh value times are `i64` and the session id its text. The key a value sits
+//! under (session id, token hash) is not repeated in it.
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use sha2::{Digest, Sha256};
 use tessera_core::{
-    RefreshRecord, SessionId, SessionRecord, StoreError, Timestamp, TokenHash, Transport, UserId,
+    RefreshRecord, SessionId, SessionRecord, SessionVerifier, StoreError, Timestamp, TokenHash,
+    Transport, UserId,
 };
 
-/// The first byte of every value this version writes; anything else is not ours to read.
-pub(super) const FORMAT: u8 = 1;
+/// The first byte of every session value this version writes; anything else is not ours to
+/// read. (Version 1 kept sessions under their token hash; nothing reads those keys now.)
+pub(super) const SESSION_FORMAT: u8 = 2;
+
+/// The first byte of every refresh value this version writes.
+pub(super) const REFRESH_FORMAT: u8 = 1;
 
 /// Offsets in a session value.
 pub(super) mod session {
     /// `0` live, `1` revoked, `2` being revoked (claimed by a revocation whose log write is
-    /// under way; read as revoked).
+    /// under way; read as revoked). Unless live, the value ends with the revocation time.
     pub(crate) const STATE: usize = 1;
-    pub(crate) const REVOKED_AT: usize = 2;
-    pub(crate) const LAST_SEEN_AT: usize = 10;
-    pub(crate) const IDLE_EXPIRES_AT: usize = 18;
-    pub(crate) const EXPIRES_AT: usize = 26;
-    pub(crate) const CREATED_AT: usize = 34;
-    pub(crate) const SESSION_ID: usize = 42;
-    pub(crate) const USER_ID: usize = 64;
-    /// Then: transport, client address, user agent (see `encode_session`).
-    pub(crate) const TRANSPORT: usize = 86;
+    pub(crate) const LAST_SEEN_AT: usize = 2;
+    pub(crate) const IDLE_EXPIRES_AT: usize = 8;
+    pub(crate) const EXPIRES_AT: usize = 14;
+    pub(crate) const CREATED_AT: usize = 20;
+    pub(crate) const USER_ID: usize = 26;
+    pub(crate) const VERIFIER: usize = 42;
+    pub(crate) const TRANSPORT: usize = 58;
+    /// `0` no user agent, `1` one, whose digest follows (the text is under its own key).
+    pub(crate) const USER_AGENT: usize = 59;
+    pub(crate) const USER_AGENT_DIGEST: usize = 60;
+    /// The shortest value: no user agent, no address.
+    pub(crate) const MIN_LEN: usize = 61;
 
     pub(crate) const LIVE: u8 = 0;
     pub(crate) const REVOKED: u8 = 1;
@@ -52,14 +64,33 @@ pub(super) mod refresh {
     pub(crate) const HAS_SUCCESSOR: u8 = 2;
 }
 
-/// Length of a [`SessionId`] or [`UserId`] in text form.
+/// Length of a [`SessionId`] in text form (refresh values hold it so).
 pub(super) const ID_LEN: usize = 22;
+/// Length of a [`SessionId`] or [`UserId`] in bytes (session values and keys hold them so).
+pub(super) const RAW_ID_LEN: usize = 16;
+/// Length of a stored time in a session value.
+pub(super) const TIME_LEN: usize = 6;
+/// Length of a user agent's digest.
+pub(super) const DIGEST_LEN: usize = 8;
+
+/// The digest under which a user agent's text is stored: the first 64 bits of its SHA-256.
+///
+/// Many sessions share a handful of browsers' strings, so each string is stored once. A
+/// collision (which takes about 2^32 chosen strings to find) can only make one user agent be
+/// shown for another; it is display text, never checked.
+pub(super) type UserAgentDigest = [u8; DIGEST_LEN];
+
+pub(super) fn user_agent_digest(user_agent: &str) -> UserAgentDigest {
+    let digest = Sha256::digest(user_agent.as_bytes());
+    let mut short = [0; DIGEST_LEN];
+    short.copy_from_slice(&digest[..DIGEST_LEN]);
+    short
+}
 
 const NONE: u8 = 0;
 const PRESENT: u8 = 1;
 const COOKIE: u8 = 0;
 const TOKEN: u8 = 1;
-const OTHER_TRANSPORT: u8 = 2;
 const IP_TEXT: u8 = 1;
 const IPV4: u8 = 4;
 const IPV6: u8 = 6;
@@ -82,32 +113,46 @@ pub(super) fn malformed(what: &'static str) -> StoreError {
     StoreError::corrupt(MalformedValue { what })
 }
 
-/// `time` as stored: big-endian milliseconds.
+/// A refresh value's time: big-endian `i64` milliseconds.
 pub(super) fn time_bytes(time: Timestamp) -> [u8; 8] {
     time.unix_millis().to_be_bytes()
 }
 
-/// A session's value: everything but the token hash, which is the key.
+/// A session value's time: big-endian 48-bit milliseconds, saturated at the range's ends.
+pub(super) fn short_time(time: Timestamp) -> [u8; TIME_LEN] {
+    const MAX: i64 = (1 << 47) - 1;
+    let bytes = time.unix_millis().clamp(-MAX - 1, MAX).to_be_bytes();
+    let mut short = [0; TIME_LEN];
+    short.copy_from_slice(&bytes[8 - TIME_LEN..]);
+    short
+}
+
+fn from_short_time(bytes: [u8; TIME_LEN]) -> Timestamp {
+    let mut wide = if bytes[0] & 0x80 != 0 {
+        [0xff; 8]
+    } else {
+        [0; 8]
+    };
+    wide[8 - TIME_LEN..].copy_from_slice(&bytes);
+    Timestamp::from_unix_millis(i64::from_be_bytes(wide))
+}
+
+/// A session's value: everything but its id, which is the key, and its user agent's text,
+/// which is stored once per distinct text under its digest.
 ///
-/// Layout: the fixed fields at the offsets in [`session`]; then the transport (`0` cookie, `1`
-/// token, `2` + `u8` length + its name); the client address (`0` none, `4` + 4 bytes, `6` +
-/// 16 bytes — only when the text is the address's canonical form — or `1` + `u32` length +
-/// text); the user agent (`0` none, or `1` + text to the end).
-pub(super) fn encode_session(record: &SessionRecord) -> Vec<u8> {
-    let user_agent = record.user_agent.as_deref().unwrap_or("");
-    let mut value = Vec::with_capacity(session::TRANSPORT + 24 + user_agent.len());
-    value.push(FORMAT);
+/// Layout: the fixed fields at the offsets in [`session`] (the user agent's digest only when
+/// there is one); the client address (`0` none, `4` + 4 bytes, `6` + 16 bytes — only when
+/// the text is the address's canonical form — or `1` + `u32` length + text); and, unless the
+/// session is live, its revocation time.
+pub(super) fn encode_session(record: &SessionRecord) -> Result<Vec<u8>, StoreError> {
+    let mut value = Vec::with_capacity(session::MIN_LEN + DIGEST_LEN + 24);
+    value.push(SESSION_FORMAT);
     debug_assert_eq!(value.len(), session::STATE);
-    match record.revoked_at {
-        Some(revoked_at) => {
-            value.push(session::REVOKED);
-            value.extend_from_slice(&time_bytes(revoked_at));
-        }
-        None => {
-            value.push(session::LIVE);
-            value.extend_from_slice(&[0; 8]);
-        }
-    }
+    value.push(if record.revoked_at.is_some() {
+        session::REVOKED
+    } else {
+        session::LIVE
+    });
     for (offset, time) in [
         (session::LAST_SEEN_AT, record.last_seen_at),
         (session::IDLE_EXPIRES_AT, record.idle_expires_at),
@@ -115,32 +160,31 @@ pub(super) fn encode_session(record: &SessionRecord) -> Vec<u8> {
         (session::CREATED_AT, record.created_at),
     ] {
         debug_assert_eq!(value.len(), offset);
-        value.extend_from_slice(&time_bytes(time));
+        value.extend_from_slice(&short_time(time));
     }
-    debug_assert_eq!(value.len(), session::SESSION_ID);
-    value.extend_from_slice(record.id.as_str().as_bytes());
     debug_assert_eq!(value.len(), session::USER_ID);
-    value.extend_from_slice(record.user_id.as_str().as_bytes());
+    value.extend_from_slice(&record.user_id.to_bytes());
+    debug_assert_eq!(value.len(), session::VERIFIER);
+    value.extend_from_slice(record.verifier.as_bytes());
     debug_assert_eq!(value.len(), session::TRANSPORT);
-    match record.transport {
-        Transport::Cookie => value.push(COOKIE),
-        Transport::Token => value.push(TOKEN),
-        other => {
-            let name = other.as_str().as_bytes();
-            value.push(OTHER_TRANSPORT);
-            value.push(u8::try_from(name.len()).unwrap_or(u8::MAX));
-            value.extend_from_slice(&name[..name.len().min(usize::from(u8::MAX))]);
-        }
-    }
-    encode_ip(record.ip.as_deref(), &mut value);
+    value.push(match record.transport {
+        Transport::Cookie => COOKIE,
+        Transport::Token => TOKEN,
+        _ => return Err(malformed("transport")),
+    });
+    debug_assert_eq!(value.len(), session::USER_AGENT);
     match &record.user_agent {
         Some(user_agent) => {
             value.push(PRESENT);
-            value.extend_from_slice(user_agent.as_bytes());
+            value.extend_from_slice(&user_agent_digest(user_agent));
         }
         None => value.push(NONE),
     }
-    value
+    encode_ip(record.ip.as_deref(), &mut value);
+    if let Some(revoked_at) = record.revoked_at {
+        value.extend_from_slice(&short_time(revoked_at));
+    }
+    Ok(value)
 }
 
 fn encode_ip(ip: Option<&str>, value: &mut Vec<u8>) {
@@ -167,34 +211,37 @@ fn encode_ip(ip: Option<&str>, value: &mut Vec<u8>) {
     }
 }
 
-/// Reads a session value stored under `token_hash`.
-pub(super) fn decode_session(
-    token_hash: TokenHash,
-    value: &[u8],
-) -> Result<SessionRecord, StoreError> {
-    let mut reader = Reader::new(value)?;
+/// A session value read back: the record without its user agent's text, and that text's
+/// digest if it has one (see [`encode_session`]).
+pub(super) struct StoredSession {
+    pub(super) record: SessionRecord,
+    pub(super) user_agent: Option<UserAgentDigest>,
+}
+
+/// Reads the value of the session with id `id`.
+pub(super) fn decode_session(id: SessionId, value: &[u8]) -> Result<StoredSession, StoreError> {
+    let mut reader = Reader::new(value, SESSION_FORMAT)?;
     let state = reader.byte("session state")?;
-    let revoked_at = reader.time()?;
     let revoked_at = match state {
         session::LIVE => None,
-        session::REVOKED | session::REVOKING => Some(revoked_at),
+        session::REVOKED | session::REVOKING => Some(reader.short_time_at_end()?),
         _ => return Err(malformed("session state")),
     };
-    let last_seen_at = reader.time()?;
-    let idle_expires_at = reader.time()?;
-    let expires_at = reader.time()?;
-    let created_at = reader.time()?;
-    let id = SessionId::parse(reader.text(ID_LEN, "session id")?).map_err(StoreError::corrupt)?;
-    let user_id = UserId::parse(reader.text(ID_LEN, "user id")?).map_err(StoreError::corrupt)?;
+    let last_seen_at = reader.short_time()?;
+    let idle_expires_at = reader.short_time()?;
+    let expires_at = reader.short_time()?;
+    let created_at = reader.short_time()?;
+    let user_id = UserId::from_bytes(&reader.array("user id")?);
+    let verifier = SessionVerifier::from_bytes(reader.array("verifier")?);
     let transport = match reader.byte("transport")? {
         COOKIE => Transport::Cookie,
         TOKEN => Transport::Token,
-        OTHER_TRANSPORT => {
-            let len = reader.byte("transport")?;
-            Transport::parse(reader.text(usize::from(len), "transport")?)
-                .ok_or_else(|| malformed("transport"))?
-        }
         _ => return Err(malformed("transport")),
+    };
+    let user_agent = match reader.byte("user agent")? {
+        NONE => None,
+        PRESENT => Some(reader.array("user agent")?),
+        _ => return Err(malformed("user agent")),
     };
     let ip = match reader.byte("client address")? {
         NONE => None,
@@ -213,26 +260,22 @@ pub(super) fn decode_session(
         }
         _ => return Err(malformed("client address")),
     };
-    let user_agent = match reader.byte("user agent")? {
-        NONE => {
-            reader.end("session")?;
-            None
-        }
-        PRESENT => Some(reader.rest("user agent")?.to_owned()),
-        _ => return Err(malformed("user agent")),
-    };
-    Ok(SessionRecord {
-        id,
-        token_hash,
-        user_id,
-        transport,
-        created_at,
-        last_seen_at,
-        idle_expires_at,
-        expires_at,
-        ip,
+    reader.end("session")?;
+    Ok(StoredSession {
+        record: SessionRecord {
+            id,
+            verifier,
+            user_id,
+            transport,
+            created_at,
+            last_seen_at,
+            idle_expires_at,
+            expires_at,
+            ip,
+            user_agent: None,
+            revoked_at,
+        },
         user_agent,
-        revoked_at,
     })
 }
 
@@ -240,7 +283,7 @@ pub(super) fn decode_session(
 /// fixed fields at the offsets in [`refresh`], then the access token id to the end.
 pub(super) fn encode_refresh(record: &RefreshRecord) -> Vec<u8> {
     let mut value = Vec::with_capacity(refresh::ACCESS_TOKEN_ID + record.access_token_id.len());
-    value.push(FORMAT);
+    value.push(REFRESH_FORMAT);
     debug_assert_eq!(value.len(), refresh::FLAGS);
     let mut flags = 0;
     if record.spent_at.is_some() {
@@ -277,7 +320,7 @@ pub(super) fn decode_refresh(
     token_hash: TokenHash,
     value: &[u8],
 ) -> Result<RefreshRecord, StoreError> {
-    let mut reader = Reader::new(value)?;
+    let mut reader = Reader::new(value, REFRESH_FORMAT)?;
     let flags = reader.byte("refresh flags")?;
     if flags & !(refresh::SPENT | refresh::HAS_SUCCESSOR) != 0 {
         return Err(malformed("refresh flags"));
@@ -309,11 +352,26 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn new(value: &'a [u8]) -> Result<Self, StoreError> {
+    fn new(value: &'a [u8], format: u8) -> Result<Self, StoreError> {
         match value.split_first() {
-            Some((&FORMAT, rest)) => Ok(Reader { rest }),
+            Some((&first, rest)) if first == format => Ok(Reader { rest }),
             _ => Err(malformed("format version")),
         }
+    }
+
+    /// Takes a session time off the end (where a revoked session keeps its revocation time).
+    fn short_time_at_end(&mut self) -> Result<Timestamp, StoreError> {
+        let Some(split) = self.rest.len().checked_sub(TIME_LEN) else {
+            return Err(malformed("revocation time"));
+        };
+        let (rest, time) = self.rest.split_at(split);
+        self.rest = rest;
+        let time = <[u8; TIME_LEN]>::try_from(time).map_err(|_| malformed("revocation time"))?;
+        Ok(from_short_time(time))
+    }
+
+    fn short_time(&mut self) -> Result<Timestamp, StoreError> {
+        Ok(from_short_time(self.array("time")?))
     }
 
     fn take(&mut self, len: usize, what: &'static str) -> Result<&'a [u8], StoreError> {
@@ -365,18 +423,33 @@ mod tests {
     use tessera_core::SessionToken;
 
     fn session(ip: Option<&str>, user_agent: Option<&str>) -> SessionRecord {
+        let token = SessionToken::generate().unwrap();
         SessionRecord {
-            id: SessionId::generate().unwrap(),
-            token_hash: SessionToken::generate().unwrap().hash(),
+            id: token.session_id(),
+            verifier: token.verifier(),
             user_id: UserId::generate().unwrap(),
             transport: Transport::Token,
             created_at: Timestamp::from_unix_millis(1_700_000_000_000),
             last_seen_at: Timestamp::from_unix_millis(1_700_000_060_000),
-            idle_expires_at: Timestamp::from_unix_millis(i64::MAX),
+            idle_expires_at: Timestamp::from_unix_millis(1_700_001_860_000),
             expires_at: Timestamp::from_unix_millis(-1),
             ip: ip.map(str::to_owned),
             user_agent: user_agent.map(str::to_owned),
             revoked_at: None,
+        }
+    }
+
+    /// Decodes and puts back the user agent the digest stands for, as the store does.
+    fn round_trip(record: &SessionRecord) -> SessionRecord {
+        let value = encode_session(record).unwrap();
+        let stored = decode_session(record.id.clone(), &value).unwrap();
+        assert_eq!(
+            stored.user_agent,
+            record.user_agent.as_deref().map(user_agent_digest)
+        );
+        SessionRecord {
+            user_agent: record.user_agent.clone(),
+            ..stored.record
         }
     }
 
@@ -394,23 +467,41 @@ mod tests {
         ] {
             for user_agent in [None, Some(""), Some("Mozilla/5.0 — naïve")] {
                 let record = session(ip, user_agent);
-                let value = encode_session(&record);
-                assert_eq!(
-                    decode_session(record.token_hash, &value).unwrap(),
-                    record,
-                    "{ip:?} {user_agent:?}"
-                );
+                assert_eq!(round_trip(&record), record, "{ip:?} {user_agent:?}");
             }
         }
     }
 
     #[test]
+    fn a_browser_session_fits_in_73_bytes() {
+        // What the memory target rests on: with an IPv4 address and a user agent, the value
+        // is 73 bytes, which Redis keeps in an 80-byte allocation.
+        let agent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)";
+        let value = encode_session(&session(Some("192.0.2.7"), Some(agent))).unwrap();
+        assert_eq!(value.len(), 73);
+    }
+
+    #[test]
     fn addresses_are_packed_only_when_canonical() {
-        let len = |ip| encode_session(&session(Some(ip), None)).len();
-        let base = encode_session(&session(None, None)).len();
+        let len = |ip| encode_session(&session(Some(ip), None)).unwrap().len();
+        let base = encode_session(&session(None, None)).unwrap().len();
+        assert_eq!(base, session::MIN_LEN);
         assert_eq!(len("192.0.2.7"), base + 4);
         assert_eq!(len("2001:db8::1"), base + 16);
         assert_eq!(len("2001:0db8::1"), base + 4 + "2001:0db8::1".len());
+    }
+
+    #[test]
+    fn times_beyond_48_bits_saturate() {
+        let far = SessionRecord {
+            idle_expires_at: Timestamp::from_unix_millis(i64::MAX),
+            expires_at: Timestamp::from_unix_millis(i64::MIN),
+            ..session(None, None)
+        };
+        let back = round_trip(&far);
+        assert_eq!(back.idle_expires_at.unix_millis(), (1 << 47) - 1);
+        assert_eq!(back.expires_at.unix_millis(), -(1 << 47));
+        assert_eq!(back.created_at, far.created_at);
     }
 
     #[test]
@@ -419,38 +510,47 @@ mod tests {
             revoked_at: Some(Timestamp::from_unix_millis(1_700_000_120_000)),
             ..session(Some("192.0.2.7"), Some("ua"))
         };
-        let mut value = encode_session(&revoked);
+        let mut value = encode_session(&revoked).unwrap();
         assert_eq!(value[session::STATE], session::REVOKED);
-        assert_eq!(decode_session(revoked.token_hash, &value).unwrap(), revoked);
+        assert_eq!(round_trip(&revoked), revoked);
+        let live = encode_session(&session(Some("192.0.2.7"), Some("ua"))).unwrap();
+        assert_eq!(value.len(), live.len() + TIME_LEN);
         // A claimed revocation reads as revoked.
         value[session::STATE] = session::REVOKING;
-        assert_eq!(decode_session(revoked.token_hash, &value).unwrap(), revoked);
+        let claimed = decode_session(revoked.id.clone(), &value).unwrap().record;
+        assert_eq!(claimed.revoked_at, revoked.revoked_at);
         value[session::STATE] = 7;
         assert!(matches!(
-            decode_session(revoked.token_hash, &value),
+            decode_session(revoked.id.clone(), &value),
             Err(StoreError::Corrupt(_))
         ));
     }
 
     #[test]
     fn fixed_offsets_hold_what_the_scripts_expect() {
-        let record = session(None, None);
-        let value = encode_session(&record);
-        let time_at =
-            |offset: usize| i64::from_be_bytes(value[offset..offset + 8].try_into().unwrap());
+        let record = session(None, Some("ua"));
+        let value = encode_session(&record).unwrap();
+        let time_at = |offset: usize| {
+            from_short_time(value[offset..offset + TIME_LEN].try_into().unwrap()).unix_millis()
+        };
         assert_eq!(time_at(session::LAST_SEEN_AT), 1_700_000_060_000);
-        assert_eq!(time_at(session::IDLE_EXPIRES_AT), i64::MAX);
+        assert_eq!(time_at(session::IDLE_EXPIRES_AT), 1_700_001_860_000);
         assert_eq!(time_at(session::EXPIRES_AT), -1);
         assert_eq!(time_at(session::CREATED_AT), 1_700_000_000_000);
         assert_eq!(
-            &value[session::SESSION_ID..session::SESSION_ID + ID_LEN],
-            record.id.as_str().as_bytes()
+            &value[session::USER_ID..session::USER_ID + RAW_ID_LEN],
+            record.user_id.to_bytes()
         );
         assert_eq!(
-            &value[session::USER_ID..session::USER_ID + ID_LEN],
-            record.user_id.as_str().as_bytes()
+            &value[session::VERIFIER..session::VERIFIER + 16],
+            record.verifier.as_bytes()
         );
         assert_eq!(value[session::TRANSPORT], TOKEN);
+        assert_eq!(value[session::USER_AGENT], PRESENT);
+        assert_eq!(
+            value[session::USER_AGENT_DIGEST..session::USER_AGENT_DIGEST + DIGEST_LEN],
+            user_agent_digest("ua")
+        );
     }
 
     #[test]
@@ -482,23 +582,24 @@ mod tests {
     #[test]
     fn foreign_or_truncated_values_are_corrupt() {
         let record = session(Some("192.0.2.7"), None);
-        let value = encode_session(&record);
+        let value = encode_session(&record).unwrap();
+        let id = || record.id.clone();
         for bad in [
             &b""[..],
-            &b"\x02rest"[..],
+            &b"\x01rest"[..],
             &value[..value.len() - 1],
             &value[..session::TRANSPORT],
         ] {
             assert!(matches!(
-                decode_session(record.token_hash, bad),
+                decode_session(id(), bad),
                 Err(StoreError::Corrupt(_))
             ));
         }
         let mut trailing = value.clone();
         trailing.push(0);
-        assert!(decode_session(record.token_hash, &trailing).is_err());
+        assert!(decode_session(id(), &trailing).is_err());
         assert!(matches!(
-            decode_refresh(record.token_hash, &value[..40]),
+            decode_refresh(TokenHash::from_bytes([1; 32]), &value[..40]),
             Err(StoreError::Corrupt(_))
         ));
     }

@@ -15,28 +15,34 @@ use std::sync::LazyLock;
 use redis::Script;
 
 use super::MAX_TTL_MS;
-use super::keys::{CLAIM, REFRESH, SESSION, SESSION_ID, USER};
-use super::record::{FORMAT, ID_LEN, refresh, session};
+use super::keys::{CLAIM, REFRESH, SESSION, USER, USER_AGENT};
+use super::record::{DIGEST_LEN, RAW_ID_LEN, REFRESH_FORMAT, SESSION_FORMAT, TIME_LEN};
+use super::record::{refresh, session};
 
 /// Builds a script: the shared preamble, then `body`.
 fn script(body: &str) -> Script {
     let lua = |offset: usize| offset + 1;
     let preamble = format!(
         r#"
-local FORMAT = {format}
-local STATE, REVOKED_AT, LAST_SEEN_AT = {state}, {revoked_at}, {last_seen_at}
-local EXPIRES_AT, SESSION_ID, USER_ID = {expires_at}, {session_id}, {user_id}
-local SESSION_MIN = {session_min}
+local SESSION_FORMAT, REFRESH_FORMAT = {session_format}, {refresh_format}
+local STATE, LAST_SEEN_AT, EXPIRES_AT = {state}, {last_seen_at}, {expires_at}
+local USER_ID, USER_AGENT, USER_AGENT_DIGEST = {user_id}, {user_agent}, {user_agent_digest}
+local SESSION_MIN, TIME_LEN = {session_min}, {time_len}
 local LIVE, REVOKED, REVOKING = {live}, {revoked}, {revoking}
 local R_FLAGS, R_SUCCESSOR, R_EXPIRES_AT = {r_flags}, {r_successor}, {r_expires_at}
 local REFRESH_MIN = {refresh_min}
-local ID_LEN, MAX_TTL = {id_len}, {max_ttl}
-local T_SESSION, T_SESSION_ID, T_USER = '{t_session}', '{t_session_id}', '{t_user}'
+local RAW_ID_LEN, DIGEST_LEN, MAX_TTL = {raw_id_len}, {digest_len}, {max_ttl}
+local T_SESSION, T_USER, T_USER_AGENT = '{t_session}', '{t_user}', '{t_user_agent}'
 local T_CLAIM, T_REFRESH = '{t_claim}', '{t_refresh}'
 
--- The big-endian i64 at a 1-based position.
+-- The big-endian i64 at a 1-based position (refresh values).
 local function time_at(value, position)
   return (struct.unpack('>i8', value, position))
+end
+
+-- The big-endian 48-bit time at a 1-based position (session values).
+local function short_time_at(value, position)
+  return (struct.unpack('>i' .. TIME_LEN, value, position))
 end
 
 -- A number as Redis parses an integer argument (Lua would print 1.7e+12).
@@ -60,27 +66,40 @@ local function corrupt(what)
   return redis.error_reply('CORRUPT malformed ' .. what .. ' value in Redis')
 end
 
--- The session with public id `id`: its key and value, or nil.
+-- The session with raw id `id`: its key and value, or nil.
 local function session_of(prefix, id)
-  local hash = redis.call('GET', prefix .. T_SESSION_ID .. id)
-  if not hash then return nil end
-  local key = prefix .. T_SESSION .. hash
+  local key = prefix .. T_SESSION .. id
   local value = redis.call('GET', key)
   if not value then return nil end
-  if #value < SESSION_MIN or string.byte(value, 1) ~= FORMAT then
+  if #value < SESSION_MIN or string.byte(value, 1) ~= SESSION_FORMAT then
     error(corrupt('session'))
   end
   return key, value
 end
 
--- Drops a user-index member whose session is gone, and its id key.
-local function forget(user_key, prefix, id)
-  redis.call('ZREM', user_key, id)
-  redis.call('DEL', prefix .. T_SESSION_ID .. id)
+-- The key of the user index a session value belongs to.
+local function user_key_of(prefix, value)
+  return prefix .. T_USER .. string.sub(value, USER_ID, USER_ID + RAW_ID_LEN - 1)
+end
+
+-- The key of the session value's user agent text, or nil.
+local function user_agent_key_of(prefix, value)
+  if string.byte(value, USER_AGENT) ~= 1 then return nil end
+  return prefix .. T_USER_AGENT .. string.sub(value, USER_AGENT_DIGEST, USER_AGENT_DIGEST + DIGEST_LEN - 1)
+end
+
+-- Stores the session value with its state set to `state`: a live value has no revocation
+-- time, any other ends with `time` (TIME_LEN bytes). Keeps the key's TTL.
+local function set_state(key, value, state, time)
+  local base = value
+  if string.byte(value, STATE) ~= LIVE then base = string.sub(value, 1, -TIME_LEN - 1) end
+  base = string.sub(base, 1, STATE - 1) .. string.char(state) .. string.sub(base, STATE + 1)
+  if state ~= LIVE then base = base .. time end
+  redis.call('SET', key, base, 'KEEPTTL')
 end
 
 -- Claims session `id` for a revocation (see `claim_session`).
-local function claim(prefix, id, nonce, lease, revoking)
+local function claim(prefix, id, nonce, lease, time)
   local key, value = session_of(prefix, id)
   if not key then return 'unknown' end
   if string.byte(value, STATE) == REVOKED then return 'revoked' end
@@ -89,7 +108,7 @@ local function claim(prefix, id, nonce, lease, revoking)
   if holder == nonce then return 'claimed', value end
   if holder then return 'busy' end
   redis.call('SET', claim_key, nonce, 'PX', lease)
-  redis.call('SETRANGE', key, STATE - 1, revoking)
+  if string.byte(value, STATE) == LIVE then set_state(key, value, REVOKING, time) end
   return 'claimed', value
 end
 
@@ -102,14 +121,16 @@ local function release_claim(prefix, id, nonce)
   return false
 end
 "#,
-        format = FORMAT,
+        session_format = SESSION_FORMAT,
+        refresh_format = REFRESH_FORMAT,
         state = lua(session::STATE),
-        revoked_at = lua(session::REVOKED_AT),
         last_seen_at = lua(session::LAST_SEEN_AT),
         expires_at = lua(session::EXPIRES_AT),
-        session_id = lua(session::SESSION_ID),
         user_id = lua(session::USER_ID),
-        session_min = session::TRANSPORT + 3,
+        user_agent = lua(session::USER_AGENT),
+        user_agent_digest = lua(session::USER_AGENT_DIGEST),
+        session_min = session::MIN_LEN,
+        time_len = TIME_LEN,
         live = session::LIVE,
         revoked = session::REVOKED,
         revoking = session::REVOKING,
@@ -117,50 +138,46 @@ end
         r_successor = lua(refresh::SUCCESSOR),
         r_expires_at = lua(refresh::EXPIRES_AT),
         refresh_min = refresh::ACCESS_TOKEN_ID,
-        id_len = ID_LEN,
+        raw_id_len = RAW_ID_LEN,
+        digest_len = DIGEST_LEN,
         max_ttl = MAX_TTL_MS,
         t_session = char::from(SESSION),
-        t_session_id = char::from(SESSION_ID),
         t_user = char::from(USER),
+        t_user_agent = char::from(USER_AGENT),
         t_claim = char::from(CLAIM),
         t_refresh = char::from(REFRESH),
     );
     Script::new(&format!("{preamble}\n{body}"))
 }
 
-/// Inserts a session unless its token hash or id is taken.
+/// Inserts a session unless its id is taken, with its user agent's text unless stored
+/// already (then only its TTL grows, so the text outlives every session that names it).
 ///
-/// KEYS: session key, id key, user index. ARGV: value, token hash, session id, TTL (ms), end
-/// (the user-index score). Returns 1, or 0 on a collision (nothing written).
+/// KEYS: session key, user index, and the user agent key if there is one. ARGV: value, TTL
+/// (ms), end (the user-index score), raw session id, user agent text. Returns 1, or 0 on a
+/// collision (nothing written).
 pub(super) static INSERT_SESSION: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
-if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
-redis.call('ZADD', KEYS[3], ARGV[5], ARGV[3])
-extend(KEYS[3], tonumber(ARGV[4]))
+if redis.call('EXISTS', KEYS[1]) > 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+extend(KEYS[2], tonumber(ARGV[2]))
+if KEYS[3] and not redis.call('SET', KEYS[3], ARGV[5], 'PX', ARGV[2], 'NX') then
+  extend(KEYS[3], tonumber(ARGV[2]))
+end
 return 1
 "#,
     )
 });
 
-/// The session with an id. ARGV: prefix, session id. Returns `{token hash, value}` or nil.
-pub(super) static SESSION_BY_ID: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
-local key, value = session_of(ARGV[1], ARGV[2])
-if not key then return false end
-return {string.sub(key, #ARGV[1] + 2), value}
-"#,
-    )
-});
-
 /// Records activity if the session exists, is live (not revoked, not being revoked) and was
-/// last seen before `seen`; moves its TTLs and its user-index score with it.
+/// last seen before `seen`; moves its TTL, its user-index score and its user agent's TTL
+/// with it.
 ///
-/// ARGV: prefix, session id, seen (decimal ms), idle expiry (decimal ms), seen and idle
-/// expiry as 16 bytes, retention (ms). Returns 1 if it changed the session, else 0.
+/// ARGV: prefix, raw session id, seen (decimal ms), idle expiry (decimal ms), seen and idle
+/// expiry as stored (2 × TIME_LEN bytes), retention (ms). Returns 1 if it changed the
+/// session, else 0.
 pub(super) static TOUCH_SESSION: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
@@ -168,21 +185,22 @@ local prefix, id = ARGV[1], ARGV[2]
 local key, value = session_of(prefix, id)
 if not key then return 0 end
 local seen = tonumber(ARGV[3])
-if string.byte(value, STATE) ~= LIVE or time_at(value, LAST_SEEN_AT) >= seen then return 0 end
+if string.byte(value, STATE) ~= LIVE or short_time_at(value, LAST_SEEN_AT) >= seen then return 0 end
 redis.call('SETRANGE', key, LAST_SEEN_AT - 1, ARGV[5])
-local ends = math.min(tonumber(ARGV[4]), time_at(value, EXPIRES_AT))
+local ends = math.min(tonumber(ARGV[4]), short_time_at(value, EXPIRES_AT))
 local ttl = ttl_from(ends, seen, tonumber(ARGV[6]))
 redis.call('PEXPIRE', key, int(ttl))
-redis.call('PEXPIRE', prefix .. T_SESSION_ID .. id, int(ttl))
-local user_key = prefix .. T_USER .. string.sub(value, USER_ID, USER_ID + ID_LEN - 1)
+local user_key = user_key_of(prefix, value)
 redis.call('ZADD', user_key, int(ends), id)
 extend(user_key, ttl)
+local agent_key = user_agent_key_of(prefix, value)
+if agent_key then extend(agent_key, ttl) end
 return 1
 "#,
     )
 });
 
-/// The unrevoked sessions of a user that have not ended by `now`, as `{hash, value, ...}`;
+/// The unrevoked sessions of a user that have not ended by `now`, as `{id, value, ...}`;
 /// members whose session is gone are dropped from the index on the way.
 ///
 /// KEYS: user index. ARGV: prefix, now (decimal ms).
@@ -193,9 +211,9 @@ local prefix, found = ARGV[1], {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[2], '+inf')) do
   local key, value = session_of(prefix, id)
   if not key then
-    forget(KEYS[1], prefix, id)
+    redis.call('ZREM', KEYS[1], id)
   elseif string.byte(value, STATE) == LIVE then
-    found[#found + 1] = string.sub(key, #prefix + 2)
+    found[#found + 1] = id
     found[#found + 1] = value
   end
 end
@@ -208,14 +226,15 @@ return found
 /// now on) and takes a lease on it, unless it is unknown, revoked, or claimed by another
 /// caller whose lease still runs.
 ///
-/// ARGV: prefix, session id, nonce, lease (ms), state + revocation time (9 bytes). Returns
-/// `{0, nil}` unknown, `{1, nil}` revoked, `{2, nil}` busy, or `{3, user id}` claimed.
+/// ARGV: prefix, raw session id, nonce, lease (ms), revocation time (TIME_LEN bytes).
+/// Returns `{0, nil}` unknown, `{1, nil}` revoked, `{2, nil}` busy, or `{3, raw user id}`
+/// claimed.
 pub(super) static CLAIM_SESSION: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
 local outcome, value = claim(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 if outcome == 'claimed' then
-  return {3, string.sub(value, USER_ID, USER_ID + ID_LEN - 1)}
+  return {3, string.sub(value, USER_ID, USER_ID + RAW_ID_LEN - 1)}
 end
 return {({unknown = 0, revoked = 1, busy = 2})[outcome], false}
 "#,
@@ -224,18 +243,18 @@ return {({unknown = 0, revoked = 1, busy = 2})[outcome], false}
 
 /// Claims every unrevoked session of a user but `keep`, as `CLAIM_SESSION` does one.
 ///
-/// KEYS: user index. ARGV: prefix, nonce, lease (ms), state + revocation time (9 bytes),
-/// the id to keep (or empty). Returns `{busy count, claimed id...}`.
+/// KEYS: user index. ARGV: prefix, nonce, lease (ms), revocation time (TIME_LEN bytes), the
+/// raw id to keep (or empty). Returns `{busy count, claimed raw id...}`.
 pub(super) static CLAIM_USER_SESSIONS: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
-local prefix, nonce, lease, revoking, keep = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local prefix, nonce, lease, time, keep = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local result = {0}
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if id ~= keep then
-    local outcome = claim(prefix, id, nonce, lease, revoking)
+    local outcome = claim(prefix, id, nonce, lease, time)
     if outcome == 'unknown' then
-      forget(KEYS[1], prefix, id)
+      redis.call('ZREM', KEYS[1], id)
     elseif outcome == 'busy' then
       result[1] = result[1] + 1
     elseif outcome == 'claimed' then
@@ -250,7 +269,7 @@ return result
 
 /// Marks logged revocations in their sessions and ends the claims.
 ///
-/// ARGV: prefix, nonce, state + revocation time (9 bytes), session ids.
+/// ARGV: prefix, nonce, revocation time (TIME_LEN bytes), raw session ids.
 pub(super) static COMMIT_REVOCATIONS: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
@@ -258,7 +277,7 @@ local prefix, nonce = ARGV[1], ARGV[2]
 for i = 4, #ARGV do
   local key, value = session_of(prefix, ARGV[i])
   if key and string.byte(value, STATE) ~= REVOKED then
-    redis.call('SETRANGE', key, STATE - 1, ARGV[3])
+    set_state(key, value, REVOKED, ARGV[3])
   end
   release_claim(prefix, ARGV[i], nonce)
 end
@@ -269,7 +288,7 @@ return 1
 
 /// Hands back claims whose revocation could not be logged: the sessions are live again.
 ///
-/// ARGV: prefix, nonce, session ids.
+/// ARGV: prefix, nonce, raw session ids.
 pub(super) static RELEASE_REVOCATIONS: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
@@ -278,7 +297,7 @@ for i = 3, #ARGV do
   if release_claim(prefix, ARGV[i], nonce) then
     local key, value = session_of(prefix, ARGV[i])
     if key and string.byte(value, STATE) == REVOKING then
-      redis.call('SETRANGE', key, STATE - 1, string.char(LIVE) .. string.rep('\0', 8))
+      set_state(key, value, LIVE, '')
     end
   end
 end
@@ -290,7 +309,7 @@ return 1
 /// Marks sessions revoked as the durable log says, and remembers how far the log is applied.
 ///
 /// KEYS: the applied-sequence key. ARGV: prefix, last sequence of the batch, then pairs of
-/// session id and state + revocation time (9 bytes). Returns how many sessions it marked.
+/// raw session id and revocation time (TIME_LEN bytes). Returns how many sessions it marked.
 pub(super) static APPLY_LOGGED_REVOCATIONS: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
@@ -298,7 +317,7 @@ local prefix, marked = ARGV[1], 0
 for i = 3, #ARGV, 2 do
   local key, value = session_of(prefix, ARGV[i])
   if key and string.byte(value, STATE) ~= REVOKED then
-    redis.call('SETRANGE', key, STATE - 1, ARGV[i + 1])
+    set_state(key, value, REVOKED, ARGV[i + 1])
     marked = marked + 1
   end
 end
@@ -311,6 +330,7 @@ return marked
 
 /// Deletes sessions that ended at or before `now`, from the given user indexes, at most
 /// `limit` of them; index members whose session is already gone are dropped uncounted.
+/// User agent texts are left to their TTLs: others may still name them.
 ///
 /// KEYS: user indexes. ARGV: prefix, now (decimal ms), limit. Returns how many it deleted.
 pub(super) static PURGE_SESSIONS: LazyLock<Script> = LazyLock::new(|| {
@@ -322,12 +342,7 @@ for _, user_key in ipairs(KEYS) do
     local ids = redis.call('ZRANGEBYSCORE', user_key, '-inf', now, 'LIMIT', 0, int(limit - removed))
     if #ids == 0 then break end
     for _, id in ipairs(ids) do
-      local id_key = prefix .. T_SESSION_ID .. id
-      local hash = redis.call('GET', id_key)
-      if hash then
-        removed = removed + redis.call('DEL', prefix .. T_SESSION .. hash)
-        redis.call('DEL', id_key)
-      end
+      removed = removed + redis.call('DEL', prefix .. T_SESSION .. id)
       redis.call('ZREM', user_key, id)
     end
   end
@@ -348,7 +363,7 @@ pub(super) static ROTATE_REFRESH: LazyLock<Script> = LazyLock::new(|| {
         r#"
 local parent = redis.call('GET', KEYS[1])
 if not parent then return {0, false, false} end
-if #parent < REFRESH_MIN or string.byte(parent, 1) ~= FORMAT then return corrupt('refresh') end
+if #parent < REFRESH_MIN or string.byte(parent, 1) ~= REFRESH_FORMAT then return corrupt('refresh') end
 local flags = string.byte(parent, R_FLAGS)
 if flags % 2 == 1 then
   local successor = false
@@ -376,7 +391,7 @@ local now, limit, removed = tonumber(ARGV[1]), tonumber(ARGV[2]), 0
 for _, key in ipairs(KEYS) do
   if removed >= limit then break end
   local value = redis.call('GET', key)
-  if value and #value >= REFRESH_MIN and string.byte(value, 1) == FORMAT
+  if value and #value >= REFRESH_MIN and string.byte(value, 1) == REFRESH_FORMAT
       and time_at(value, R_EXPIRES_AT) <= now then
     redis.call('DEL', key)
     removed = removed + 1

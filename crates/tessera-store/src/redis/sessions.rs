@@ -1,16 +1,17 @@
-//! [`SessionStore`] for [`RedisStore`]: sessions under their token hash, an id key beside
-//! each, a per-user index, and revocations logged durably before Redis records them (see the
-//! module docs of `redis` for the three steps).
+//! [`SessionStore`] for [`RedisStore`]: one key per session (its id), a per-user index, user
+//! agent texts stored once each, and revocations logged durably before Redis records them
+//! (see the module docs of `redis` for the three steps).
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tessera_core::{
-    Revocation, SessionId, SessionRecord, SessionStore, StoreError, Timestamp, TokenHash, UserId,
+    Revocation, SessionId, SessionRecord, SessionStore, StoreError, Timestamp, UserId,
 };
 
-use super::record::{self, session, time_bytes};
+use super::record::{self, StoredSession, UserAgentDigest, short_time};
 use super::{MAX_PURGE, Purge, RedisStore, millis, scripts, ttl_ms};
 
 /// How long a claimed revocation holds its session before another caller may take it over
@@ -47,11 +48,13 @@ enum Claim {
     Claimed(UserId),
 }
 
-/// The state byte and revocation time a script writes into a session value.
-fn state_bytes(state: u8, at: Timestamp) -> [u8; 9] {
-    let mut bytes = [state; 9];
-    bytes[1..].copy_from_slice(&time_bytes(at));
-    bytes
+/// User agent texts kept in memory at most, by digest: each is immutable (its digest is its
+/// name), so a hit never needs Redis and the set needs no invalidation.
+const USER_AGENT_CACHE_CAPACITY: usize = 4096;
+
+/// A raw id read back from Redis.
+fn raw_id(bytes: &[u8]) -> Result<[u8; 16], StoreError> {
+    <[u8; 16]>::try_from(bytes).map_err(|_| record::malformed("id"))
 }
 
 /// When a session ends: the earlier of its expiries.
@@ -74,14 +77,14 @@ impl RedisStore {
         now: Timestamp,
     ) -> Result<Claim, StoreError> {
         let mut connection = self.connection();
-        let (code, user): (i64, Option<String>) = self
+        let (code, user): (i64, Option<Vec<u8>>) = self
             .run(
                 scripts::CLAIM_SESSION
                     .arg(self.keys().prefix())
-                    .arg(id.as_str())
+                    .arg(&id.to_bytes()[..])
                     .arg(nonce)
                     .arg(millis(CLAIM_LEASE))
-                    .arg(&state_bytes(session::REVOKING, now)[..])
+                    .arg(&short_time(now)[..])
                     .invoke_async(&mut connection),
             )
             .await?;
@@ -89,7 +92,7 @@ impl RedisStore {
             (0, _) => Claim::Unknown,
             (1, _) => Claim::Revoked,
             (2, _) => Claim::Busy,
-            (3, Some(user)) => Claim::Claimed(UserId::parse(&user).map_err(StoreError::corrupt)?),
+            (3, Some(user)) => Claim::Claimed(UserId::from_bytes(&raw_id(&user)?)),
             _ => return Err(record::malformed("claim reply")),
         })
     }
@@ -111,8 +114,8 @@ impl RedisStore {
                     .arg(self.keys().prefix())
                     .arg(nonce)
                     .arg(millis(CLAIM_LEASE))
-                    .arg(&state_bytes(session::REVOKING, now)[..])
-                    .arg(keep.map_or("", SessionId::as_str))
+                    .arg(&short_time(now)[..])
+                    .arg(keep.map_or(Vec::new(), |keep| keep.to_bytes().to_vec()))
                     .invoke_async(&mut connection),
             )
             .await?;
@@ -123,9 +126,9 @@ impl RedisStore {
         };
         let claimed = reply
             .map(|id| {
-                let id: String =
+                let id: Vec<u8> =
                     redis::from_redis_value(id).map_err(|_| record::malformed("claim reply"))?;
-                SessionId::parse(&id).map_err(StoreError::corrupt)
+                Ok(SessionId::from_bytes(&raw_id(&id)?))
             })
             .collect::<Result<_, _>>()?;
         Ok((busy, claimed))
@@ -155,9 +158,9 @@ impl RedisStore {
         commit
             .arg(self.keys().prefix())
             .arg(nonce)
-            .arg(&state_bytes(session::REVOKED, now)[..]);
+            .arg(&short_time(now)[..]);
         for (id, _) in entries {
-            commit.arg(id.as_str());
+            commit.arg(&id.to_bytes()[..]);
         }
         let () = self.run(commit.invoke_async(&mut connection)).await?;
         self.publish().await;
@@ -173,7 +176,7 @@ impl RedisStore {
         let mut release = scripts::RELEASE_REVOCATIONS.prepare_invoke();
         release.arg(self.keys().prefix()).arg(nonce);
         for (id, _) in entries {
-            release.arg(id.as_str());
+            release.arg(&id.to_bytes()[..]);
         }
         self.run(release.invoke_async(&mut connection)).await
     }
@@ -222,8 +225,8 @@ impl RedisStore {
                 .arg(last.sequence);
             for entry in &batch {
                 apply
-                    .arg(entry.session_id.as_str())
-                    .arg(&state_bytes(session::REVOKED, entry.revoked_at)[..]);
+                    .arg(&entry.session_id.to_bytes()[..])
+                    .arg(&short_time(entry.revoked_at)[..]);
             }
             marked += self.run(apply.invoke_async::<u64>(&mut connection)).await?;
             after = last.sequence;
@@ -240,20 +243,23 @@ impl SessionStore for RedisStore {
         let ends = ends_at(record).unix_millis();
         let ttl = ttl_ms(ends, record.last_seen_at.unix_millis(), self.retention_ms());
         let mut connection = self.connection();
-        let inserted: bool = self
-            .run(
-                scripts::INSERT_SESSION
-                    .key(self.keys().session(&record.token_hash))
-                    .key(self.keys().session_id(&record.id))
-                    .key(self.keys().user(&record.user_id))
-                    .arg(record::encode_session(record))
-                    .arg(&record.token_hash.as_bytes()[..])
-                    .arg(record.id.as_str())
-                    .arg(ttl)
-                    .arg(ends)
-                    .invoke_async(&mut connection),
-            )
-            .await?;
+        let mut insert = scripts::INSERT_SESSION.prepare_invoke();
+        insert
+            .key(self.keys().session(&record.id))
+            .key(self.keys().user(&record.user_id))
+            .arg(record::encode_session(record)?)
+            .arg(ttl)
+            .arg(ends)
+            .arg(&record.id.to_bytes()[..]);
+        if let Some(user_agent) = &record.user_agent {
+            insert
+                .key(
+                    self.keys()
+                        .user_agent(&record::user_agent_digest(user_agent)),
+                )
+                .arg(user_agent.as_str());
+        }
+        let inserted: bool = self.run(insert.invoke_async(&mut connection)).await?;
         if inserted {
             Ok(())
         } else {
@@ -261,36 +267,20 @@ impl SessionStore for RedisStore {
         }
     }
 
-    async fn session_by_token(
-        &self,
-        token_hash: &TokenHash,
-    ) -> Result<Option<SessionRecord>, StoreError> {
+    async fn session_by_id(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
         let mut connection = self.connection();
         let value: Option<Vec<u8>> = self
             .run(
                 redis::cmd("GET")
-                    .arg(self.keys().session(token_hash))
+                    .arg(self.keys().session(id))
                     .query_async(&mut connection),
             )
             .await?;
-        value
-            .map(|value| record::decode_session(*token_hash, &value))
-            .transpose()
-    }
-
-    async fn session_by_id(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        let mut connection = self.connection();
-        let found: Option<(Vec<u8>, Vec<u8>)> = self
-            .run(
-                scripts::SESSION_BY_ID
-                    .arg(self.keys().prefix())
-                    .arg(id.as_str())
-                    .invoke_async(&mut connection),
-            )
-            .await?;
-        found
-            .map(|(hash, value)| record::decode_session(token_hash(&hash)?, &value))
-            .transpose()
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        let stored = record::decode_session(id.clone(), &value)?;
+        Ok(self.with_user_agents(vec![stored]).await?.pop())
     }
 
     async fn touch_session(
@@ -299,14 +289,14 @@ impl SessionStore for RedisStore {
         seen: Timestamp,
         idle_expires_at: Timestamp,
     ) -> Result<bool, StoreError> {
-        let mut times = [0; 16];
-        times[..8].copy_from_slice(&time_bytes(seen));
-        times[8..].copy_from_slice(&time_bytes(idle_expires_at));
+        let mut times = [0; 2 * record::TIME_LEN];
+        times[..record::TIME_LEN].copy_from_slice(&short_time(seen));
+        times[record::TIME_LEN..].copy_from_slice(&short_time(idle_expires_at));
         let mut connection = self.connection();
         self.run(
             scripts::TOUCH_SESSION
                 .arg(self.keys().prefix())
-                .arg(id.as_str())
+                .arg(&id.to_bytes()[..])
                 .arg(seen.unix_millis())
                 .arg(idle_expires_at.unix_millis())
                 .arg(&times[..])
@@ -331,18 +321,19 @@ impl SessionStore for RedisStore {
                     .invoke_async(&mut connection),
             )
             .await?;
-        let mut live = Vec::with_capacity(found.len() / 2);
+        let mut stored = Vec::with_capacity(found.len() / 2);
         for pair in found.chunks(2) {
-            let [hash, value] = pair else {
+            let [id, value] = pair else {
                 return Err(record::malformed("session list"));
             };
-            let session = record::decode_session(token_hash(hash)?, value)?;
+            let session = record::decode_session(SessionId::from_bytes(&raw_id(id)?), value)?;
             // The index scores say "not ended"; this also checks revocation and both
             // expiries exactly, whatever the index says.
-            if session.is_live(now) {
-                live.push(session);
+            if session.record.is_live(now) {
+                stored.push(session);
             }
         }
+        let mut live = self.with_user_agents(stored).await?;
         // Newest first; the id breaks ties the same way the SQL backends' `ORDER BY` does.
         live.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
         Ok(live)
@@ -447,9 +438,69 @@ impl SessionStore for RedisStore {
     }
 }
 
-/// A token hash read back from Redis.
-fn token_hash(bytes: &[u8]) -> Result<TokenHash, StoreError> {
-    <[u8; 32]>::try_from(bytes)
-        .map(TokenHash::from_bytes)
-        .map_err(|_| record::malformed("token hash"))
+impl RedisStore {
+    /// The records with their user agents' texts: from memory when seen before, else with
+    /// one `MGET` for all that are missing. A text that is gone (its TTL always outlasts the
+    /// sessions naming it, so only after someone deleted it) reads as no user agent.
+    async fn with_user_agents(
+        &self,
+        stored: Vec<StoredSession>,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let mut missing: Vec<UserAgentDigest> = Vec::new();
+        {
+            let known = self
+                .shared
+                .user_agents
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            for digest in stored.iter().filter_map(|session| session.user_agent) {
+                if !known.contains_key(&digest) && !missing.contains(&digest) {
+                    missing.push(digest);
+                }
+            }
+        }
+        let mut fetched: Vec<(UserAgentDigest, Arc<str>)> = Vec::new();
+        if !missing.is_empty() {
+            let mut mget = redis::cmd("MGET");
+            for digest in &missing {
+                mget.arg(self.keys().user_agent(digest));
+            }
+            let mut connection = self.connection();
+            let texts: Vec<Option<String>> = self.run(mget.query_async(&mut connection)).await?;
+            fetched = missing
+                .iter()
+                .zip(texts)
+                .filter_map(|(digest, text)| Some((*digest, Arc::from(text?))))
+                .collect();
+            let mut known = self
+                .shared
+                .user_agents
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if known.len() + fetched.len() > USER_AGENT_CACHE_CAPACITY {
+                known.clear();
+            }
+            known.extend(fetched.iter().cloned());
+        }
+        let known = self
+            .shared
+            .user_agents
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let text_of = |digest: UserAgentDigest| {
+            known.get(&digest).cloned().or_else(|| {
+                fetched
+                    .iter()
+                    .find(|(fetched, _)| *fetched == digest)
+                    .map(|(_, text)| Arc::clone(text))
+            })
+        };
+        Ok(stored
+            .into_iter()
+            .map(|StoredSession { record, user_agent }| SessionRecord {
+                user_agent: user_agent.and_then(text_of).map(|text| text.to_string()),
+                ..record
+            })
+            .collect())
+    }
 }
