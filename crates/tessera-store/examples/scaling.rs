@@ -23,8 +23,9 @@
 //!   index) over its rows. `used_memory` is server-wide, so other clients of a shared Redis
 //!   add noise: the program compares `DBSIZE` (of its database) with the keys it wrote and
 //!   says when they differ.
-//! - **latency**: 20,000 `session_by_token` calls on random existing tokens one after
-//!   another (p50, p99), then 20,000 with 64 in flight (look-ups per second).
+//! - **latency**: 20,000 `session_by_id` calls (what a session token's look-up is: the token
+//!   carries the id) on random existing sessions one after another (p50, p99), then 20,000
+//!   with 64 in flight (look-ups per second).
 //!
 //! Notes after the table break the storage down: Redis's hash tables (`MEMORY STATS`) and
 //! one session's keys (`MEMORY USAGE`), PostgreSQL's heap and indexes.
@@ -201,13 +202,13 @@ async fn redis_grow(
     let keys_before: u64 = redis::cmd("DBSIZE").query_async(&mut info).await?;
 
     let mut generator = Generator::new()?;
-    let mut tokens = Vec::new();
+    let mut ids = Vec::new();
     let mut samples = Vec::new();
     for &size in sizes {
-        let (started, before) = (Instant::now(), tokens.len());
-        while tokens.len() < size {
-            let batch = generator.batch(size - tokens.len())?;
-            keep_tokens_and_samples(&batch, &mut tokens, &mut samples);
+        let (started, before) = (Instant::now(), ids.len());
+        while ids.len() < size {
+            let batch = generator.batch(size - ids.len())?;
+            keep_ids_and_samples(&batch, &mut ids, &mut samples);
             insert_concurrently(&store, batch).await?;
         }
         let growth = started.elapsed();
@@ -240,7 +241,7 @@ async fn redis_grow(
             tables as f64 / size as f64
         ));
         verify_samples(store.as_ref(), &samples).await?;
-        let lookups = measure_lookups(&store, &tokens, &mut generator.random).await?;
+        let lookups = measure_lookups(&store, &ids, &mut generator.random).await?;
         let row = Row {
             store: "Redis",
             sessions: size,
@@ -342,9 +343,10 @@ async fn redis_key_sizes(
         sizes.push(size.map_or_else(|| "gone".to_owned(), |size| size.to_string()));
     }
     Ok(format!(
-        "Redis `MEMORY USAGE` of one session's keys: session {} B, id {} B, user index ({} \
-         sessions) {} B; each also has an entry in the expiry table.",
-        sizes[0], sizes[1], SESSIONS_PER_USER, sizes[2]
+        "Redis `MEMORY USAGE` of one session's keys: session {} B, user index ({} sessions) \
+         {} B; each also has an entry in the expiry table (the user agent texts, one key per \
+         distinct text, are shared by all sessions).",
+        sizes[0], SESSIONS_PER_USER, sizes[1]
     ))
 }
 
@@ -473,13 +475,13 @@ async fn postgres_measure(
     let store: Arc<dyn SessionStore> = Arc::new(store.clone());
 
     let mut generator = Generator::new()?;
-    let mut tokens = Vec::new();
+    let mut ids = Vec::new();
     let mut samples = Vec::new();
     for &size in sizes {
-        let (started, before) = (Instant::now(), tokens.len());
-        while tokens.len() < size {
-            let batch = generator.batch(size - tokens.len())?;
-            keep_tokens_and_samples(&batch, &mut tokens, &mut samples);
+        let (started, before) = (Instant::now(), ids.len());
+        while ids.len() < size {
+            let batch = generator.batch(size - ids.len())?;
+            keep_ids_and_samples(&batch, &mut ids, &mut samples);
             bulk_insert(&mut connection, &batch).await?;
         }
         let growth = started.elapsed();
@@ -510,7 +512,7 @@ async fn postgres_measure(
             total as f64 / rows as f64
         ));
         verify_samples(store.as_ref(), &samples).await?;
-        let lookups = measure_lookups(&store, &tokens, &mut generator.random).await?;
+        let lookups = measure_lookups(&store, &ids, &mut generator.random).await?;
         let row = Row {
             store: "PostgreSQL",
             sessions: size,
@@ -664,16 +666,16 @@ impl Generator {
     }
 }
 
-fn keep_tokens_and_samples(
+fn keep_ids_and_samples(
     batch: &[SessionRecord],
-    tokens: &mut Vec<SessionId>,
+    ids: &mut Vec<SessionId>,
     samples: &mut Vec<SessionRecord>,
 ) {
     for record in batch {
-        if tokens.len().is_multiple_of(SAMPLE_EVERY) {
+        if ids.len().is_multiple_of(SAMPLE_EVERY) {
             samples.push(record.clone());
         }
-        tokens.push(record.id.clone());
+        ids.push(record.id.clone());
     }
 }
 
