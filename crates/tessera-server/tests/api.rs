@@ -140,14 +140,7 @@ async fn a_token_with_the_right_session_id_and_a_wrong_secret_is_refused() {
         assert_eq!(forged[..21], login.token[..21], "same session id");
         let status = |token: String| {
             let url = server.url("/v1/session");
-            async move {
-                client()
-                    .get(url)
-                    .bearer_auth(token)
-                    .send()
-                    .await
-                    .unwrap()
-            }
+            async move { client().get(url).bearer_auth(token).send().await.unwrap() }
         };
         problem(
             status(forged.clone()).await,
