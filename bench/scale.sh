@@ -102,7 +102,8 @@ for name in "${names[@]}"; do
   cookies[$name]=$(cookie_for "${ports[$name]}")
 done
 # The GETEX baseline's session: the same cookie shape, a value the size of Tessera's answer.
-getex_token=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+# (A session token is 48 bytes, 64 characters: the session id and the secret.)
+getex_token=$(head -c 48 /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=')
 body=$(curl -fs -H "cookie: ${cookies[redis]}" "http://127.0.0.1:${ports[redis]}/v1/session")
 redis-cli -u "$REDIS" SET "hello:session:$getex_token" "$body" PX 1800000 >/dev/null
 getex_cookie="__Host-tessera_session=$getex_token"
