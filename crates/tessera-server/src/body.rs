@@ -1,8 +1,9 @@
 //! Response bodies, shared by the handlers and the OpenAPI document.
 
+use axum::body::Body;
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
 use serde::{Serialize, Serializer};
 use tessera_core::{EncodedToken, SessionRecord, Timestamp, User, ValidSession};
 use time::OffsetDateTime;
@@ -13,24 +14,20 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Copy)]
 pub struct Rfc3339(pub Timestamp);
 
-impl Serialize for Rfc3339 {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let nanos = i128::from(self.0.unix_millis()) * 1_000_000;
-        let time =
-            OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(serde::ser::Error::custom)?;
+impl Rfc3339 {
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, or `None` outside the years 0 to 9999.
+    ///
+    /// `time` computes the calendar fields from whole seconds (its nanosecond constructor
+    /// divides 128-bit integers); the digits are placed by hand, five times faster than
+    /// interpreting a format description. This runs four times per session response.
+    fn four_digit_year(self) -> Option<[u8; 24]> {
+        let millis = self.0.unix_millis();
+        let time = OffsetDateTime::from_unix_timestamp(millis.div_euclid(1000)).ok()?;
         let year = time.year();
         if !(0..=9999).contains(&year) {
-            // Outside four-digit years: let `time` spell it (never reached with real clocks).
-            let format = format_description!(
-                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-            );
-            let text = time.format(format).map_err(serde::ser::Error::custom)?;
-            return serializer.serialize_str(&text);
+            return None;
         }
-        // `time` computed the calendar fields; placing their digits by hand is five times
-        // faster than interpreting a format description, and this runs four times per
-        // session response.
-        let (hour, minute, second, milli) = time.to_hms_milli();
+        let (hour, minute, second) = time.to_hms();
         let mut text = *b"0000-00-00T00:00:00.000Z";
         put_digits(&mut text[0..4], year.unsigned_abs());
         put_digits(&mut text[5..7], u32::from(u8::from(time.month())));
@@ -38,9 +35,39 @@ impl Serialize for Rfc3339 {
         put_digits(&mut text[11..13], u32::from(hour));
         put_digits(&mut text[14..16], u32::from(minute));
         put_digits(&mut text[17..19], u32::from(second));
-        put_digits(&mut text[20..23], u32::from(milli));
-        let text = std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?;
-        serializer.serialize_str(text)
+        // In 0..1000, so the cast is exact.
+        put_digits(&mut text[20..23], millis.rem_euclid(1000) as u32);
+        Some(text)
+    }
+
+    /// Appends the JSON string.
+    fn write_json(self, out: &mut Vec<u8>) {
+        match self.four_digit_year() {
+            Some(text) => {
+                out.push(b'"');
+                out.extend_from_slice(&text);
+                out.push(b'"');
+            }
+            None => write_with_serde(out, &self),
+        }
+    }
+}
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if let Some(text) = self.four_digit_year() {
+            let text = std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?;
+            return serializer.serialize_str(text);
+        }
+        // Outside four-digit years: let `time` spell it (never reached with real clocks).
+        let nanos = i128::from(self.0.unix_millis()) * 1_000_000;
+        let time =
+            OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(serde::ser::Error::custom)?;
+        let format = format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
+        let text = time.format(format).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(&text)
     }
 }
 
@@ -167,6 +194,89 @@ pub struct CurrentSession<'a> {
     pub csrf_token: Option<EncodedToken>,
 }
 
+impl CurrentSession<'_> {
+    /// The body as JSON: byte for byte what serde writes for it (the tests hold the two
+    /// together), written directly because every `GET /v1/session` answers one, and serde's
+    /// generic path (a call per field, every string escaped byte by byte) cost more than the
+    /// rest of the handler.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(512);
+        out.extend_from_slice(b"{\"session\":");
+        self.session.write_json(&mut out);
+        if let Some(token) = &self.csrf_token {
+            out.extend_from_slice(b",\"csrf_token\":");
+            write_str(&mut out, token.as_str());
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+impl SessionBody<'_> {
+    /// Appends the JSON object, fields in declaration order as serde writes them.
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"id\":");
+        write_str(out, self.id);
+        out.extend_from_slice(b",\"user\":{\"id\":");
+        write_str(out, self.user.id);
+        out.extend_from_slice(b",\"username\":");
+        write_str(out, self.user.username);
+        out.extend_from_slice(b"},\"transport\":");
+        write_str(out, self.transport);
+        for (name, time) in [
+            (&b",\"created_at\":"[..], self.created_at),
+            (b",\"last_seen_at\":", self.last_seen_at),
+            (b",\"idle_expires_at\":", self.idle_expires_at),
+            (b",\"expires_at\":", self.expires_at),
+        ] {
+            out.extend_from_slice(name);
+            time.write_json(out);
+        }
+        out.extend_from_slice(b",\"ip\":");
+        write_optional_str(out, self.ip);
+        out.extend_from_slice(b",\"user_agent\":");
+        write_optional_str(out, self.user_agent);
+        match self.current {
+            Some(true) => out.extend_from_slice(b",\"current\":true"),
+            Some(false) => out.extend_from_slice(b",\"current\":false"),
+            None => {}
+        }
+        out.push(b'}');
+    }
+}
+
+/// Appends `text` as a JSON string. Text with nothing to escape (ids, base64, most user
+/// agents) is copied as it is; anything else is escaped by serde_json.
+fn write_str(out: &mut Vec<u8>, text: &str) {
+    if text
+        .bytes()
+        .any(|byte| byte < 0x20 || byte == b'"' || byte == b'\\')
+    {
+        write_with_serde(out, text);
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    }
+}
+
+fn write_optional_str(out: &mut Vec<u8>, text: Option<&str>) {
+    match text {
+        Some(text) => write_str(out, text),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// Appends `value` as serde_json writes it. Writing a string or a timestamp into a `Vec`
+/// cannot fail; if it did, the value would be `null` rather than half written.
+fn write_with_serde<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    let start = out.len();
+    if serde_json::to_writer(&mut *out, value).is_err() {
+        out.truncate(start);
+        out.extend_from_slice(b"null");
+    }
+}
+
 fn encoded_token<S: Serializer>(
     token: &Option<EncodedToken>,
     serializer: S,
@@ -200,10 +310,22 @@ pub struct Status {
 
 /// A JSON response with the given status.
 pub fn json(status: StatusCode, body: Vec<u8>) -> Response {
-    let mut response = (status, body).into_response();
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response(status, HeaderValue::from_static("application/json"), body)
+}
+
+/// Headers a response holds without its map growing: its own (type, length, a cookie, a
+/// `Retry-After`, an authentication challenge) and the five security headers every response
+/// gets on the way out.
+const RESPONSE_HEADERS: usize = 12;
+
+/// A response of `content_type`. Its header map is sized once for the headers the layers add:
+/// growing it on the way out would allocate and re-hash on every request.
+pub fn response(status: StatusCode, content_type: HeaderValue, body: Vec<u8>) -> Response {
+    let mut headers = HeaderMap::with_capacity(RESPONSE_HEADERS);
+    headers.insert(CONTENT_TYPE, content_type);
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
     response
 }
 
@@ -234,5 +356,52 @@ mod tests {
             rfc3339(Timestamp::from_unix_millis(253_402_300_799_999)),
             "9999-12-31T23:59:59.999Z"
         );
+        assert_eq!(
+            rfc3339(Timestamp::from_unix_millis(-1)),
+            "1969-12-31T23:59:59.999Z"
+        );
+    }
+
+    fn body<'a>(username: &'a str, user_agent: Option<&'a str>) -> SessionBody<'a> {
+        SessionBody {
+            id: "mpGmX-v0BJD6OxtCzXuYIQ",
+            user: SessionUser {
+                id: "sLTX5JjTOSssNHKknYmCSw",
+                username,
+            },
+            transport: "cookie",
+            created_at: Rfc3339(Timestamp::from_unix_millis(1_700_000_000_123)),
+            last_seen_at: Rfc3339(Timestamp::from_unix_millis(-62_167_219_200_001)),
+            idle_expires_at: Rfc3339(Timestamp::EPOCH),
+            expires_at: Rfc3339(Timestamp::from_unix_millis(253_402_300_799_999)),
+            ip: Some("127.0.0.1"),
+            user_agent,
+            current: None,
+        }
+    }
+
+    #[test]
+    fn hand_written_session_json_is_what_serde_writes() {
+        let csrf = tessera_core::SessionToken::generate()
+            .unwrap()
+            .csrf_token()
+            .encoded();
+        let odd = "quote \" backslash \\ tab \t nul \u{0} del \u{7f} é 🙂 </script>";
+        for (username, user_agent) in [("bench", Some("curl/7.88.1")), (odd, Some(odd)), ("", None)]
+        {
+            for csrf_token in [Some(csrf), None] {
+                for current in [None, Some(true), Some(false)] {
+                    let body = CurrentSession {
+                        session: SessionBody {
+                            current,
+                            ..body(username, user_agent)
+                        },
+                        csrf_token,
+                    };
+                    let ours = String::from_utf8(body.to_json()).unwrap();
+                    assert_eq!(ours, String::from_utf8(to_json(&body)).unwrap());
+                }
+            }
+        }
     }
 }

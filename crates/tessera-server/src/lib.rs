@@ -60,13 +60,34 @@ pub mod tokens;
 
 pub use config::{Config, ConfigError};
 
-/// What every handler can reach.
+/// What every handler can reach, behind one shared allocation: axum clones the state for
+/// every request, once per layer of routing it passes, so a clone must be a reference-count
+/// increment and not a copy of the settings' strings.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+impl AppState {
+    /// Shares `state` between the handlers.
+    pub fn new(state: SharedState) -> Self {
+        AppState(Arc::new(state))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+/// The contents of [`AppState`].
+#[derive(Debug)]
+pub struct SharedState {
     /// The session engine.
     pub engine: Engine,
     /// HTTP-level settings.
-    pub http: Arc<HttpSettings>,
+    pub http: HttpSettings,
     /// Access-token signing and verification.
     pub tokens: tokens::Tokens,
     /// How often the revocation stream polls the log.

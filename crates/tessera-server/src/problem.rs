@@ -4,12 +4,14 @@
 
 use std::time::Duration;
 
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::header::{CACHE_CONTROL, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tessera_core::Error;
 use utoipa::ToSchema;
+
+use crate::body::to_json;
 
 /// An error response.
 #[derive(Debug, Clone)]
@@ -194,13 +196,12 @@ impl IntoResponse for Problem {
             detail: &self.detail,
             code: self.code,
         };
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        let mut response = (self.status, bytes).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            CONTENT_TYPE,
+        let mut response = crate::body::response(
+            self.status,
             HeaderValue::from_static("application/problem+json"),
+            to_json(&body),
         );
+        let headers = response.headers_mut();
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(wait) = self.retry_after {
             // Round up: a client that waits the whole seconds given must not be refused again.

@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::io;
-use std::sync::Arc;
 use std::time::Duration;
 
 use std::any::Any;
@@ -33,7 +32,7 @@ use crate::csrf::OriginPolicy;
 use crate::extract::PeerAddr;
 use crate::problem::Problem;
 use crate::routes::{ApiDoc, router};
-use crate::{AppState, Config, HttpSettings, Services};
+use crate::{AppState, Config, HttpSettings, Services, SharedState};
 
 /// The application: routes and state, wrapped in the layers every response passes through.
 ///
@@ -43,6 +42,15 @@ pub type App = CatchPanic<MapResponse<Router, fn(Response) -> Response>, AnswerP
 
 /// Builds the [`App`] for `config` over the engine and tokens.
 pub fn app(config: &Config, services: Services) -> App {
+    let headers: fn(Response) -> Response = security_headers;
+    ServiceBuilder::new()
+        .layer(CatchPanicLayer::custom(AnswerPanic))
+        .map_response(headers)
+        .service(router().with_state(state(config, services)))
+}
+
+/// What the handlers share, for `config` over the engine and tokens.
+pub(crate) fn state(config: &Config, services: Services) -> AppState {
     let http = HttpSettings {
         cookies: crate::danger::cookie_settings(config),
         origins: OriginPolicy::new(
@@ -62,18 +70,13 @@ pub fn app(config: &Config, services: Services) -> App {
         max_body_bytes: config.server.max_body_bytes,
     };
     let openapi = Bytes::from(ApiDoc::openapi().to_json().unwrap_or_default());
-    let state = AppState {
+    AppState::new(SharedState {
         engine: services.engine,
         tokens: services.tokens,
         revocation_poll: config.sessions.revocation_poll,
-        http: Arc::new(http),
+        http,
         openapi,
-    };
-    let headers: fn(Response) -> Response = security_headers;
-    ServiceBuilder::new()
-        .layer(CatchPanicLayer::custom(AnswerPanic))
-        .map_response(headers)
-        .service(router().with_state(state))
+    })
 }
 
 /// Turns a handler panic into a `500` problem; the process and the connection live on.

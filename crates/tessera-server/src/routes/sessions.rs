@@ -32,7 +32,7 @@ pub async fn current(auth: Authenticated) -> Response {
             _ => None,
         },
     };
-    json(StatusCode::OK, to_json(&body))
+    json(StatusCode::OK, body.to_json())
 }
 
 /// The caller's live sessions, the current one marked.
