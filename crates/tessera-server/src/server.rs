@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use std::any::Any;
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, Entry, HeaderName, REFERRER_POLICY,
@@ -31,14 +30,14 @@ use tessera_core::RevocationSubscription;
 use crate::csrf::OriginPolicy;
 use crate::extract::PeerAddr;
 use crate::problem::Problem;
-use crate::routes::{ApiDoc, router};
+use crate::routes::{ApiDoc, Routes};
 use crate::{AppState, Config, HttpSettings, Services, SharedState};
 
 /// The application: routes and state, wrapped in the layers every response passes through.
 ///
 /// The layers wrap the router from outside, composed statically: `Router::layer` would box
 /// and clone every route once per layer per request, which costs more than the session check.
-pub type App = CatchPanic<MapResponse<Router, fn(Response) -> Response>, AnswerPanic>;
+pub type App = CatchPanic<MapResponse<Routes, fn(Response) -> Response>, AnswerPanic>;
 
 /// Builds the [`App`] for `config` over the engine and tokens.
 pub fn app(config: &Config, services: Services) -> App {
@@ -46,7 +45,7 @@ pub fn app(config: &Config, services: Services) -> App {
     ServiceBuilder::new()
         .layer(CatchPanicLayer::custom(AnswerPanic))
         .map_response(headers)
-        .service(router().with_state(state(config, services)))
+        .service(Routes::new(state(config, services)))
 }
 
 /// What the handlers share, for `config` over the engine and tokens.
