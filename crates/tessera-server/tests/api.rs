@@ -1023,7 +1023,7 @@ async fn sessions_and_revocations_survive_a_restart_and_no_raw_token_is_stored()
                     (login.token.as_bytes(), "token text"),
                     (raw.as_slice(), "raw token bytes"),
                     (&raw[16..], "raw secret bytes"),
-                    (login.token[22..].as_bytes(), "secret text"),
+                    (&login.token.as_bytes()[22..], "secret text"),
                     (login.csrf.as_bytes(), "csrf token"),
                 ] {
                     assert!(!contains(&bytes, secret), "{what} in {}", path.display());

@@ -560,7 +560,7 @@ pub async fn concurrent_inserts_have_one_winner(fixture: Fixture) {
                 .await
                 .unwrap()
                 .as_slice(),
-            [winner.clone()]
+            std::slice::from_ref(winner)
         );
     }
 }
