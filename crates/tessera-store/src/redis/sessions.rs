@@ -446,6 +446,8 @@ impl RedisStore {
         &self,
         stored: Vec<StoredSession>,
     ) -> Result<Vec<SessionRecord>, StoreError> {
+        // The texts these records need, from memory (one read lock) or else from Redis.
+        let mut texts: Vec<(UserAgentDigest, Arc<str>)> = Vec::new();
         let mut missing: Vec<UserAgentDigest> = Vec::new();
         {
             let known = self
@@ -454,51 +456,49 @@ impl RedisStore {
                 .read()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             for digest in stored.iter().filter_map(|session| session.user_agent) {
-                if !known.contains_key(&digest) && !missing.contains(&digest) {
-                    missing.push(digest);
+                if texts.iter().any(|(seen, _)| *seen == digest) || missing.contains(&digest) {
+                    continue;
+                }
+                match known.get(&digest) {
+                    Some(text) => texts.push((digest, Arc::clone(text))),
+                    None => missing.push(digest),
                 }
             }
         }
-        let mut fetched: Vec<(UserAgentDigest, Arc<str>)> = Vec::new();
         if !missing.is_empty() {
             let mut mget = redis::cmd("MGET");
             for digest in &missing {
                 mget.arg(self.keys().user_agent(digest));
             }
             let mut connection = self.connection();
-            let texts: Vec<Option<String>> = self.run(mget.query_async(&mut connection)).await?;
-            fetched = missing
-                .iter()
-                .zip(texts)
-                .filter_map(|(digest, text)| Some((*digest, Arc::from(text?))))
-                .collect();
+            let found: Vec<Option<String>> = self.run(mget.query_async(&mut connection)).await?;
+            let fetched = texts.len();
+            texts.extend(
+                missing
+                    .iter()
+                    .zip(found)
+                    .filter_map(|(digest, text)| Some((*digest, Arc::from(text?)))),
+            );
             let mut known = self
                 .shared
                 .user_agents
                 .write()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if known.len() + fetched.len() > USER_AGENT_CACHE_CAPACITY {
+            if known.len() + texts.len() - fetched > USER_AGENT_CACHE_CAPACITY {
                 known.clear();
             }
-            known.extend(fetched.iter().cloned());
+            known.extend(texts[fetched..].iter().cloned());
         }
-        let known = self
-            .shared
-            .user_agents
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let text_of = |digest: UserAgentDigest| {
-            known.get(&digest).cloned().or_else(|| {
-                fetched
-                    .iter()
-                    .find(|(fetched, _)| *fetched == digest)
-                    .map(|(_, text)| Arc::clone(text))
-            })
+            texts
+                .iter()
+                .find(|(known, _)| *known == digest)
+                .map(|(_, text)| text.to_string())
         };
         Ok(stored
             .into_iter()
             .map(|StoredSession { record, user_agent }| SessionRecord {
-                user_agent: user_agent.and_then(text_of).map(|text| text.to_string()),
+                user_agent: user_agent.and_then(text_of),
                 ..record
             })
             .collect())
