@@ -20,7 +20,7 @@ use crate::time::Timestamp;
 #[derive(Debug)]
 pub(crate) struct CachedSession {
     pub(crate) record: SessionRecord,
-    pub(crate) username: String,
+    pub(crate) username: Arc<str>,
     /// The latest request seen by this process (milliseconds since the epoch).
     pub(crate) last_seen: AtomicI64,
     /// The `last_seen_at` most recently written to the store.
@@ -28,7 +28,7 @@ pub(crate) struct CachedSession {
 }
 
 impl CachedSession {
-    pub(crate) fn new(record: SessionRecord, username: String) -> Self {
+    pub(crate) fn new(record: SessionRecord, username: Arc<str>) -> Self {
         let seen = record.last_seen_at.unix_millis();
         CachedSession {
             record,

@@ -173,7 +173,7 @@ struct Inner {
     revoked: DashMap<SessionId, Timestamp>,
     /// Usernames by user id, so a cache miss reads the session store only. Accounts are
     /// never renamed, and deleting one revokes its sessions first.
-    usernames: DashMap<UserId, String>,
+    usernames: DashMap<UserId, Arc<str>>,
     /// The key successor refresh tokens are derived under (shared by all instances).
     rotation_key: Vec<u8>,
 }
@@ -373,7 +373,7 @@ impl Engine {
             ip = attempt.ip.map(tracing::field::display),
         );
         let idle_expires_at = session.idle_expires_at;
-        let entry = Arc::new(CachedSession::new(session, record.user.username));
+        let entry = Arc::new(CachedSession::new(session, Arc::from(record.user.username)));
         inner.cache.insert(Arc::clone(&entry), inner.cache.epoch());
         Ok(LoggedIn {
             session: ValidSession {
@@ -647,11 +647,11 @@ impl Engine {
             Some(username) => username.clone(),
             None => match self.inner.stores.users.user_by_id(&record.user_id).await? {
                 Some(user) => {
-                    let username = user.user.username;
+                    let username: Arc<str> = Arc::from(user.user.username);
                     if self.inner.usernames.len() < USERNAME_CACHE_CAPACITY {
                         self.inner
                             .usernames
-                            .insert(record.user_id.clone(), username.clone());
+                            .insert(record.user_id.clone(), Arc::clone(&username));
                     }
                     username
                 }

@@ -52,50 +52,63 @@ fn decode_exact<const N: usize>(text: &str, kind: &'static str) -> Result<[u8; N
     }
 }
 
+/// Length of a public identifier's text: 16 bytes in unpadded base64url.
+const ID_TEXT_LEN: usize = 22;
+
 macro_rules! public_id {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
         $(#[$doc])*
+        ///
+        /// Held as its 22 ASCII characters inline, so creating and cloning one never
+        /// allocates: ids are built and copied on every request (a session check alone reads
+        /// a session id and a user id out of the store).
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(String);
+        pub struct $name([u8; ID_TEXT_LEN]);
 
         impl $name {
             /// A fresh identifier of 128 random bits.
             pub fn generate() -> Result<Self, RandomnessError> {
-                Ok($name(URL_SAFE_NO_PAD.encode(random::<16>()?)))
+                Ok($name::from_bytes(&random::<16>()?))
             }
 
             /// Parses the 22-character base64url form.
             pub fn parse(text: &str) -> Result<Self, MalformedId> {
                 decode_exact::<16>(text, $kind)?;
-                Ok($name(text.to_owned()))
+                let mut inline = [0; ID_TEXT_LEN];
+                inline.copy_from_slice(text.as_bytes());
+                Ok($name(inline))
             }
 
             /// The base64url form.
             pub fn as_str(&self) -> &str {
-                &self.0
+                // Always base64url, so always ASCII: the fallback is never taken.
+                std::str::from_utf8(&self.0).unwrap_or_default()
             }
 
             /// The identifier with these 16 bytes.
             pub fn from_bytes(bytes: &[u8; 16]) -> Self {
-                $name(URL_SAFE_NO_PAD.encode(bytes))
+                let mut inline = [0; ID_TEXT_LEN];
+                // 16 bytes encode to exactly 22 characters, so this always fills `inline`.
+                let _ = URL_SAFE_NO_PAD.encode_slice(bytes, &mut inline);
+                $name(inline)
             }
 
             /// The 16 bytes it encodes (for stores that keep binary keys).
             pub fn to_bytes(&self) -> [u8; 16] {
                 // Every value was parsed or generated as exactly 16 bytes, so this decodes.
-                decode_exact::<16>(&self.0, $kind).unwrap_or_default()
+                decode_exact::<16>(self.as_str(), $kind).unwrap_or_default()
             }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                f.write_str(self.as_str())
             }
         }
 
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({})", stringify!($name), self.0)
+                write!(f, "{}({})", stringify!($name), self.as_str())
             }
         }
     };
