@@ -280,7 +280,7 @@ impl SessionStore for RedisStore {
             return Ok(None);
         };
         let stored = record::decode_session(id.clone(), &value)?;
-        Ok(self.with_user_agents(vec![stored]).await?.pop())
+        self.with_user_agent(stored).await.map(Some)
     }
 
     async fn touch_session(
@@ -439,6 +439,33 @@ impl SessionStore for RedisStore {
 }
 
 impl RedisStore {
+    /// One record with its user agent's text: [`with_user_agents`](Self::with_user_agents)
+    /// for one, without its lists when the text is in memory (every session check without
+    /// the in-process cache comes here).
+    async fn with_user_agent(&self, stored: StoredSession) -> Result<SessionRecord, StoreError> {
+        let Some(digest) = stored.user_agent else {
+            return Ok(stored.record);
+        };
+        let known = self
+            .shared
+            .user_agents
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&digest)
+            .map(|text| text.to_string());
+        match known {
+            Some(text) => Ok(SessionRecord {
+                user_agent: Some(text),
+                ..stored.record
+            }),
+            None => self
+                .with_user_agents(vec![stored])
+                .await?
+                .pop()
+                .ok_or_else(|| record::malformed("session")),
+        }
+    }
+
     /// The records with their user agents' texts: from memory when seen before, else with
     /// one `MGET` for all that are missing. A text that is gone (its TTL always outlasts the
     /// sessions naming it, so only after someone deleted it) reads as no user agent.
