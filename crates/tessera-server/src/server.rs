@@ -28,7 +28,7 @@ use utoipa::OpenApi as _;
 use tessera_core::RevocationSubscription;
 
 use crate::csrf::OriginPolicy;
-use crate::extract::PeerAddr;
+use crate::extract::PEER;
 use crate::problem::Problem;
 use crate::routes::{ApiDoc, Routes};
 use crate::{AppState, Config, HttpSettings, Services, SharedState};
@@ -159,16 +159,15 @@ pub async fn serve(
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
         let app = app.clone();
-        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-            request.extensions_mut().insert(PeerAddr(peer));
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             app.clone().oneshot(request.map(Body::new))
         });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
+        tokio::spawn(PEER.scope(peer, async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");
             }
-        });
+        }));
     }
     drop(listener);
     tracing::info!("shutting down");
