@@ -13,7 +13,7 @@
 //! `TESSERA_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`), as
 //! in the stores' tests. Each store gets a random key prefix (`sc` and five random characters,
 //! as long as the default `tessera:`) or schema of its own, deleted or dropped at the end,
-//! also after an error or Ctrl-C.
+//! also after an error, a panic or Ctrl-C.
 //!
 //! Each store grows to each size with realistic sessions (a 100-byte user agent, an IPv4
 //! address, four sessions per user), then at each size:
@@ -44,10 +44,12 @@
 use std::error::Error;
 use std::fmt::Write as _;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt as _;
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection as _, Executor as _};
 use tessera_core::{
@@ -134,7 +136,8 @@ fn postgres_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-/// Runs `work`, then `cleanup` whatever happened, Ctrl-C included; the first error wins.
+/// Runs `work`, then `cleanup` whatever happened, Ctrl-C and panics included (a panic is
+/// reported as an error once the shared stores are clean); the first error wins.
 async fn with_cleanup<C>(
     work: impl Future<Output = Result<(), BoxError>>,
     cleanup: C,
@@ -142,8 +145,9 @@ async fn with_cleanup<C>(
 where
     C: Future<Output = Result<(), BoxError>>,
 {
+    let work = AssertUnwindSafe(work).catch_unwind();
     let outcome = tokio::select! {
-        outcome = work => outcome,
+        outcome = work => outcome.unwrap_or_else(|panic| Err(Panicked(panic_text(&panic)).into())),
         _ = tokio::signal::ctrl_c() => Err(Interrupted.into()),
     };
     let cleaned = cleanup.await;
@@ -164,6 +168,26 @@ impl std::fmt::Display for Interrupted {
 }
 
 impl Error for Interrupted {}
+
+/// The work panicked (its message, when it had one); the clean-up ran anyway.
+#[derive(Debug)]
+struct Panicked(String);
+
+impl std::fmt::Display for Panicked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "panicked: {}", self.0)
+    }
+}
+
+impl Error for Panicked {}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned())
+}
 
 // ---------------------------------------------------------------------------------------------
 // Redis
