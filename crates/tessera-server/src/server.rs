@@ -8,10 +8,7 @@ use std::time::Duration;
 use std::any::Any;
 
 use axum::body::{Body, Bytes};
-use axum::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, Entry, HeaderName, REFERRER_POLICY,
-    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
-};
+use axum::http::header::Entry;
 use axum::http::{HeaderValue, Request};
 use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
@@ -27,6 +24,7 @@ use utoipa::OpenApi as _;
 
 use tessera_core::RevocationSubscription;
 
+use crate::body::{SECURITY_HEADERS, starts_with_security_headers};
 use crate::csrf::OriginPolicy;
 use crate::extract::PEER;
 use crate::problem::Problem;
@@ -93,20 +91,16 @@ impl ResponseForPanic for AnswerPanic {
 
 /// API responses carry session data: never cached, never framed, never sniffed. A response
 /// that set its own value keeps it.
+///
+/// Responses built by [`crate::body::response`] already start with the five, so they pass
+/// with one comparison; any other response gets each one it lacks.
 fn security_headers(mut response: Response) -> Response {
-    const HEADERS: [(HeaderName, &str); 5] = [
-        (CACHE_CONTROL, "no-store"),
-        (X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (X_FRAME_OPTIONS, "DENY"),
-        (REFERRER_POLICY, "no-referrer"),
-        (
-            CONTENT_SECURITY_POLICY,
-            "default-src 'none'; frame-ancestors 'none'",
-        ),
-    ];
     let headers = response.headers_mut();
-    headers.reserve(HEADERS.len());
-    for (name, value) in HEADERS {
+    if starts_with_security_headers(headers) {
+        return response;
+    }
+    headers.reserve(SECURITY_HEADERS.len());
+    for (name, value) in SECURITY_HEADERS {
         if let Entry::Vacant(slot) = headers.entry(name) {
             slot.insert(HeaderValue::from_static(value));
         }
@@ -293,5 +287,129 @@ impl Health {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use axum::http::header::{
+        CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, SET_COOKIE,
+        X_FRAME_OPTIONS,
+    };
+
+    use super::*;
+    use crate::body::{json, response};
+
+    fn values<'a>(response: &'a Response, name: &str) -> Vec<&'a str> {
+        response
+            .headers()
+            .get_all(name)
+            .iter()
+            .map(|value| value.to_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn every_response_gets_the_five_and_keeps_its_own_headers() {
+        let mut response = Response::new(Body::empty());
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.append(SET_COOKIE, HeaderValue::from_static("a=1"));
+        headers.append(SET_COOKIE, HeaderValue::from_static("b=2"));
+        headers.append(SET_COOKIE, HeaderValue::from_static("c=3"));
+        headers.insert("x-custom", HeaderValue::from_static("kept"));
+
+        let response = security_headers(response);
+        assert_eq!(values(&response, "content-type"), ["application/json"]);
+        assert_eq!(values(&response, "set-cookie"), ["a=1", "b=2", "c=3"]);
+        assert_eq!(values(&response, "x-custom"), ["kept"]);
+        assert_eq!(values(&response, "cache-control"), ["no-store"]);
+        assert_eq!(values(&response, "x-content-type-options"), ["nosniff"]);
+        assert_eq!(values(&response, "x-frame-options"), ["DENY"]);
+        assert_eq!(values(&response, "referrer-policy"), ["no-referrer"]);
+        assert_eq!(
+            values(&response, "content-security-policy"),
+            ["default-src 'none'; frame-ancestors 'none'"]
+        );
+        assert_eq!(response.headers().len(), 10);
+    }
+
+    #[test]
+    fn a_response_that_set_a_security_header_keeps_its_values() {
+        let mut response = Response::new(Body::empty());
+        let headers = response.headers_mut();
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("private"));
+        headers.append(CACHE_CONTROL, HeaderValue::from_static("max-age=60"));
+        headers.insert(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'self'"),
+        );
+
+        let response = security_headers(response);
+        assert_eq!(
+            values(&response, "cache-control"),
+            ["private", "max-age=60"]
+        );
+        assert_eq!(
+            values(&response, "content-security-policy"),
+            ["default-src 'self'"]
+        );
+        assert_eq!(values(&response, "x-frame-options"), ["DENY"]);
+        assert_eq!(response.headers().len(), 6);
+    }
+
+    fn assert_defaults_except(response: &Response, except: &[&str]) {
+        for (name, value) in SECURITY_HEADERS {
+            if !except.contains(&name.as_str()) {
+                assert_eq!(values(response, name.as_str()), [value], "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn responses_built_with_the_headers_in_place_pass_unchanged() {
+        let built = json(StatusCode::OK, b"{}".to_vec());
+        assert!(starts_with_security_headers(built.headers()));
+        let before = built.headers().clone();
+        let passed = security_headers(built);
+        assert_eq!(passed.headers(), &before);
+        assert_eq!(values(&passed, "content-type"), ["application/json"]);
+        assert_defaults_except(&passed, &[]);
+        assert_eq!(passed.headers().len(), 6);
+
+        let problem = response(
+            StatusCode::BAD_REQUEST,
+            HeaderValue::from_static("application/problem+json"),
+            Vec::new(),
+        );
+        let problem = security_headers(problem);
+        assert_eq!(
+            values(&problem, "content-type"),
+            ["application/problem+json"]
+        );
+        assert_defaults_except(&problem, &[]);
+        assert_eq!(problem.headers().len(), 6);
+    }
+
+    #[test]
+    fn a_handler_that_changed_a_built_response_keeps_its_change_and_gets_the_rest() {
+        let mut changed = json(StatusCode::OK, Vec::new());
+        changed
+            .headers_mut()
+            .insert(X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN"));
+        changed
+            .headers_mut()
+            .append(CACHE_CONTROL, HeaderValue::from_static("private"));
+        changed.headers_mut().remove(REFERRER_POLICY);
+        changed.headers_mut().remove(CONTENT_SECURITY_POLICY);
+        assert!(!starts_with_security_headers(changed.headers()));
+
+        let passed = security_headers(changed);
+        assert_eq!(values(&passed, "x-frame-options"), ["SAMEORIGIN"]);
+        assert_eq!(values(&passed, "cache-control"), ["no-store", "private"]);
+        assert_defaults_except(&passed, &["x-frame-options", "cache-control"]);
+        assert_eq!(values(&passed, "content-type"), ["application/json"]);
+        assert_eq!(passed.headers().len(), 7);
     }
 }
