@@ -247,9 +247,13 @@ impl RedisStore {
         .await?;
         warn_unless_noeviction(&mut probe, options.command_timeout).await;
         drop(probe);
+        // No response timeout of the connection's own: every exchange runs inside
+        // `RedisStore::run`, whose one timer bounds both a sent command and the wait for a
+        // reconnection in progress (which the connection's timeout would not cover). A second
+        // timer per command showed in the profile of a cookie check without the session cache.
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.connect_timeout))
-            .set_response_timeout(Some(options.command_timeout))
+            .set_response_timeout(None)
             .set_max_delay(RECONNECT_MAX_DELAY);
         let connection = within(
             options.connect_timeout,
@@ -272,7 +276,8 @@ impl RedisStore {
         Ok(store)
     }
 
-    /// Runs one exchange with Redis within the command timeout.
+    /// Runs one exchange with Redis within the command timeout: the only bound on it, as
+    /// the shared connection has no response timeout of its own.
     async fn run<T>(
         &self,
         exchange: impl Future<Output = RedisResult<T>>,
@@ -280,7 +285,8 @@ impl RedisStore {
         within(self.shared.options.command_timeout, exchange).await
     }
 
-    /// A handle on the shared connection, for one call.
+    /// A handle on the shared connection, for one call. It waits on Redis without limit:
+    /// use it only inside [`RedisStore::run`].
     fn connection(&self) -> ConnectionManager {
         self.connection.clone()
     }
@@ -340,8 +346,8 @@ impl fmt::Display for TimedOut {
 
 impl std::error::Error for TimedOut {}
 
-/// Runs `exchange`, failing with [`StoreError::Unavailable`] after `limit`. The connection's
-/// own response timeout covers a sent command; this also covers waiting for a reconnection.
+/// Runs `exchange`, failing with [`StoreError::Unavailable`] after `limit`: covers the wait
+/// for a reconnection in progress as well as a sent command.
 async fn within<T>(
     limit: Duration,
     exchange: impl Future<Output = RedisResult<T>>,

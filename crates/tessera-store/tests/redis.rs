@@ -538,6 +538,59 @@ async fn a_restarted_redis_is_used_again() {
     assert_eq!(store.session_by_id(&record.id).await.unwrap(), None);
 }
 
+/// Redis dies and something that accepts connections but never answers takes its port: the
+/// reconnection hangs, retrying with backoff for several seconds, and calls arriving meanwhile
+/// wait on it. Each call must still fail with `Unavailable` within about the command timeout,
+/// and the store recovers once a real Redis is back on the port.
+#[tokio::test]
+async fn calls_during_a_hung_reconnection_fail_within_the_command_timeout() {
+    let mut redis = OwnRedis::start().await;
+    let port = redis.port;
+    let store = own_store(&redis).await;
+    let record = session(&UserId::generate().unwrap(), at(0));
+    store.insert_session(&record).await.unwrap();
+
+    redis.kill();
+    // Accepts (the kernel completes the handshake into the backlog) and never replies.
+    let silent = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let mut waited = Duration::ZERO;
+    for attempt in 0..4 {
+        let started = Instant::now();
+        let result = store.session_by_id(&record.id).await;
+        let took = started.elapsed();
+        assert!(
+            matches!(result, Err(StoreError::Unavailable(_))),
+            "attempt {attempt}: {result:?}"
+        );
+        assert!(
+            took < Duration::from_millis(2500),
+            "attempt {attempt} failed after {took:?}, not about the 1s command timeout"
+        );
+        waited = waited.max(took);
+    }
+    // The hung reconnection was waited on (not only refused at once), and cut at the bound.
+    assert!(
+        waited >= Duration::from_millis(900),
+        "no call waited on the hung reconnection (longest {waited:?})"
+    );
+
+    drop(silent);
+    let _restarted = OwnRedis::start_on(port).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let fresh = session(&record.user_id, at(MINUTE));
+    loop {
+        match store.insert_session(&fresh).await {
+            Ok(()) => break,
+            Err(error) if Instant::now() < deadline => {
+                eprintln!("not yet recovered: {error}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("still failing 10s after Redis came back: {error}"),
+        }
+    }
+    assert_eq!(store.session_by_id(&fresh.id).await.unwrap(), Some(fresh));
+}
+
 /// Nobody listening: connecting fails with `Unavailable` within about the connect timeout.
 #[tokio::test]
 async fn an_unreachable_redis_fails_connect_fast() {
