@@ -445,6 +445,86 @@ async fn a_lost_subscription_is_an_error() {
     );
 }
 
+/// Session reads of concurrent callers go to Redis together (`MGET`), and each caller gets
+/// its own session back, or `None` for an id that has none; a lone read is one `GET`.
+#[tokio::test]
+async fn concurrent_session_reads_share_a_round_trip_and_each_gets_its_own() {
+    let redis = OwnRedis::start().await;
+    let store = own_store(&redis).await;
+    let mut records = Vec::new();
+    for minute in 0..40 {
+        // Without a user agent, a read is the session key alone (no lookup of the text).
+        let record = SessionRecord {
+            user_agent: None,
+            ..session(&UserId::generate().unwrap(), at(minute * MINUTE))
+        };
+        store.insert_session(&record).await.unwrap();
+        records.push(record);
+    }
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let () = ::redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+
+    // Every stored id, each followed by an id nobody stored, all at once.
+    let mut reads = Vec::new();
+    for record in &records {
+        for id in [record.id.clone(), SessionId::generate().unwrap()] {
+            let store = store.clone();
+            reads.push(tokio::spawn(async move { store.session_by_id(&id).await }));
+        }
+    }
+    for (index, read) in reads.into_iter().enumerate() {
+        let found = read.await.unwrap().unwrap();
+        if index % 2 == 0 {
+            assert_eq!(found.as_ref(), Some(&records[index / 2]), "read {index}");
+        } else {
+            assert_eq!(found, None, "read {index}");
+        }
+    }
+    let calls = |stats: &str, command: &str| -> u64 {
+        stats
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |calls| calls.parse().unwrap())
+    };
+    let stats: String = ::redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let (gets, mgets) = (calls(&stats, "get"), calls(&stats, "mget"));
+    assert!(mgets >= 1, "no MGET for 80 concurrent reads: {stats}");
+    assert!(
+        gets + mgets <= 4,
+        "80 concurrent reads took {gets} GETs and {mgets} MGETs"
+    );
+
+    let () = ::redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.session_by_id(&records[0].id).await.unwrap(),
+        Some(records[0].clone())
+    );
+    let stats: String = ::redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(
+        (calls(&stats, "get"), calls(&stats, "mget")),
+        (1, 0),
+        "{stats}"
+    );
+}
+
 /// A hung Redis (stopped with SIGSTOP) fails calls with `Unavailable` within about the
 /// command timeout; once it continues, the same store works again by itself.
 #[tokio::test]

@@ -268,14 +268,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn session_by_id(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        let mut connection = self.connection();
-        let value: Option<Vec<u8>> = self
-            .run(
-                redis::cmd("GET")
-                    .arg(self.keys().session(id))
-                    .query_async(&mut connection),
-            )
-            .await?;
+        let value = self.shared.reads.get(self.keys().session(id)).await?;
         let Some(value) = value else {
             return Ok(None);
         };
