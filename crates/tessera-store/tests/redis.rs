@@ -602,20 +602,25 @@ async fn a_restarted_redis_is_used_again() {
     assert!(started.elapsed() < Duration::from_millis(2500));
 
     let _restarted = OwnRedis::start_on(port).await;
-    let deadline = Instant::now() + Duration::from_secs(5);
     let fresh = session(&record.user_id, at(MINUTE));
+    insert_once_recovered(&store, &fresh, Duration::from_secs(5)).await;
+    assert_eq!(store.session_by_id(&fresh.id).await.unwrap(), Some(fresh));
+    assert_eq!(store.session_by_id(&record.id).await.unwrap(), None);
+}
+
+/// Inserts `record` as soon as the store works again, failing the test after `patience`.
+async fn insert_once_recovered(store: &RedisStore, record: &SessionRecord, patience: Duration) {
+    let deadline = Instant::now() + patience;
     loop {
-        match store.insert_session(&fresh).await {
-            Ok(()) => break,
+        match store.insert_session(record).await {
+            Ok(()) => return,
             Err(error) if Instant::now() < deadline => {
                 eprintln!("not yet recovered: {error}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Err(error) => panic!("still failing 5s after Redis came back: {error}"),
+            Err(error) => panic!("still failing {patience:?} after Redis came back: {error}"),
         }
     }
-    assert_eq!(store.session_by_id(&fresh.id).await.unwrap(), Some(fresh));
-    assert_eq!(store.session_by_id(&record.id).await.unwrap(), None);
 }
 
 /// Redis dies and something that accepts connections but never answers takes its port: the
@@ -656,18 +661,8 @@ async fn calls_during_a_hung_reconnection_fail_within_the_command_timeout() {
 
     drop(silent);
     let _restarted = OwnRedis::start_on(port).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
     let fresh = session(&record.user_id, at(MINUTE));
-    loop {
-        match store.insert_session(&fresh).await {
-            Ok(()) => break,
-            Err(error) if Instant::now() < deadline => {
-                eprintln!("not yet recovered: {error}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(error) => panic!("still failing 10s after Redis came back: {error}"),
-        }
-    }
+    insert_once_recovered(&store, &fresh, Duration::from_secs(10)).await;
     assert_eq!(store.session_by_id(&fresh.id).await.unwrap(), Some(fresh));
 }
 
