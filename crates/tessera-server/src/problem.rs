@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use axum::http::header::{CACHE_CONTROL, RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -201,8 +201,9 @@ impl IntoResponse for Problem {
             HeaderValue::from_static("application/problem+json"),
             to_json(&body),
         );
+        // `body::response` already holds `Cache-Control: no-store` with the other security
+        // headers.
         let headers = response.headers_mut();
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(wait) = self.retry_after {
             // Round up: a client that waits the whole seconds given must not be refused again.
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

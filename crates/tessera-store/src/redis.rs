@@ -80,10 +80,10 @@
 //! # Reads under load
 //!
 //! Without the in-process session cache every request reads its session from Redis (with it,
-//! every miss does). Those reads go through one queue per store: a task waits until the other requests ready in the
-//! same turn of the scheduler have queued theirs, then sends them as one `MGET` (a single
-//! read stays a `GET`), so concurrent requests share one round trip and Redis wakes once for
-//! all of them ("auto-pipelining"). Under 64 connections on one core this more than doubled
+//! every miss does). Those reads go through one queue per store: a task waits until the other
+//! requests ready in the same turn of the scheduler have queued theirs, then sends them as one
+//! `MGET` (a single read stays a `GET`), so concurrent requests share one round trip and Redis
+//! wakes once for all of them ("auto-pipelining"). Under 64 connections on one core this more than doubled
 //! the session checks per second; a lone request pays one hop through the queue, within the
 //! run-to-run noise at one connection (`docs/benchmarks.md`). Each read still waits about
 //! [`RedisOptions::command_timeout`] at most, and a failed batch fails every read in it with

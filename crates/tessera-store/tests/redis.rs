@@ -369,6 +369,15 @@ async fn own_store(redis: &OwnRedis) -> RedisStore {
     .unwrap()
 }
 
+/// A private Redis, a store on it, and one session stored there.
+async fn own_store_with_a_session() -> (OwnRedis, RedisStore, SessionRecord) {
+    let redis = OwnRedis::start().await;
+    let store = own_store(&redis).await;
+    let record = session(&UserId::generate().unwrap(), at(0));
+    store.insert_session(&record).await.unwrap();
+    (redis, store, record)
+}
+
 #[test]
 fn options_default_to_their_documented_values() {
     let options = RedisOptions::default();
@@ -529,10 +538,7 @@ async fn concurrent_session_reads_share_a_round_trip_and_each_gets_its_own() {
 /// command timeout; once it continues, the same store works again by itself.
 #[tokio::test]
 async fn a_hung_redis_fails_fast_and_the_store_recovers() {
-    let redis = OwnRedis::start().await;
-    let store = own_store(&redis).await;
-    let record = session(&UserId::generate().unwrap(), at(0));
-    store.insert_session(&record).await.unwrap();
+    let (redis, store, record) = own_store_with_a_session().await;
 
     redis.signal("STOP");
     for attempt in 0..2 {
@@ -586,11 +592,8 @@ async fn a_hung_redis_fails_fast_and_the_store_recovers() {
 /// help (its sessions are gone, as documented).
 #[tokio::test]
 async fn a_restarted_redis_is_used_again() {
-    let mut redis = OwnRedis::start().await;
+    let (mut redis, store, record) = own_store_with_a_session().await;
     let port = redis.port;
-    let store = own_store(&redis).await;
-    let record = session(&UserId::generate().unwrap(), at(0));
-    store.insert_session(&record).await.unwrap();
 
     redis.kill();
     let started = Instant::now();
@@ -629,11 +632,8 @@ async fn insert_once_recovered(store: &RedisStore, record: &SessionRecord, patie
 /// and the store recovers once a real Redis is back on the port.
 #[tokio::test]
 async fn calls_during_a_hung_reconnection_fail_within_the_command_timeout() {
-    let mut redis = OwnRedis::start().await;
+    let (mut redis, store, record) = own_store_with_a_session().await;
     let port = redis.port;
-    let store = own_store(&redis).await;
-    let record = session(&UserId::generate().unwrap(), at(0));
-    store.insert_session(&record).await.unwrap();
 
     redis.kill();
     // Accepts (the kernel completes the handshake into the backlog) and never replies.

@@ -61,7 +61,7 @@ async fn send_batches(
         // Let the other tasks that are ready in this turn of the scheduler queue their reads:
         // a yielded task runs again only after them.
         tokio::task::yield_now().await;
-        let mut batch = Vec::with_capacity(waiting.len() + 1);
+        let mut batch = Vec::with_capacity((waiting.len() + 1).min(MAX_BATCH));
         batch.push(first);
         while batch.len() < MAX_BATCH
             && let Ok(read) = waiting.try_recv()
@@ -97,22 +97,19 @@ async fn send(mut connection: ConnectionManager, timeout: Duration, batch: Vec<R
                 let _ = read.reply.send(Ok(value));
             }
         }
-        Ok(_) => {
-            for read in batch {
-                let _ = read
-                    .reply
-                    .send(Err(StoreError::corrupt(BatchFailed(MISCOUNTED))));
-            }
-        }
+        Ok(_) => fail(batch, || StoreError::corrupt(BatchFailed(MISCOUNTED))),
         Err(error) => {
             // One failure, shared by every reader of the batch.
             let error = Arc::new(error);
-            for read in batch {
-                let _ = read
-                    .reply
-                    .send(Err(StoreError::unavailable(Arc::clone(&error))));
-            }
+            fail(batch, || StoreError::unavailable(Arc::clone(&error)));
         }
+    }
+}
+
+/// Fails every read of `batch` with an error from `error`.
+fn fail(batch: Vec<Read>, error: impl Fn() -> StoreError) {
+    for read in batch {
+        let _ = read.reply.send(Err(error()));
     }
 }
 
