@@ -9,8 +9,11 @@ use crate::store::StoreError;
 use crate::user::UsernameRejection;
 
 /// Why an engine operation did not succeed.
+///
+/// Deliberately not `#[non_exhaustive]`: the server maps every variant to an HTTP answer
+/// with an exhaustive `match`, so a new variant is a compile error there rather than a
+/// silent `500`. The workspace's crates are versioned together, so this costs no user.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     /// Unknown user or wrong password; deliberately the same.
     #[error("invalid username or password")]

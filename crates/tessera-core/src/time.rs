@@ -29,6 +29,11 @@ impl Timestamp {
         self.0
     }
 
+    /// Whole seconds since the Unix epoch, rounded down (JWT `NumericDate`, RFC 7519).
+    pub const fn unix_seconds(self) -> i64 {
+        self.0.div_euclid(1000)
+    }
+
     /// This time plus `duration`, saturating at the far future instead of overflowing.
     pub fn saturating_add(self, duration: Duration) -> Self {
         let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);

@@ -54,12 +54,8 @@ fn bench(c: &mut Criterion) {
             })
             .await
             .unwrap();
-        let grant = engine.issue_tokens(&token_login.session).await.unwrap();
-        let now = tessera_server::tokens::unix_seconds(engine.clock().now());
-        let jwt = format!(
-            "Bearer {}",
-            services.tokens.sign(&grant.access, now).unwrap()
-        );
+        let pair = services.tokens.issue(&token_login.session).await.unwrap();
+        let jwt = format!("Bearer {}", pair.access_token);
         (server::app(&config, services), cookie, jwt)
     });
 

@@ -46,11 +46,10 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?;
     let mut grant = engine.issue_tokens(&login.session).await?.access;
-    let now = grant.issued_at.unix_millis() / 1000;
     let mut out = BufWriter::new(std::io::stdout().lock());
     for _ in 0..count {
         grant.token_id = TokenId::generate()?.as_str().to_owned();
-        writeln!(out, "{}", services.tokens.sign(&grant, now)?)?;
+        writeln!(out, "{}", services.tokens.sign_access(&grant)?)?;
     }
     out.flush()?;
     Ok(())

@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use cookie::{Cookie, SameSite};
-use tessera_core::{Error, SessionId, SessionToken, ValidSession};
+use tessera_core::{Error, SessionToken, ValidSession};
 
 use crate::AppState;
 use crate::csrf::CSRF_HEADER;
@@ -119,21 +119,11 @@ impl FromRequestParts<AppState> for Authenticated {
 /// A bearer JWT: signature and claims checked against our own keys, then its `sid` against
 /// the revocation-coherent session cache. No CSRF check: nothing ambient carries it.
 async fn access_token(state: &AppState, jwt: &str) -> Result<Authenticated, AuthRejection> {
-    let now = crate::tokens::unix_seconds(state.engine.clock().now());
-    let claims = state.tokens.verify(jwt, now).map_err(|error| {
-        tracing::debug!(%error, "access token refused");
-        Problem::unauthenticated("the access token is invalid or expired")
-    })?;
-    let session_id = SessionId::parse(&claims.sid)
-        .map_err(|_| Problem::unauthenticated("the access token names no session"))?;
     let session = state
-        .engine
-        .session_for_access(&session_id)
+        .tokens
+        .authenticate(jwt)
         .await
         .map_err(Problem::from)?;
-    if session.record().user_id.as_str() != claims.sub {
-        return Err(Problem::unauthenticated("the access token does not match its session").into());
-    }
     Ok(Authenticated {
         session,
         token: None,

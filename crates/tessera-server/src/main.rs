@@ -154,19 +154,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Session(command) => session(&services.engine, command).await,
         Command::Client(command) => client(&services.engine, command).await,
         Command::Keys(KeysCommand::Rotate) => {
-            let now = tessera_server::tokens::unix_seconds(services.engine.clock().now());
-            let kid = services
+            let rotated = services
                 .tokens
-                .rotate(now)
+                .rotate()
                 .await
                 .context("could not rotate the signing key")?;
-            let lead = i64::try_from(config.token.key_publish_lead.as_secs()).unwrap_or(0);
-            let activates = tessera_core::Timestamp::from_unix_millis(
-                now.saturating_add(lead).saturating_mul(1000),
-            );
             println!(
-                "added signing key {kid}; published now, signing from {}",
-                rfc3339(activates)
+                "added signing key {}; published now, signing from {}",
+                rotated.kid,
+                rfc3339(rotated.activates_at)
             );
             Ok(())
         }

@@ -1,6 +1,7 @@
 //! Errors as HTTP responses: RFC 9457 `application/problem+json` with a stable `code`.
 //!
-//! This is the one place that decides which status an error gets.
+//! Which status and code each domain error gets is decided in one place,
+//! [`errors`](crate::errors).
 
 use std::time::Duration;
 
@@ -8,7 +9,6 @@ use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use tessera_core::Error;
 use utoipa::ToSchema;
 
 use crate::body::to_json;
@@ -125,65 +125,6 @@ impl Problem {
             "Internal error",
             "the server failed; the error has been logged",
         )
-    }
-}
-
-impl From<Error> for Problem {
-    fn from(error: Error) -> Self {
-        const UNAVAILABLE_RETRY: Duration = Duration::from_secs(1);
-        match error {
-            Error::InvalidCredentials => Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
-                "Invalid credentials",
-                "the username or password is wrong",
-            ),
-            Error::RateLimited { retry_after } => Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "Too many attempts",
-                "too many failed logins; wait before trying again",
-            )
-            .retry_after(retry_after),
-            Error::UsernameTaken => Problem::new(
-                StatusCode::CONFLICT,
-                "username_taken",
-                "Username taken",
-                "that username is registered already",
-            ),
-            Error::InvalidUsername(rejection) => Problem::validation(rejection.to_string()),
-            Error::PasswordRejected(rejection) => Problem::validation(rejection.to_string()),
-            Error::Unauthenticated => Problem::unauthenticated("no valid session"),
-            Error::SessionExpired => Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "session_expired",
-                "Session expired",
-                "the session has expired; log in again",
-            ),
-            Error::SessionNotFound => Problem::not_found("no such session"),
-            Error::UserNotFound => Problem::not_found("no such user"),
-            Error::Busy => Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "server_busy",
-                "Server busy",
-                "too many logins in progress; retry shortly",
-            )
-            .retry_after(UNAVAILABLE_RETRY),
-            Error::Store(error) => {
-                tracing::error!(error = %error, source = ?std::error::Error::source(&error), "store failure");
-                Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    "Store unavailable",
-                    "the session store cannot be reached; retry shortly",
-                )
-                .retry_after(UNAVAILABLE_RETRY)
-            }
-            other => {
-                tracing::error!(error = %other, source = ?std::error::Error::source(&other), "internal failure");
-                Problem::internal()
-            }
-        }
     }
 }
 

@@ -14,17 +14,14 @@
 //! which a cross-site form cannot send and cross-site `fetch` cannot send without a CORS
 //! preflight this server never grants.
 
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, ORIGIN, PRAGMA, SET_COOKIE};
+use axum::http::header::{CONTENT_TYPE, COOKIE, ORIGIN, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use cookie::{Cookie, SameSite};
-use serde::Serialize;
-use tessera_core::TokenGrant;
+use tessera_tokens::SignedTokens;
 
 use crate::AppState;
-use crate::body::{SessionBody, json, to_json};
-use crate::routes::tokens::OAuthError;
-use crate::tokens::unix_seconds;
+use crate::errors::OAuthError;
 
 /// The only path the browser sends the cookie to.
 const PATH: &str = "/v1/token";
@@ -123,43 +120,12 @@ fn csrf_refusal(state: &AppState, headers: &HeaderMap) -> Option<&'static str> {
     None
 }
 
-/// A token response whose refresh token travels in the cookie, not the body.
-#[derive(Debug, Serialize)]
-struct CookieTokenResponse<'a> {
-    access_token: String,
-    token_type: &'static str,
-    expires_in: i64,
-    session: SessionBody<'a>,
-}
-
-/// The answer to a token-transport login or refresh that uses the cookie: the access token in
-/// the body, the refresh token in `Set-Cookie`.
-pub(crate) fn token_response(
-    state: &AppState,
-    session: SessionBody<'_>,
-    grant: &TokenGrant,
-) -> Response {
-    let now = state.engine.clock().now();
-    let access_token = match state.tokens.sign(&grant.access, unix_seconds(now)) {
-        Ok(token) => token,
-        Err(error) => {
-            tracing::error!(%error, "could not sign an access token");
-            return OAuthError::response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "tokens cannot be signed right now",
-            );
-        }
-    };
-    let body = CookieTokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: state.tokens.access_ttl_seconds(&grant.access),
-        session,
-    };
-    let mut response = json(StatusCode::OK, to_json(&body));
-    let lifetime = grant.refresh_expires_at.duration_since(now);
-    let cookie = Cookie::build((name(state), grant.refresh_token.encode()))
+/// Puts the pair's refresh token in the cookie (the access token goes in the body).
+pub(crate) fn set(state: &AppState, headers: &mut HeaderMap, tokens: &SignedTokens) {
+    let lifetime = tokens
+        .refresh_expires_at
+        .duration_since(state.engine.clock().now());
+    let cookie = Cookie::build((name(state), tokens.refresh_token.encode()))
         .http_only(true)
         .secure(state.http.cookies.secure)
         .same_site(SameSite::Strict)
@@ -168,13 +134,9 @@ pub(crate) fn token_response(
             i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX),
         ))
         .build();
-    let headers = response.headers_mut();
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
     if let Ok(value) = HeaderValue::from_str(&cookie.to_string()) {
         headers.append(SET_COOKIE, value);
     }
-    response
 }
 
 /// A `Set-Cookie` that removes the refresh cookie (logout, a refused refresh).

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use std::any::Any;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::http::header::Entry;
 use axum::http::{HeaderValue, Request};
 use axum::response::{IntoResponse, Response};
@@ -20,16 +20,12 @@ use tower::ServiceBuilder;
 use tower::ServiceExt as _;
 use tower::util::MapResponse;
 use tower_http::catch_panic::{CatchPanic, CatchPanicLayer, ResponseForPanic};
-use utoipa::OpenApi as _;
-
-use tessera_core::RevocationSubscription;
 
 use crate::body::{SECURITY_HEADERS, starts_with_security_headers};
-use crate::csrf::OriginPolicy;
 use crate::extract::PEER;
 use crate::problem::Problem;
-use crate::routes::{ApiDoc, Routes};
-use crate::{AppState, Config, HttpSettings, Services, SharedState};
+use crate::routes::Routes;
+use crate::{Config, Services, jobs};
 
 /// The application: routes and state, wrapped in the layers every response passes through.
 ///
@@ -43,37 +39,7 @@ pub fn app(config: &Config, services: Services) -> App {
     ServiceBuilder::new()
         .layer(CatchPanicLayer::custom(AnswerPanic))
         .map_response(headers)
-        .service(Routes::new(state(config, services)))
-}
-
-/// What the handlers share, for `config` over the engine and tokens.
-pub(crate) fn state(config: &Config, services: Services) -> AppState {
-    let http = HttpSettings {
-        cookies: crate::danger::cookie_settings(config),
-        origins: OriginPolicy::new(
-            config
-                .server
-                .public_url
-                .iter()
-                .chain(&config.server.allowed_origins),
-        ),
-        registration: config.auth.registration,
-        trusted_proxies: config
-            .server
-            .trusted_proxies
-            .iter()
-            .map(|ip| ip.to_canonical())
-            .collect(),
-        max_body_bytes: config.server.max_body_bytes,
-    };
-    let openapi = Bytes::from(ApiDoc::openapi().to_json().unwrap_or_default());
-    AppState::new(SharedState {
-        engine: services.engine,
-        tokens: services.tokens,
-        revocation_poll: config.sessions.revocation_poll,
-        http,
-        openapi,
-    })
+        .service(Routes::new(crate::state::build(config, services)))
 }
 
 /// Turns a handler panic into a `500` problem; the process and the connection live on.
@@ -117,12 +83,12 @@ pub async fn serve(
     services: Services,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let maintenance = tokio::spawn(maintain(
+    let maintenance = tokio::spawn(jobs::maintain(
         services.clone(),
         config.sessions.purge_interval,
         config.token.key_reload,
     ));
-    let follower = tokio::spawn(follow_revocations(
+    let follower = tokio::spawn(jobs::follow_revocations(
         services.clone(),
         config.sessions.revocation_poll,
     ));
@@ -174,120 +140,6 @@ pub async fn serve(
     maintenance.abort();
     follower.abort();
     Ok(())
-}
-
-/// Keeps the engine's view of the revocation log current: at once when the stores push a
-/// notification (PostgreSQL `NOTIFY`, Redis pub/sub), and every `poll` regardless, so a lost
-/// notification costs at most one poll. After every (re)subscription the log is read, which
-/// covers anything sent while disconnected. While this fails, the feed ages and the engine
-/// stops answering from its cache once it is older than `revocation.max_staleness`.
-async fn follow_revocations(services: Services, poll: Duration) {
-    let Services {
-        engine, notifier, ..
-    } = services;
-    // The engine read the log when it was built; the first poll is one period away.
-    let mut poll_timer = tokio::time::interval_at(tokio::time::Instant::now() + poll, poll);
-    poll_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut subscription: Option<Box<dyn RevocationSubscription>> = None;
-    // Poll ticks left before the next attempt to (re)subscribe after a failure.
-    let mut resubscribe_in = 0u32;
-    let mut health = Health::new("reading the revocation log");
-    loop {
-        if subscription.is_none()
-            && let Some(notifier) = &notifier
-        {
-            if resubscribe_in == 0 {
-                match notifier.subscribe().await {
-                    Ok(opened) => {
-                        tracing::debug!("subscribed to revocation notifications");
-                        subscription = Some(opened);
-                    }
-                    Err(error) => {
-                        tracing::debug!(%error, "revocation notifications unavailable; polling");
-                        resubscribe_in = 5;
-                    }
-                }
-            } else {
-                resubscribe_in -= 1;
-            }
-        }
-        health.record(engine.sync_revocations().await);
-        let notified = async {
-            match subscription.as_mut() {
-                Some(subscription) => subscription.notified().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            outcome = notified => {
-                if let Err(error) = outcome {
-                    tracing::debug!(%error, "revocation notifications lost; resubscribing");
-                    subscription = None;
-                }
-            }
-            _ = poll_timer.tick() => {}
-        }
-    }
-}
-
-/// Purges ended sessions and reloads (and, when due, rotates) the signing keys.
-async fn maintain(services: Services, purge: Duration, key_reload: Duration) {
-    let Services { engine, tokens, .. } = services;
-    let mut purge_timer = tokio::time::interval(purge);
-    let mut key_timer = tokio::time::interval(key_reload);
-    for timer in [&mut purge_timer, &mut key_timer] {
-        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    }
-    let mut health = Health::new("session maintenance");
-    loop {
-        let result: Result<(), Box<dyn std::error::Error + Send + Sync>> = tokio::select! {
-            _ = purge_timer.tick() => engine.purge_expired().await.map(|purged| {
-                if purged > 0 {
-                    tracing::debug!(purged, "purged ended sessions");
-                }
-            }).map_err(Into::into),
-            _ = key_timer.tick() => {
-                let now = engine.clock().now().unix_millis().div_euclid(1000);
-                tokens.sweep(now);
-                match tokens.reload().await {
-                    Ok(()) => tokens.rotate_if_due(now).await.map(|_| ()).map_err(Into::into),
-                    Err(error) => Err(error.into()),
-                }
-            }
-        };
-        health.record(result);
-    }
-}
-
-/// Whether a background job is failing, so it logs once per change between working and
-/// failing rather than once per attempt.
-#[derive(Debug)]
-struct Health {
-    job: &'static str,
-    failing: bool,
-}
-
-impl Health {
-    fn new(job: &'static str) -> Health {
-        Health {
-            job,
-            failing: false,
-        }
-    }
-
-    fn record<T, E: std::fmt::Display>(&mut self, result: Result<T, E>) {
-        match (result, self.failing) {
-            (Err(error), false) => {
-                tracing::warn!(%error, job = self.job, "background job failing");
-                self.failing = true;
-            }
-            (Ok(_), true) => {
-                tracing::info!(job = self.job, "background job recovered");
-                self.failing = false;
-            }
-            _ => {}
-        }
-    }
 }
 
 #[cfg(test)]

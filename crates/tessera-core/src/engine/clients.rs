@@ -1,13 +1,11 @@
-//! API clients (resource servers) and what they may ask: token introspection, revocation by
-//! token, and the revocation feed.
+//! API clients (resource servers): register, list, remove, authenticate.
 
 use subtle::ConstantTimeEq;
 
 use super::Engine;
 use crate::error::Error;
-use crate::id::{ClientId, RefreshToken, Secret, SessionId};
-use crate::session::SessionRecord;
-use crate::store::{ClientRecord, RefreshRecord, Revocation, StoreError};
+use crate::id::{ClientId, Secret};
+use crate::store::{ClientRecord, StoreError};
 
 /// A client just added: its record and the secret, shown once and never stored.
 #[derive(Debug)]
@@ -71,69 +69,5 @@ impl Engine {
             }
             _ => Err(Error::InvalidClient),
         }
-    }
-
-    /// The refresh token's record and its session, if the token is unspent, unexpired and its
-    /// session live — for introspection. Changes nothing.
-    pub async fn inspect_refresh(
-        &self,
-        token: &RefreshToken,
-    ) -> Result<Option<(RefreshRecord, SessionRecord)>, Error> {
-        let now = self.now();
-        let stores = &self.inner.stores;
-        let Some(record) = stores.refresh.refresh_by_token(&token.hash()).await? else {
-            return Ok(None);
-        };
-        if record.spent_at.is_some() || now >= record.expires_at {
-            return Ok(None);
-        }
-        match stores.sessions.session_by_id(&record.session_id).await? {
-            Some(session) if session.is_live(now) => Ok(Some((record, session))),
-            _ => Ok(None),
-        }
-    }
-
-    /// Revokes the session a refresh token belongs to (RFC 7009: revoking a refresh token
-    /// ends the grant, access tokens included). `false` if the token is unknown.
-    pub async fn revoke_by_refresh(&self, token: &RefreshToken) -> Result<bool, Error> {
-        let Some(record) = self
-            .inner
-            .stores
-            .refresh
-            .refresh_by_token(&token.hash())
-            .await?
-        else {
-            return Ok(false);
-        };
-        self.revoke_quietly(&record.session_id).await
-    }
-
-    /// Revokes a session by id if it is still live; `false` if it was not.
-    pub async fn revoke_quietly(&self, id: &SessionId) -> Result<bool, Error> {
-        match self.revoke_session(id).await {
-            Ok(()) => Ok(true),
-            Err(Error::SessionNotFound) => Ok(false),
-            Err(other) => Err(other),
-        }
-    }
-
-    /// Revocations after `after`, oldest first, at most `limit`: the feed verifiers outside
-    /// the server follow.
-    pub async fn revocations_since(
-        &self,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<Revocation>, Error> {
-        Ok(self
-            .inner
-            .stores
-            .sessions
-            .revocations_since(after, limit)
-            .await?)
-    }
-
-    /// The newest revocation sequence.
-    pub async fn revocation_cursor(&self) -> Result<u64, Error> {
-        Ok(self.inner.stores.sessions.revocation_cursor().await?)
     }
 }

@@ -145,37 +145,6 @@ impl Engine {
         self.replay(token, spent_at, successor, session, now).await
     }
 
-    /// The session an access token names, for requests that carry a verified JWT: from the
-    /// cache (kept coherent with revocations) or, on a miss, the store. JWT requests do not
-    /// slide the idle expiry — refreshes do.
-    pub async fn session_for_access(&self, session_id: &SessionId) -> Result<ValidSession, Error> {
-        let now = self.now();
-        let entry = match self.cached(|cache| cache.get(session_id), now) {
-            Some(entry) => entry,
-            None => {
-                let epoch = self.inner.cache.epoch();
-                let entry = self.live_session(session_id, now).await?;
-                self.inner.cache.insert(Arc::clone(&entry), epoch);
-                entry
-            }
-        };
-        let record = &entry.record;
-        let seen = Timestamp::from_unix_millis(entry.last_seen.load(Ordering::Relaxed));
-        let idle_expires_at = self
-            .inner
-            .config
-            .session
-            .idle_expiry(seen, record.expires_at);
-        if now >= record.expires_at || now >= idle_expires_at {
-            return Err(Error::SessionExpired);
-        }
-        Ok(ValidSession {
-            entry,
-            last_seen_at: seen,
-            idle_expires_at,
-        })
-    }
-
     /// A spent token came back: the same successor pair inside the grace window, otherwise
     /// theft.
     async fn replay(
@@ -215,18 +184,6 @@ impl Engine {
         }
         self.forget_revoked(&record.id);
         Err(Error::InvalidGrant)
-    }
-
-    /// A live session from the store (refreshes need its current revocation and idle state,
-    /// not a cached view), with its owner's name; `Unauthenticated` if revoked or unknown,
-    /// `SessionExpired` if expired.
-    async fn live_session(
-        &self,
-        id: &SessionId,
-        now: Timestamp,
-    ) -> Result<Arc<CachedSession>, Error> {
-        let record = self.inner.stores.sessions.session_by_id(id).await?;
-        self.admit(record, now).await
     }
 
     /// A refresh is activity: it slides the idle expiry, in the store and in any cached copy.
@@ -285,6 +242,41 @@ impl Engine {
             spent_at: None,
             successor_hash: None,
         })
+    }
+
+    /// The refresh token's record and its session, if the token is unspent, unexpired and its
+    /// session live — for introspection. Changes nothing.
+    pub async fn inspect_refresh(
+        &self,
+        token: &RefreshToken,
+    ) -> Result<Option<(RefreshRecord, SessionRecord)>, Error> {
+        let now = self.now();
+        let stores = &self.inner.stores;
+        let Some(record) = stores.refresh.refresh_by_token(&token.hash()).await? else {
+            return Ok(None);
+        };
+        if record.spent_at.is_some() || now >= record.expires_at {
+            return Ok(None);
+        }
+        match stores.sessions.session_by_id(&record.session_id).await? {
+            Some(session) if session.is_live(now) => Ok(Some((record, session))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Revokes the session a refresh token belongs to (RFC 7009: revoking a refresh token
+    /// ends the grant, access tokens included). `false` if the token is unknown.
+    pub async fn revoke_by_refresh(&self, token: &RefreshToken) -> Result<bool, Error> {
+        let Some(record) = self
+            .inner
+            .stores
+            .refresh
+            .refresh_by_token(&token.hash())
+            .await?
+        else {
+            return Ok(false);
+        };
+        self.revoke_quietly(&record.session_id).await
     }
 }
 

@@ -123,14 +123,14 @@ pub async fn login(
         })
         .await?;
     if transport == Transport::Token {
-        let grant = state.engine.issue_tokens(&logged_in.session).await?;
+        let tokens = state.tokens.issue(&logged_in.session).await?;
         let session = SessionBody::current(&logged_in.session);
-        if body.refresh_cookie {
-            return Ok(crate::refresh_cookie::token_response(
-                &state, session, &grant,
-            ));
-        }
-        return Ok(super::tokens::token_response(&state, session, &grant));
+        return Ok(super::tokens::token_response(
+            &state,
+            session,
+            &tokens,
+            body.refresh_cookie,
+        ));
     }
     // The browser's previous session cookie is about to be overwritten, which would strand
     // that session: end it instead of leaving it live and unreachable.

@@ -231,7 +231,7 @@ mod tests {
                 .unwrap();
             tokens.push(login.token.encode());
         }
-        let state = crate::server::state(&config, services);
+        let state = crate::state::build(&config, services);
         let cookie = format!("{}={}", config.session.cookie_name, tokens[0]);
         let bearer = format!("Bearer {}", tokens[1]);
         let requests: [(&str, &str, Option<(_, &str)>, u16); 7] = [

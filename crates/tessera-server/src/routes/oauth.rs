@@ -16,11 +16,10 @@ use serde::{Deserialize, Serialize};
 use tessera_core::{Error, RefreshToken, Revocation, SessionId};
 use utoipa::{IntoParams, ToSchema};
 
-use super::tokens::OAuthError;
 use crate::AppState;
 use crate::body::{Rfc3339, json, to_json};
+use crate::errors::OAuthError;
 use crate::extract::{ApiQuery, is_form, read_form};
-use crate::tokens::unix_seconds;
 
 /// `POST /v1/introspect` and `POST /v1/revoke` parameters (form-encoded).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -116,11 +115,7 @@ async fn client(
     };
     match state.engine.authenticate_client(id, secret).await {
         Ok(_) => Ok(()),
-        Err(Error::InvalidClient) => Err(refused()),
-        Err(error) => {
-            tracing::error!(%error, "client authentication failed on the store");
-            Err(OAuthError::unavailable())
-        }
+        Err(error) => Err(OAuthError::from_engine(error)),
     }
 }
 
@@ -146,10 +141,7 @@ pub async fn introspect(State(state): State<AppState>, request: Request) -> Resp
     }
     let answer = match introspection(&state, &parameters.token).await {
         Ok(answer) => answer,
-        Err(error) => {
-            tracing::error!(%error, "introspection failed");
-            return OAuthError::unavailable();
-        }
+        Err(error) => return OAuthError::from_engine(error),
     };
     let mut response = json(StatusCode::OK, to_json(&answer));
     response
@@ -160,8 +152,7 @@ pub async fn introspect(State(state): State<AppState>, request: Request) -> Resp
 
 async fn introspection(state: &AppState, token: &str) -> Result<Introspection, Error> {
     if token.contains('.') {
-        let now = unix_seconds(state.engine.clock().now());
-        let Ok(claims) = state.tokens.verify(token, now) else {
+        let Ok(claims) = state.tokens.verify(token) else {
             return Ok(Introspection::default());
         };
         let Ok(session_id) = SessionId::parse(&claims.sid) else {
@@ -194,8 +185,8 @@ async fn introspection(state: &AppState, token: &str) -> Result<Introspection, E
             token_type: Some("refresh_token"),
             sub: Some(session.user_id.as_str().to_owned()),
             sid: Some(session.id.as_str().to_owned()),
-            exp: Some(unix_seconds(record.expires_at)),
-            iat: Some(unix_seconds(record.issued_at)),
+            exp: Some(record.expires_at.unix_seconds()),
+            iat: Some(record.issued_at.unix_seconds()),
             ..Introspection::default()
         },
         None => Introspection::default(),
@@ -220,8 +211,7 @@ pub async fn revoke(State(state): State<AppState>, request: Request) -> Response
         Err(response) => return response,
     };
     let result = if parameters.token.contains('.') {
-        let now = unix_seconds(state.engine.clock().now());
-        match state.tokens.verify(&parameters.token, now) {
+        match state.tokens.verify(&parameters.token) {
             Ok(claims) => match SessionId::parse(&claims.sid) {
                 Ok(id) => state.engine.revoke_quietly(&id).await,
                 Err(_) => Ok(false),
@@ -242,10 +232,7 @@ pub async fn revoke(State(state): State<AppState>, request: Request) -> Response
                 .insert("cache-control", HeaderValue::from_static("no-store"));
             response
         }
-        Err(error) => {
-            tracing::error!(%error, "revocation failed");
-            OAuthError::unavailable()
-        }
+        Err(error) => OAuthError::from_engine(error),
     }
 }
 
@@ -337,10 +324,7 @@ pub async fn revocations(
                 }),
             )
         }
-        Err(error) => {
-            tracing::error!(%error, "revocation feed failed");
-            OAuthError::unavailable()
-        }
+        Err(error) => OAuthError::from_engine(error),
     }
 }
 
@@ -372,9 +356,7 @@ pub async fn revocation_stream(
         Some(after) => after,
         None => match state.engine.revocation_cursor().await {
             Ok(cursor) => cursor,
-            Err(_) => {
-                return OAuthError::unavailable();
-            }
+            Err(error) => return OAuthError::from_engine(error),
         },
     };
     let poll = state.revocation_poll;

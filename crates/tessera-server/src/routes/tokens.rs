@@ -2,77 +2,19 @@
 //! metadata. Errors here are OAuth error JSON (RFC 6749 §5.2), not problem+json.
 
 use axum::extract::{FromRequest, Request, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA, WWW_AUTHENTICATE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use tessera_core::{Error, RefreshToken, TokenGrant};
+use tessera_core::{Error, RefreshToken};
+use tessera_tokens::{IssueError, SignedTokens};
 use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::body::{SessionBody, json, to_json};
+use crate::errors::{OAuthError, no_store};
 use crate::extract::{ApiJson, is_form, read_form};
 use crate::refresh_cookie::{self, RefreshCookie};
-use crate::tokens::unix_seconds;
-
-/// An OAuth error response (RFC 6749 §5.2).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OAuthError {
-    /// `invalid_request`, `invalid_grant`, `unsupported_grant_type`, `temporarily_unavailable`…
-    pub error: &'static str,
-    /// What went wrong, for a developer; never contains a token.
-    pub error_description: &'static str,
-}
-
-impl OAuthError {
-    /// The one way an OAuth endpoint answers an error: never cached, `Retry-After` on `503`,
-    /// `WWW-Authenticate: Basic` on `401` (client authentication).
-    pub(crate) fn response(
-        status: StatusCode,
-        error: &'static str,
-        error_description: &'static str,
-    ) -> Response {
-        let mut response = json(
-            status,
-            to_json(&OAuthError {
-                error,
-                error_description,
-            }),
-        );
-        no_store(response.headers_mut());
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert("retry-after", HeaderValue::from(1));
-        }
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"tessera\""),
-            );
-        }
-        response
-    }
-
-    /// `400 invalid_request`.
-    pub(crate) fn invalid_request(description: &'static str) -> Response {
-        Self::response(StatusCode::BAD_REQUEST, "invalid_request", description)
-    }
-
-    /// `503 temporarily_unavailable`: the store failed; nothing was decided.
-    pub(crate) fn unavailable() -> Response {
-        Self::response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            "the store cannot be reached; retry shortly",
-        )
-    }
-}
-
-fn no_store(headers: &mut HeaderMap) {
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
-}
 
 /// `POST /v1/token` parameters (form-encoded as OAuth says, or JSON).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -90,40 +32,40 @@ pub struct TokenRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenResponse<'a> {
     /// The JWT access token.
-    pub access_token: String,
+    pub access_token: &'a str,
     /// `Bearer`.
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: i64,
-    /// The opaque refresh token (spent on use).
-    pub refresh_token: String,
+    /// The opaque refresh token (spent on use); absent when it travels in the refresh cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     /// The session both belong to.
     pub session: SessionBody<'a>,
 }
 
-/// Builds the token response for a grant, signing its access token.
-pub fn token_response(state: &AppState, session: SessionBody<'_>, grant: &TokenGrant) -> Response {
-    let now = unix_seconds(state.engine.clock().now());
-    let access_token = match state.tokens.sign(&grant.access, now) {
-        Ok(token) => token,
-        Err(error) => {
-            tracing::error!(%error, "could not sign an access token");
-            return OAuthError::response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "tokens cannot be signed right now",
-            );
-        }
-    };
+/// The answer to a token-transport login or refresh: the signed pair in the body or, for a
+/// browser app that asked for it, the refresh token in its cookie instead
+/// ([`refresh_cookie`]).
+pub(crate) fn token_response(
+    state: &AppState,
+    session: SessionBody<'_>,
+    tokens: &SignedTokens,
+    refresh_in_cookie: bool,
+) -> Response {
+    let refresh_token = (!refresh_in_cookie).then(|| tokens.refresh_token.encode());
     let body = TokenResponse {
-        access_token,
+        access_token: &tokens.access_token,
         token_type: "Bearer",
-        expires_in: state.tokens.access_ttl_seconds(&grant.access),
-        refresh_token: grant.refresh_token.encode(),
+        expires_in: tokens.expires_in,
+        refresh_token,
         session,
     };
     let mut response = json(StatusCode::OK, to_json(&body));
     no_store(response.headers_mut());
+    if refresh_in_cookie {
+        refresh_cookie::set(state, response.headers_mut(), tokens);
+    }
     response
 }
 
@@ -169,42 +111,18 @@ pub async fn token(State(state): State<AppState>, request: Request) -> Response 
             "the refresh token is invalid",
         );
     };
-    match state.engine.refresh(&refresh_token).await {
-        Ok(refreshed) if via_cookie => refresh_cookie::token_response(
-            &state,
-            SessionBody::current(&refreshed.session),
-            &refreshed.tokens,
-        ),
+    match state.tokens.refresh(&refresh_token).await {
         Ok(refreshed) => token_response(
             &state,
             SessionBody::current(&refreshed.session),
             &refreshed.tokens,
+            via_cookie,
         ),
-        Err(Error::InvalidGrant) if via_cookie => RefreshCookie::refused(
-            &state,
-            OAuthError::response(
-                StatusCode::BAD_REQUEST,
-                "invalid_grant",
-                "the refresh token is invalid, expired or spent",
-            ),
-        ),
-        Err(Error::InvalidGrant) => OAuthError::response(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            "the refresh token is invalid, expired or spent",
-        ),
-        Err(Error::Store(error)) => {
-            tracing::error!(%error, "store failure during refresh");
-            OAuthError::unavailable()
+        // The cookie's token can never work again: clear it.
+        Err(IssueError::Engine(Error::InvalidGrant)) if via_cookie => {
+            RefreshCookie::refused(&state, OAuthError::from_engine(Error::InvalidGrant))
         }
-        Err(error) => {
-            tracing::error!(%error, "refresh failed");
-            OAuthError::response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "the server failed; the error has been logged",
-            )
-        }
+        Err(error) => OAuthError::from_issue(error),
     }
 }
 
@@ -231,8 +149,7 @@ async fn parse_token_request(state: &AppState, request: Request) -> Result<Token
 /// The public keys access tokens are verified with (RFC 7517); never private parts.
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "tokens", responses((status = 200, description = "JWK Set")))]
 pub async fn jwks(State(state): State<AppState>) -> Response {
-    let now = unix_seconds(state.engine.clock().now());
-    let mut response = (StatusCode::OK, state.tokens.jwks_json(now)).into_response();
+    let mut response = (StatusCode::OK, state.tokens.jwks_json()).into_response();
     let headers = response.headers_mut();
     headers.insert(
         CONTENT_TYPE,

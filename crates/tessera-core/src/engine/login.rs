@@ -1,0 +1,202 @@
+//! Logging in: throttling per account and per address, password verification (a decoy for
+//! unknown users), rehash when the parameters changed, and a new session every time.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::{Engine, ValidSession};
+use crate::cache::CachedSession;
+use crate::error::Error;
+use crate::id::{SessionToken, UserId};
+use crate::password::Verification;
+use crate::session::{SessionRecord, Transport};
+use crate::throttle::ThrottleKey;
+use crate::time::Timestamp;
+use crate::user::Username;
+
+/// A login attempt, as the transport layer received it.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginAttempt<'a> {
+    /// The username typed.
+    pub username: &'a str,
+    /// The password typed.
+    pub password: &'a str,
+    /// How the client wants to carry the session.
+    pub transport: Transport,
+    /// The client's address, if known.
+    pub ip: Option<IpAddr>,
+    /// The client's `User-Agent`, if sent.
+    pub user_agent: Option<&'a str>,
+}
+
+/// A successful login: the new session and the secret that proves it.
+#[derive(Debug)]
+pub struct LoggedIn {
+    /// The new session.
+    pub session: ValidSession,
+    /// The secret session token; hand it to the client and forget it.
+    pub token: SessionToken,
+}
+
+/// Longest `User-Agent` kept with a session, in bytes.
+const MAX_USER_AGENT: usize = 256;
+
+impl Engine {
+    /// Checks a username and password and, if they are right and no throttle applies, opens a
+    /// new session (always a new id and token: no fixation).
+    pub async fn login(&self, attempt: LoginAttempt<'_>) -> Result<LoggedIn, Error> {
+        let inner = &self.inner;
+        let now = self.now();
+        let account_key = attempt.username.to_ascii_lowercase();
+        let account = ThrottleKey::Account(account_key.clone());
+        let address = attempt.ip.map(ThrottleKey::for_address);
+        self.check_throttle(&account, address.as_ref(), now).await?;
+
+        let user = match Username::parse(attempt.username) {
+            Ok(name) => inner.stores.users.user_by_username(name.key()).await?,
+            Err(_) => None,
+        };
+        let verification = match (
+            &user,
+            attempt.password.len() > inner.config.password.max_bytes,
+        ) {
+            (Some(record), false) => {
+                inner
+                    .hasher
+                    .verify(&record.password_hash, attempt.password)
+                    .await?
+            }
+            // Unknown users, and passwords too long to be real, cost a decoy verification so
+            // neither is told apart by timing.
+            _ => inner.hasher.verify_decoy(attempt.password).await?,
+        };
+        let (record, needs_rehash) = match (user, verification) {
+            (Some(record), Verification::Valid { needs_rehash }) => (record, needs_rehash),
+            _ => {
+                self.record_failure(&account, address.as_ref(), now).await?;
+                tracing::info!(
+                    target: "tessera::audit",
+                    event = "login_failed",
+                    ip = attempt.ip.map(tracing::field::display),
+                );
+                return Err(Error::InvalidCredentials);
+            }
+        };
+        inner.stores.throttle.reset(&account).await?;
+        if needs_rehash {
+            self.rehash(&record.user.id, attempt.password).await;
+        }
+
+        let token = SessionToken::generate()?;
+        let expires_at = now.saturating_add(inner.config.session.absolute_timeout);
+        let session = SessionRecord {
+            id: token.session_id(),
+            verifier: token.verifier(),
+            user_id: record.user.id.clone(),
+            transport: attempt.transport,
+            created_at: now,
+            last_seen_at: now,
+            idle_expires_at: inner.config.session.idle_expiry(now, expires_at),
+            expires_at,
+            ip: attempt.ip.map(|ip| ip.to_canonical().to_string()),
+            user_agent: attempt.user_agent.map(truncate_user_agent),
+            revoked_at: None,
+        };
+        inner.stores.sessions.insert_session(&session).await?;
+        tracing::info!(
+            target: "tessera::audit",
+            event = "login_succeeded",
+            user_id = %session.user_id,
+            session_id = %session.id,
+            transport = session.transport.as_str(),
+            ip = attempt.ip.map(tracing::field::display),
+        );
+        let idle_expires_at = session.idle_expires_at;
+        let entry = Arc::new(CachedSession::new(session, Arc::from(record.user.username)));
+        inner.cache.insert(Arc::clone(&entry), inner.cache.epoch());
+        Ok(LoggedIn {
+            session: ValidSession {
+                entry,
+                last_seen_at: now,
+                idle_expires_at,
+            },
+            token,
+        })
+    }
+
+    async fn check_throttle(
+        &self,
+        account: &ThrottleKey,
+        address: Option<&ThrottleKey>,
+        now: Timestamp,
+    ) -> Result<(), Error> {
+        let throttle = &self.inner.stores.throttle;
+        let config = &self.inner.config;
+        let mut wait = throttle
+            .blocked_for(account, config.account_throttle, now)
+            .await?;
+        if let Some(address) = address {
+            let address_wait = throttle
+                .blocked_for(address, config.address_throttle, now)
+                .await?;
+            wait = wait.max(address_wait);
+        }
+        match wait {
+            Some(retry_after) => {
+                tracing::info!(target: "tessera::audit", event = "login_throttled", retry_after_secs = retry_after.as_secs());
+                Err(Error::RateLimited { retry_after })
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn record_failure(
+        &self,
+        account: &ThrottleKey,
+        address: Option<&ThrottleKey>,
+        now: Timestamp,
+    ) -> Result<(), Error> {
+        let throttle = &self.inner.stores.throttle;
+        let config = &self.inner.config;
+        throttle
+            .record_failure(account, config.account_throttle, now)
+            .await?;
+        if let Some(address) = address {
+            throttle
+                .record_failure(address, config.address_throttle, now)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Upgrades a hash made with older parameters. A failure here must not fail the login
+    /// that proved the password: it is logged, and retried at the next login.
+    async fn rehash(&self, user_id: &UserId, password: &str) {
+        let result = match self.inner.hasher.hash(password).await {
+            Ok(hash) => self
+                .inner
+                .stores
+                .users
+                .set_password_hash(user_id, &hash)
+                .await
+                .map_err(Error::from),
+            Err(error) => Err(error.into()),
+        };
+        match result {
+            Ok(_) => {
+                tracing::info!(target: "tessera::audit", event = "password_rehashed", user_id = %user_id)
+            }
+            Err(error) => {
+                tracing::warn!(user_id = %user_id, error = %error, "password rehash failed")
+            }
+        }
+    }
+}
+
+fn truncate_user_agent(user_agent: &str) -> String {
+    let mut end = user_agent.len().min(MAX_USER_AGENT);
+    while !user_agent.is_char_boundary(end) {
+        end -= 1;
+    }
+    user_agent[..end].to_owned()
+}

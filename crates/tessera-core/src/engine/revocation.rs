@@ -1,0 +1,279 @@
+//! Ending sessions: logout, listing, revocation by the owner or an administrator, following
+//! the revocation log that other processes write, readiness, and the purge of ended records.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::{Engine, ValidSession};
+use crate::error::Error;
+use crate::id::{SessionId, UserId};
+use crate::session::SessionRecord;
+use crate::store::{Revocation, StoreError};
+use crate::time::Timestamp;
+
+/// Which of a user's sessions to revoke in bulk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeScope {
+    /// All but the caller's own.
+    Others,
+    /// All, the caller's own included.
+    All,
+}
+
+/// The revocation log has not been read for longer than the configured bound.
+#[derive(Debug, thiserror::Error)]
+#[error("the revocation log has not been read within revocation_max_staleness")]
+struct StaleRevocationFeed;
+
+impl Engine {
+    /// Ends a session and every credential of it.
+    pub async fn logout(&self, session: &ValidSession) -> Result<(), Error> {
+        let id = &session.record().id;
+        if self
+            .inner
+            .stores
+            .sessions
+            .revoke_session(id, self.now())
+            .await?
+        {
+            tracing::info!(target: "tessera::audit", event = "logout", user_id = %session.record().user_id, session_id = %id);
+        }
+        self.forget_revoked(id);
+        Ok(())
+    }
+
+    /// The user's live sessions, newest first.
+    pub async fn sessions_of(&self, user_id: &UserId) -> Result<Vec<SessionRecord>, Error> {
+        let mut sessions = self
+            .inner
+            .stores
+            .sessions
+            .sessions_of_user(user_id, self.now())
+            .await?;
+        // The store's activity times lag by up to the touch interval; this process may know
+        // better for the sessions it has cached.
+        for session in &mut sessions {
+            if let Some(entry) = self.inner.cache.get(&session.id) {
+                let seen = Timestamp::from_unix_millis(entry.last_seen.load(Ordering::Relaxed));
+                if seen > session.last_seen_at {
+                    session.last_seen_at = seen;
+                    session.idle_expires_at = self
+                        .inner
+                        .config
+                        .session
+                        .idle_expiry(seen, session.expires_at);
+                }
+            }
+        }
+        Ok(sessions)
+    }
+
+    /// Revokes one of `owner`'s sessions. [`Error::SessionNotFound`] if it is not theirs or
+    /// not live, so nobody learns about other users' sessions.
+    pub async fn revoke_session_of(&self, owner: &UserId, id: &SessionId) -> Result<(), Error> {
+        let sessions = &self.inner.stores.sessions;
+        match sessions.session_by_id(id).await? {
+            Some(record) if &record.user_id == owner && record.is_live(self.now()) => {}
+            _ => return Err(Error::SessionNotFound),
+        }
+        self.revoke_session(id).await
+    }
+
+    /// Revokes a session by id, whoever owns it (administration).
+    pub async fn revoke_session(&self, id: &SessionId) -> Result<(), Error> {
+        if !self
+            .inner
+            .stores
+            .sessions
+            .revoke_session(id, self.now())
+            .await?
+        {
+            self.inner.cache.forget(id);
+            return Err(Error::SessionNotFound);
+        }
+        tracing::info!(target: "tessera::audit", event = "session_revoked", session_id = %id);
+        self.forget_revoked(id);
+        Ok(())
+    }
+
+    /// Revokes the caller's other sessions, or all of them. Returns how many were revoked.
+    pub async fn revoke_sessions(
+        &self,
+        current: &ValidSession,
+        scope: RevokeScope,
+    ) -> Result<usize, Error> {
+        let record = current.record();
+        let keep = match scope {
+            RevokeScope::Others => Some(&record.id),
+            RevokeScope::All => None,
+        };
+        let revoked = self
+            .inner
+            .stores
+            .sessions
+            .revoke_user_sessions(&record.user_id, keep, self.now())
+            .await?;
+        let count = revoked.len();
+        tracing::info!(target: "tessera::audit", event = "sessions_revoked", user_id = %record.user_id, count);
+        self.revoked(revoked);
+        Ok(count)
+    }
+
+    /// Revokes every session of a user (administration). Returns how many were revoked.
+    pub async fn revoke_user_sessions(&self, user_id: &UserId) -> Result<usize, Error> {
+        let revoked = self
+            .inner
+            .stores
+            .sessions
+            .revoke_user_sessions(user_id, None, self.now())
+            .await?;
+        let count = revoked.len();
+        tracing::info!(target: "tessera::audit", event = "sessions_revoked", user_id = %user_id, count);
+        self.revoked(revoked);
+        Ok(count)
+    }
+
+    /// Succeeds if every store answers and the revocation feed is within its staleness bound.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        self.inner.stores.users.ping().await?;
+        self.inner.stores.sessions.ping().await?;
+        match self.inner.config.revocation_max_staleness {
+            Some(max) if self.revocation_feed_age() > max => {
+                Err(StoreError::unavailable(StaleRevocationFeed))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Applies revocations written to the store by other processes (the CLI, other
+    /// instances) to the cache. Returns how many were applied.
+    pub async fn sync_revocations(&self) -> Result<usize, StoreError> {
+        const BATCH: usize = 1000;
+        // Freshness counts from before the read: whatever was logged before this instant is
+        // applied when it succeeds.
+        let started = self.now();
+        let mut applied = 0;
+        loop {
+            let after = self.inner.revocation_cursor.load(Ordering::SeqCst);
+            let batch = self
+                .inner
+                .stores
+                .sessions
+                .revocations_since(after, BATCH)
+                .await?;
+            for revocation in &batch {
+                self.inner
+                    .revoked
+                    .insert(revocation.session_id.clone(), revocation.revoked_at);
+                self.inner.cache.forget(&revocation.session_id);
+            }
+            applied += batch.len();
+            if let Some(last) = batch.last() {
+                self.inner
+                    .revocation_cursor
+                    .fetch_max(last.sequence, Ordering::SeqCst);
+            }
+            if batch.len() < BATCH {
+                self.inner
+                    .revocations_synced_at
+                    .fetch_max(started.unix_millis(), Ordering::SeqCst);
+                return Ok(applied);
+            }
+        }
+    }
+
+    /// Deletes ended sessions, expired refresh tokens and old revocation-log entries in
+    /// batches, yielding between them so requests are never stalled, and trims the cache.
+    /// Returns how many records went.
+    pub async fn purge_expired(&self) -> Result<u64, StoreError> {
+        const BATCH: usize = 500;
+        let now = self.now();
+        self.inner
+            .cache
+            .sweep(now, self.inner.config.session.idle_timeout);
+        let forget_before = now.saturating_sub(self.inner.config.revocation_retention);
+        self.inner
+            .revoked
+            .retain(|_, revoked_at| *revoked_at >= forget_before);
+        // The store's idle expiry lags activity this process has seen by up to one touch
+        // interval; purging only what ended that long ago never deletes a session a cache
+        // still considers live.
+        let cutoff = now.saturating_sub(self.inner.config.session.touch_interval);
+        let mut total = 0;
+        loop {
+            let removed = self
+                .inner
+                .stores
+                .sessions
+                .purge_expired(cutoff, self.inner.config.revocation_retention, BATCH)
+                .await?;
+            total += removed;
+            if removed < BATCH as u64 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        loop {
+            let removed = self
+                .inner
+                .stores
+                .refresh
+                .purge_refresh(cutoff, BATCH)
+                .await?;
+            total += removed;
+            if removed < BATCH as u64 {
+                return Ok(total);
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// How long ago the revocation log was last read successfully.
+    pub fn revocation_feed_age(&self) -> Duration {
+        let synced =
+            Timestamp::from_unix_millis(self.inner.revocations_synced_at.load(Ordering::SeqCst));
+        self.now().duration_since(synced)
+    }
+
+    pub(super) fn revoked(&self, ids: Vec<SessionId>) {
+        for id in &ids {
+            self.forget_revoked(id);
+        }
+    }
+
+    /// Drops a session this process just revoked from the cache and remembers the revocation
+    /// without waiting for the log to come round.
+    pub(crate) fn forget_revoked(&self, id: &SessionId) {
+        self.inner.revoked.insert(id.clone(), self.now());
+        self.inner.cache.forget(id);
+    }
+
+    /// Revokes a session by id if it is still live; `false` if it was not.
+    pub async fn revoke_quietly(&self, id: &SessionId) -> Result<bool, Error> {
+        match self.revoke_session(id).await {
+            Ok(()) => Ok(true),
+            Err(Error::SessionNotFound) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Revocations after `after`, oldest first, at most `limit`: the feed verifiers outside
+    /// the server follow.
+    pub async fn revocations_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Revocation>, Error> {
+        Ok(self
+            .inner
+            .stores
+            .sessions
+            .revocations_since(after, limit)
+            .await?)
+    }
+
+    /// The newest revocation sequence.
+    pub async fn revocation_cursor(&self) -> Result<u64, Error> {
+        Ok(self.inner.stores.sessions.revocation_cursor().await?)
+    }
+}

@@ -1,0 +1,217 @@
+//! Opening what a configuration names: the stores, the engine over them and the token
+//! machinery beside it.
+
+use std::sync::Arc;
+
+use tessera_core::password::{HashError, HashingLimits, HashingParams, PasswordHasher};
+use tessera_core::{
+    Clock, Engine, EngineConfig, PasswordPolicy, RevocationLog, RevocationNotifier, SessionPolicy,
+    StoreError, Stores, SystemClock, ThrottleRule, TokenPolicy,
+};
+use tessera_store::memory::{MemoryStore, MemoryThrottle};
+use tessera_store::postgres::{PgOptions, PgStore};
+use tessera_store::redis::{RedisOptions, RedisStore};
+use tessera_store::sqlite::SqliteStore;
+use tessera_tokens::{Hs256Secret, TokenError, TokenSettings, Tokens};
+
+use crate::config::{self, Config, ConfigError};
+
+/// The engine and the token machinery, opened together from one configuration.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// The session engine.
+    pub engine: Engine,
+    /// Signing keys, signed pairs and bearer-token checks.
+    pub tokens: Tokens,
+    /// Pushes "the revocation log grew" from other instances, when the stores can.
+    pub notifier: Option<Arc<dyn RevocationNotifier>>,
+}
+
+/// The server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store could not be opened.
+    #[error("could not open the store")]
+    Store(#[from] StoreError),
+    /// The password hasher refused its parameters.
+    #[error("invalid password hashing configuration")]
+    Hashing(#[from] HashError),
+    /// The signing keys could not be loaded or created.
+    #[error("could not set up the signing keys")]
+    Tokens(#[from] TokenError),
+}
+
+/// Opens the stores the configuration names and builds the engine and the token machinery
+/// over them.
+pub async fn open(config: &Config) -> Result<Services, StartError> {
+    open_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// [`open`] with another clock (tests use a `ManualClock` to expire sessions without
+/// sleeping).
+pub async fn open_with_clock(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<Services, StartError> {
+    config.validate()?;
+    if matches!(config.database()?, config::Database::Postgres(_))
+        && config.server.public_url.is_none()
+        && config.token.issuer.is_none()
+    {
+        tracing::warn!(
+            issuer = %config.issuer(),
+            "with several instances, set server.public_url (the token issuer) to the same value \
+             on each, or tokens from one are refused by another"
+        );
+    }
+    let (stores, notifier) = connect_stores(config).await?;
+    let auth = &config.auth;
+    let hasher = PasswordHasher::new(
+        HashingParams {
+            memory_kib: auth.argon2_memory_kib,
+            iterations: auth.argon2_iterations,
+            parallelism: auth.argon2_parallelism,
+        },
+        HashingLimits {
+            concurrency: auth
+                .hash_concurrency
+                .unwrap_or(HashingLimits::default().concurrency),
+            queue: auth.hash_queue,
+        },
+    )?;
+    let keys = Arc::clone(&stores.keys);
+    let engine = Engine::new(stores, hasher, clock, engine_config(config)).await?;
+    let tokens = Tokens::start(engine.clone(), keys, token_settings(config)).await?;
+    Ok(Services {
+        engine,
+        tokens,
+        notifier,
+    })
+}
+
+/// The stores the configuration names, and the push channel for revocations if they have
+/// one: PostgreSQL's `LISTEN`/`NOTIFY` when the log is there, else Redis pub/sub.
+async fn connect_stores(
+    config: &Config,
+) -> Result<(Stores, Option<Arc<dyn RevocationNotifier>>), StartError> {
+    let backend = config.session_backend()?;
+    if backend == config::SessionBackend::Memory {
+        let memory = Arc::new(MemoryStore::new());
+        let stores = Stores {
+            users: memory.clone(),
+            sessions: memory.clone(),
+            refresh: memory.clone(),
+            keys: memory.clone(),
+            clients: memory,
+            throttle: Arc::new(MemoryThrottle::new()),
+        };
+        return Ok((stores, None));
+    }
+    let (mut stores, log, mut notifier): (Stores, Arc<dyn RevocationLog>, _) =
+        match config.database()? {
+            config::Database::Sqlite(path) => {
+                let sqlite = Arc::new(SqliteStore::open(&path).await?);
+                let stores = Stores {
+                    users: sqlite.clone(),
+                    sessions: sqlite.clone(),
+                    refresh: sqlite.clone(),
+                    keys: sqlite.clone(),
+                    clients: sqlite.clone(),
+                    throttle: sqlite.clone(),
+                };
+                (stores, sqlite, None)
+            }
+            config::Database::Postgres(url) => {
+                let options = PgOptions {
+                    max_connections: config.database.max_connections,
+                    acquire_timeout: config.database.timeout,
+                    connect_timeout: config.database.timeout,
+                    statement_timeout: config.database.timeout,
+                    schema: config.database.schema.clone(),
+                };
+                let postgres = Arc::new(PgStore::connect(&url, options).await?);
+                let stores = Stores {
+                    users: postgres.clone(),
+                    sessions: postgres.clone(),
+                    refresh: postgres.clone(),
+                    keys: postgres.clone(),
+                    clients: postgres.clone(),
+                    throttle: postgres.clone(),
+                };
+                let notifier: Arc<dyn RevocationNotifier> = postgres.clone();
+                (stores, postgres, Some(notifier))
+            }
+        };
+    if let config::SessionBackend::Redis(url) = backend {
+        let options = RedisOptions {
+            prefix: config.sessions.redis_prefix.clone(),
+            command_timeout: config.sessions.redis_timeout,
+            connect_timeout: config.sessions.redis_timeout,
+            ..RedisOptions::default()
+        };
+        let redis = Arc::new(RedisStore::connect(&url, options, log).await?);
+        stores.sessions = redis.clone();
+        stores.refresh = redis.clone();
+        stores.throttle = redis.clone();
+        if notifier.is_none() {
+            notifier = Some(redis);
+        }
+    }
+    Ok((stores, notifier))
+}
+
+/// The token settings the configuration implies.
+fn token_settings(config: &Config) -> TokenSettings {
+    let token = &config.token;
+    TokenSettings {
+        issuer: config.issuer(),
+        audience: token.audience.clone(),
+        algorithm: token.algorithm(),
+        hs256_secret: token
+            .hs256_secret
+            .as_ref()
+            .map(|secret| Hs256Secret::new(secret.expose().as_bytes())),
+        leeway: token.leeway,
+        key_publish_lead: token.key_publish_lead,
+        key_rotation: token.key_rotation,
+    }
+}
+
+/// The engine settings the configuration implies.
+pub fn engine_config(config: &Config) -> EngineConfig {
+    let mut session =
+        SessionPolicy::new(config.session.idle_timeout, config.session.absolute_timeout);
+    if let Some(touch) = config.session.touch_interval {
+        session.touch_interval = touch;
+    }
+    EngineConfig {
+        session,
+        password: PasswordPolicy {
+            min_length: config.auth.password_min_length,
+            max_bytes: config.auth.password_max_bytes,
+        },
+        account_throttle: ThrottleRule {
+            max_failures: config.ratelimit.account_failures,
+            window: config.ratelimit.window,
+        },
+        address_throttle: ThrottleRule {
+            max_failures: config.ratelimit.address_failures,
+            window: config.ratelimit.window,
+        },
+        cache_capacity: config.session.cache_capacity,
+        // Verifiers must be able to learn of a revocation for as long as an access token
+        // naming the session can live.
+        revocation_retention: (config.token.access_ttl + config.token.leeway)
+            .max(std::time::Duration::from_secs(60 * 60)),
+        tokens: TokenPolicy {
+            access_ttl: config.token.access_ttl,
+            refresh_ttl: config.token.refresh_ttl,
+            refresh_grace: config.token.refresh_grace,
+        },
+        revocation_max_staleness: Some(config.revocation.max_staleness),
+    }
+}

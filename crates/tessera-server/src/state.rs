@@ -1,0 +1,95 @@
+//! What every handler can reach: the engine, the token machinery and the HTTP settings,
+//! built once from the configuration.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use tessera_core::Engine;
+use tessera_tokens::Tokens;
+use utoipa::OpenApi as _;
+
+use crate::csrf::OriginPolicy;
+use crate::routes::ApiDoc;
+use crate::{Config, Services, auth, csrf};
+
+/// What every handler can reach, behind one shared allocation: axum clones the state for
+/// every request, once per layer of routing it passes, so a clone must be a reference-count
+/// increment and not a copy of the settings' strings.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<SharedState>);
+
+impl AppState {
+    /// Shares `state` between the handlers.
+    pub fn new(state: SharedState) -> Self {
+        AppState(Arc::new(state))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+/// The contents of [`AppState`].
+#[derive(Debug)]
+pub struct SharedState {
+    /// The session engine.
+    pub engine: Engine,
+    /// HTTP-level settings.
+    pub http: HttpSettings,
+    /// Access-token issuing and verification.
+    pub tokens: Tokens,
+    /// How often the revocation stream polls the log.
+    pub revocation_poll: std::time::Duration,
+    /// The OpenAPI document, serialized once.
+    pub openapi: Bytes,
+}
+
+/// Settings that only matter to the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// The session cookie.
+    pub cookies: auth::CookieSettings,
+    /// Origins allowed to make credentialed unsafe requests.
+    pub origins: csrf::OriginPolicy,
+    /// Whether `POST /v1/users` is open.
+    pub registration: bool,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// What the handlers share, for `config` over the engine and tokens.
+pub(crate) fn build(config: &Config, services: Services) -> AppState {
+    let http = HttpSettings {
+        cookies: crate::danger::cookie_settings(config),
+        origins: OriginPolicy::new(
+            config
+                .server
+                .public_url
+                .iter()
+                .chain(&config.server.allowed_origins),
+        ),
+        registration: config.auth.registration,
+        trusted_proxies: config
+            .server
+            .trusted_proxies
+            .iter()
+            .map(|ip| ip.to_canonical())
+            .collect(),
+        max_body_bytes: config.server.max_body_bytes,
+    };
+    let openapi = Bytes::from(ApiDoc::openapi().to_json().unwrap_or_default());
+    AppState::new(SharedState {
+        engine: services.engine,
+        tokens: services.tokens,
+        revocation_poll: config.sessions.revocation_poll,
+        http,
+        openapi,
+    })
+}
