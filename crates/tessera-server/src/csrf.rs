@@ -71,19 +71,17 @@ impl Origin {
 /// The origins allowed to make credentialed, state-changing requests.
 #[derive(Debug, Clone)]
 pub struct OriginPolicy {
-    /// Configured origins; empty means "the request's own host".
-    allowed: Vec<Origin>,
+    /// Tessera's own origin; `None` means "the origin whose host is the request's `Host`".
+    own: Option<Origin>,
+    /// Further origins allowed besides the own one.
+    others: Vec<Origin>,
 }
 
 impl OriginPolicy {
-    /// A policy from configured origin strings (already validated by the configuration).
-    pub fn new<'a>(origins: impl IntoIterator<Item = &'a String>) -> Self {
-        OriginPolicy {
-            allowed: origins
-                .into_iter()
-                .filter_map(|origin| Origin::parse(origin))
-                .collect(),
-        }
+    /// Allows Tessera's `own` origin (when `None`, the one the request's `Host` names) and
+    /// every one of `others`.
+    pub fn new(own: Option<Origin>, others: Vec<Origin>) -> Self {
+        OriginPolicy { own, others }
     }
 
     /// Check 1: refuses requests a browser marks as coming from another site.
@@ -113,14 +111,13 @@ impl OriginPolicy {
     }
 
     fn allows(&self, origin: &Origin, headers: &HeaderMap) -> bool {
-        if self.allowed.is_empty() {
-            headers
+        if self.own.is_none() && self.others.is_empty() {
+            return headers
                 .get(HOST)
                 .and_then(|host| host.to_str().ok())
-                .is_some_and(|host| origin.matches_host_header(host))
-        } else {
-            self.allowed.contains(origin)
+                .is_some_and(|host| origin.matches_host_header(host));
         }
+        self.own.as_ref() == Some(origin) || self.others.contains(origin)
     }
 }
 
@@ -168,7 +165,7 @@ mod tests {
 
     #[test]
     fn without_configured_origins_the_host_header_decides() {
-        let policy = OriginPolicy::new(&[]);
+        let policy = OriginPolicy::new(None, Vec::new());
         let ok = headers(&[
             ("host", "127.0.0.1:8080"),
             ("origin", "http://127.0.0.1:8080"),
@@ -197,11 +194,10 @@ mod tests {
 
     #[test]
     fn configured_origins_must_match_exactly() {
-        let allowed = vec![
-            "https://auth.example.com".to_owned(),
-            "https://app.example.com:8443".to_owned(),
-        ];
-        let policy = OriginPolicy::new(&allowed);
+        let policy = OriginPolicy::new(
+            Origin::parse("https://auth.example.com"),
+            vec![Origin::parse("https://app.example.com:8443").unwrap()],
+        );
         assert!(
             policy
                 .check(&headers(&[("origin", "https://auth.example.com")]))
@@ -228,7 +224,7 @@ mod tests {
 
     #[test]
     fn fetch_metadata_refuses_cross_site_and_unvouched_same_site() {
-        let policy = OriginPolicy::new(&[]);
+        let policy = OriginPolicy::new(None, Vec::new());
         assert!(
             policy
                 .check(&headers(&[("sec-fetch-site", "cross-site")]))

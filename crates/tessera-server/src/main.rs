@@ -11,6 +11,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use tessera_core::{Engine, Error, SessionId};
 use tessera_server::body::rfc3339;
+use tessera_server::config::{Database, LogFormat, SessionBackend};
 use tessera_server::{Config, Services, open, server};
 
 /// Tessera keeps people logged in: server-side sessions behind one HTTP API.
@@ -33,7 +34,7 @@ enum Command {
         bind: Option<SocketAddr>,
         /// Database URL, e.g. sqlite://tessera-data/tessera.db (overrides database.url).
         #[arg(long)]
-        database_url: Option<String>,
+        database_url: Option<Database>,
     },
     /// Manage accounts.
     #[command(subcommand)]
@@ -132,6 +133,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = Config::load(cli.config.as_deref())?;
+    // The flags arrive parsed and no check relates them to another key, so they simply win.
     if let Command::Serve { bind, database_url } = &cli.command {
         if let Some(bind) = bind {
             config.server.bind = *bind;
@@ -139,10 +141,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         if let Some(url) = database_url {
             config.database.url.clone_from(url);
         }
-        config.validate()?;
     }
     init_logging(&config)?;
-    if !matches!(cli.command, Command::Serve { .. }) && config.sessions.store == "memory" {
+    if !matches!(cli.command, Command::Serve { .. })
+        && config.sessions.store == SessionBackend::Memory
+    {
         bail!(
             "sessions.store is \"memory\": there is no durable store for this command to administer"
         );
@@ -354,10 +357,9 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let result = if config.log.format == "json" {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
+    let result = match config.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
     };
     result.map_err(|error| anyhow::anyhow!("could not start logging: {error}"))
 }

@@ -84,8 +84,8 @@ impl Tokens {
     ) -> Result<Tokens, TokenError> {
         let mut settings = VerifierSettings::new(issuer.clone(), config.audience.clone());
         settings.leeway = config.leeway;
-        if config.algorithm() != Algorithm::HS256 {
-            create_first_key(keys.as_ref(), config.algorithm(), now).await?;
+        if config.algorithm != Algorithm::HS256 {
+            create_first_key(keys.as_ref(), config.algorithm, now).await?;
         }
         let current = load(keys.as_ref(), config, &settings).await?;
         Ok(Tokens {
@@ -126,11 +126,11 @@ impl Tokens {
     /// Adds a new key that is published at once and signs after `publish_lead`; the keys it
     /// replaces stop signing then and stay published until their tokens have expired.
     pub async fn rotate(&self, now: i64) -> Result<String, TokenError> {
-        if self.config.algorithm() == Algorithm::HS256 {
+        if self.config.algorithm == Algorithm::HS256 {
             return Err(TokenError::SymmetricRotation);
         }
         let activates_at = now + seconds(self.config.key_publish_lead);
-        let key = StoredKey::generate(self.config.algorithm(), now, activates_at)?;
+        let key = StoredKey::generate(self.config.algorithm, now, activates_at)?;
         self.install(key, now).await
     }
 
@@ -143,7 +143,7 @@ impl Tokens {
     /// its key.
     pub async fn rotate_if_due(&self, now: i64) -> Result<Option<String>, TokenError> {
         let interval = seconds(self.config.key_rotation);
-        if interval == 0 || self.config.algorithm() == Algorithm::HS256 {
+        if interval == 0 || self.config.algorithm == Algorithm::HS256 {
             return Ok(None);
         }
         let due = |current: &Current| {
@@ -174,7 +174,7 @@ impl Tokens {
             return Ok(None);
         }
         let activates_at = now + seconds(self.config.key_publish_lead);
-        let key = StoredKey::generate(self.config.algorithm(), now, activates_at)?;
+        let key = StoredKey::generate(self.config.algorithm, now, activates_at)?;
         self.install(key, now).await.map(Some)
     }
 
@@ -326,7 +326,7 @@ async fn load(
     settings: &VerifierSettings,
 ) -> Result<Current, TokenError> {
     let mut stored: Vec<StoredKey> = Vec::new();
-    if config.algorithm() == Algorithm::HS256 {
+    if config.algorithm == Algorithm::HS256 {
         let secret = config
             .hs256_secret
             .as_ref()
@@ -352,7 +352,7 @@ async fn load(
     let kids = stored.iter().map(|key| key.kid.clone()).collect();
     let newest = stored
         .iter()
-        .filter(|key| key.algorithm == config.algorithm())
+        .filter(|key| key.algorithm == config.algorithm)
         .max_by(|a, b| (a.created_at, &a.kid).cmp(&(b.created_at, &b.kid)))
         .map(|key| (key.kid.clone(), key.created_at));
     let keyring = Keyring::new(stored, publish_after_retirement(config))?;

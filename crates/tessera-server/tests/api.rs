@@ -444,8 +444,8 @@ async fn login_and_registration_refuse_cross_site_requests() {
 #[tokio::test]
 async fn configured_origins_replace_the_host_check() {
     let server = TestServer::start(|config| {
-        config.server.public_url = Some("https://auth.example.com".into());
-        config.server.allowed_origins = vec!["https://app.example.com".into()];
+        config.server.public_url = Some("https://auth.example.com".parse().unwrap());
+        config.server.allowed_origins = vec!["https://app.example.com".parse().unwrap()];
     })
     .await;
     server.register("alice", PASSWORD).await;
