@@ -4,10 +4,10 @@
 //!
 //! 1. **Where the request came from.** Browsers send `Sec-Fetch-Site` and `Origin` on unsafe
 //!    requests. `cross-site` is refused, `same-site` only passes with an allowed `Origin`, and
-//!    an `Origin` must be an allowed origin: `server.public_url` and
-//!    `server.allowed_origins` when configured, otherwise the origin whose host is the
-//!    request's own `Host`. `Origin: null` is refused. Clients that send neither header are
-//!    not browsers, and are not CSRF vectors.
+//!    an `Origin` must be an allowed origin: Tessera's own — `server.public_url` when
+//!    configured, otherwise the origin whose host is the request's own `Host` — or one of
+//!    `server.allowed_origins`. `Origin: null` is refused. Clients that send neither header
+//!    are not browsers, and are not CSRF vectors.
 //! 2. **A session-bound token** (cookie-authenticated requests only): the session's CSRF token
 //!    in `X-CSRF-Token`, compared in constant time. Bearer-authenticated requests carry no
 //!    ambient credential and need no token.
@@ -111,13 +111,14 @@ impl OriginPolicy {
     }
 
     fn allows(&self, origin: &Origin, headers: &HeaderMap) -> bool {
-        if self.own.is_none() && self.others.is_empty() {
-            return headers
+        let own = match &self.own {
+            Some(own) => own == origin,
+            None => headers
                 .get(HOST)
                 .and_then(|host| host.to_str().ok())
-                .is_some_and(|host| origin.matches_host_header(host));
-        }
-        self.own.as_ref() == Some(origin) || self.others.contains(origin)
+                .is_some_and(|host| origin.matches_host_header(host)),
+        };
+        own || self.others.contains(origin)
     }
 }
 
@@ -220,6 +221,27 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn allowed_origins_add_to_the_host_check_without_a_public_url() {
+        let policy = OriginPolicy::new(None, vec![Origin::parse("https://app.test").unwrap()]);
+        for origin in ["http://127.0.0.1:8080", "https://app.test"] {
+            assert!(
+                policy
+                    .check(&headers(&[("host", "127.0.0.1:8080"), ("origin", origin)]))
+                    .is_ok(),
+                "{origin}"
+            );
+        }
+        assert!(
+            policy
+                .check(&headers(&[
+                    ("host", "127.0.0.1:8080"),
+                    ("origin", "https://other.test")
+                ]))
+                .is_err()
+        );
     }
 
     #[test]

@@ -475,6 +475,32 @@ async fn configured_origins_replace_the_host_check() {
 }
 
 #[tokio::test]
+async fn allowed_origins_add_to_the_servers_own_origin() {
+    // No public_url: the server's own origin is the one its Host names.
+    let server = TestServer::start(|config| {
+        config.server.allowed_origins = vec!["https://app.example.com".parse().unwrap()];
+    })
+    .await;
+    let login = server.user_session("alice").await;
+    let revoke_others_from = |origin: &str| {
+        client()
+            .delete(server.url("/v1/sessions?scope=others"))
+            .header("cookie", login.cookie())
+            .header("x-csrf-token", &login.csrf)
+            .header("origin", origin)
+            .send()
+    };
+    for allowed in [server.base.as_str(), "https://app.example.com"] {
+        let response = revoke_others_from(allowed).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{allowed}");
+    }
+    let unlisted = revoke_others_from("https://evil.example.com")
+        .await
+        .unwrap();
+    problem(unlisted, StatusCode::FORBIDDEN, "csrf_failed").await;
+}
+
+#[tokio::test]
 async fn logout_kills_every_credential_of_the_session_and_clears_the_cookie() {
     let server = TestServer::start(|_| {}).await;
     let login = server.user_session("alice").await;
