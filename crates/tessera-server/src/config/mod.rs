@@ -442,8 +442,9 @@ pub struct DangerConfig {
 #[non_exhaustive]
 pub enum ConfigError {
     /// The file or an environment variable could not be read, or a value could not be
-    /// parsed; the message names the key and where it was set.
-    #[error("invalid configuration: {0}")]
+    /// parsed; the source names the key and where it was set.
+    // The cause is the source, not part of this message, so a report of the chain says it once.
+    #[error("invalid configuration")]
     Load(#[source] Box<figment::Error>),
     /// A value is out of range, or does not fit with another.
     #[error("invalid configuration: {key}: {reason}")]

@@ -9,11 +9,19 @@ fn load_toml(text: &str) -> Result<Config, ConfigError> {
     Config::extract(Figment::from(Toml::string(text)))
 }
 
+/// The error a configuration of `text` is refused with, and its causes, as a report shows it.
 fn refused(text: &str) -> String {
-    match load_toml(text) {
+    let error = match load_toml(text) {
         Ok(config) => panic!("accepted {text}: {config:?}"),
-        Err(error) => error.to_string(),
+        Err(error) => error,
+    };
+    let mut report = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        report.push_str(&format!(": {cause}"));
+        source = cause.source();
     }
+    report
 }
 
 #[test]
