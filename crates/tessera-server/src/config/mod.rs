@@ -3,9 +3,9 @@
 //! `tessera serve` listens on 127.0.0.1:8080 with SQLite under `./tessera-data`.
 //!
 //! [`Config::load`] parses every key into its type ([`Database`], [`SessionBackend`],
-//! [`Algorithm`], [`PublicUrl`], [`Origin`](crate::csrf::Origin), [`LogFormat`], durations)
-//! and checks the ranges and combinations types cannot express, once: a loaded `Config` is
-//! valid, and nothing downstream parses or checks it again.
+//! [`Algorithm`], [`PublicUrl`], [`Origin`], [`LogFormat`], durations) and checks the ranges
+//! and combinations types cannot express, once: a loaded `Config` is valid, and nothing
+//! downstream parses or checks it again.
 //!
 //! Defaults that the engine or a store also has are read from there
 //! ([`SessionPolicy`], [`TokenPolicy`], [`EngineConfig`], [`RedisOptions`], …), so each
