@@ -15,6 +15,7 @@ use axum::body::Body;
 use axum::http::Request;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tessera_core::{LoginAttempt, Transport};
+use tessera_server::config::Database;
 use tessera_server::{Config, open, server};
 use tower::ServiceExt as _;
 
@@ -25,7 +26,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
-    config.database.url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    config.database.url = Database::Sqlite(dir.path().join("bench.db"));
     let (app, cookie, jwt) = runtime.block_on(async {
         let services = open(&config).await.unwrap();
         let engine = services.engine.clone();

@@ -4,10 +4,10 @@
 //!
 //! 1. **Where the request came from.** Browsers send `Sec-Fetch-Site` and `Origin` on unsafe
 //!    requests. `cross-site` is refused, `same-site` only passes with an allowed `Origin`, and
-//!    an `Origin` must be an allowed origin: `server.public_url` and
-//!    `server.allowed_origins` when configured, otherwise the origin whose host is the
-//!    request's own `Host`. `Origin: null` is refused. Clients that send neither header are
-//!    not browsers, and are not CSRF vectors.
+//!    an `Origin` must be an allowed origin: Tessera's own — `server.public_url` when
+//!    configured, otherwise the origin whose host is the request's own `Host` — or one of
+//!    `server.allowed_origins`. `Origin: null` is refused. Clients that send neither header
+//!    are not browsers, and are not CSRF vectors.
 //! 2. **A session-bound token** (cookie-authenticated requests only): the session's CSRF token
 //!    in `X-CSRF-Token`, compared in constant time. Bearer-authenticated requests carry no
 //!    ambient credential and need no token.
@@ -71,19 +71,17 @@ impl Origin {
 /// The origins allowed to make credentialed, state-changing requests.
 #[derive(Debug, Clone)]
 pub struct OriginPolicy {
-    /// Configured origins; empty means "the request's own host".
-    allowed: Vec<Origin>,
+    /// Tessera's own origin; `None` means "the origin whose host is the request's `Host`".
+    own: Option<Origin>,
+    /// Further origins allowed besides the own one.
+    others: Vec<Origin>,
 }
 
 impl OriginPolicy {
-    /// A policy from configured origin strings (already validated by the configuration).
-    pub fn new<'a>(origins: impl IntoIterator<Item = &'a String>) -> Self {
-        OriginPolicy {
-            allowed: origins
-                .into_iter()
-                .filter_map(|origin| Origin::parse(origin))
-                .collect(),
-        }
+    /// Allows Tessera's `own` origin (when `None`, the one the request's `Host` names) and
+    /// every one of `others`.
+    pub fn new(own: Option<Origin>, others: Vec<Origin>) -> Self {
+        OriginPolicy { own, others }
     }
 
     /// Check 1: refuses requests a browser marks as coming from another site.
@@ -113,14 +111,14 @@ impl OriginPolicy {
     }
 
     fn allows(&self, origin: &Origin, headers: &HeaderMap) -> bool {
-        if self.allowed.is_empty() {
-            headers
+        let own = match &self.own {
+            Some(own) => own == origin,
+            None => headers
                 .get(HOST)
                 .and_then(|host| host.to_str().ok())
-                .is_some_and(|host| origin.matches_host_header(host))
-        } else {
-            self.allowed.contains(origin)
-        }
+                .is_some_and(|host| origin.matches_host_header(host)),
+        };
+        own || self.others.contains(origin)
     }
 }
 
@@ -168,7 +166,7 @@ mod tests {
 
     #[test]
     fn without_configured_origins_the_host_header_decides() {
-        let policy = OriginPolicy::new(&[]);
+        let policy = OriginPolicy::new(None, Vec::new());
         let ok = headers(&[
             ("host", "127.0.0.1:8080"),
             ("origin", "http://127.0.0.1:8080"),
@@ -197,11 +195,10 @@ mod tests {
 
     #[test]
     fn configured_origins_must_match_exactly() {
-        let allowed = vec![
-            "https://auth.example.com".to_owned(),
-            "https://app.example.com:8443".to_owned(),
-        ];
-        let policy = OriginPolicy::new(&allowed);
+        let policy = OriginPolicy::new(
+            Origin::parse("https://auth.example.com"),
+            vec![Origin::parse("https://app.example.com:8443").unwrap()],
+        );
         assert!(
             policy
                 .check(&headers(&[("origin", "https://auth.example.com")]))
@@ -227,8 +224,29 @@ mod tests {
     }
 
     #[test]
+    fn allowed_origins_add_to_the_host_check_without_a_public_url() {
+        let policy = OriginPolicy::new(None, vec![Origin::parse("https://app.test").unwrap()]);
+        for origin in ["http://127.0.0.1:8080", "https://app.test"] {
+            assert!(
+                policy
+                    .check(&headers(&[("host", "127.0.0.1:8080"), ("origin", origin)]))
+                    .is_ok(),
+                "{origin}"
+            );
+        }
+        assert!(
+            policy
+                .check(&headers(&[
+                    ("host", "127.0.0.1:8080"),
+                    ("origin", "https://other.test")
+                ]))
+                .is_err()
+        );
+    }
+
+    #[test]
     fn fetch_metadata_refuses_cross_site_and_unvouched_same_site() {
-        let policy = OriginPolicy::new(&[]);
+        let policy = OriginPolicy::new(None, Vec::new());
         assert!(
             policy
                 .check(&headers(&[("sec-fetch-site", "cross-site")]))

@@ -11,11 +11,13 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use tessera_core::{Engine, Error, SessionId};
 use tessera_server::body::rfc3339;
+use tessera_server::config::{Database, LogFormat, SessionBackend};
 use tessera_server::{Config, Services, open, server};
 
-/// Tessera keeps people logged in: server-side sessions behind one HTTP API.
+/// Run the Tessera session and token server, and administer its users, sessions, signing keys
+/// and API clients.
 #[derive(Debug, Parser)]
-#[command(name = "tessera", version, about)]
+#[command(name = "tessera", version)]
 struct Cli {
     /// Configuration file. Defaults to ./tessera.toml when it exists.
     #[arg(long, global = true, value_name = "FILE")]
@@ -33,7 +35,7 @@ enum Command {
         bind: Option<SocketAddr>,
         /// Database URL, e.g. sqlite://tessera-data/tessera.db (overrides database.url).
         #[arg(long)]
-        database_url: Option<String>,
+        database_url: Option<Database>,
     },
     /// Manage accounts.
     #[command(subcommand)]
@@ -132,6 +134,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = Config::load(cli.config.as_deref())?;
+    // The flags arrive parsed and no check relates them to another key, so they simply win.
     if let Command::Serve { bind, database_url } = &cli.command {
         if let Some(bind) = bind {
             config.server.bind = *bind;
@@ -139,10 +142,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         if let Some(url) = database_url {
             config.database.url.clone_from(url);
         }
-        config.validate()?;
     }
     init_logging(&config)?;
-    if !matches!(cli.command, Command::Serve { .. }) && config.sessions.store == "memory" {
+    if !matches!(cli.command, Command::Serve { .. })
+        && config.sessions.store == SessionBackend::Memory
+    {
         bail!(
             "sessions.store is \"memory\": there is no durable store for this command to administer"
         );
@@ -213,16 +217,12 @@ async fn user(engine: &Engine, command: UserCommand) -> anyhow::Result<()> {
             }
         }
         UserCommand::List => {
-            let users = engine.users().await?;
-            println!("{:<24} {:<32} CREATED", "ID", "USERNAME");
-            for user in users {
-                println!(
-                    "{:<24} {:<32} {}",
-                    user.id,
-                    user.username,
-                    rfc3339(user.created_at)
-                );
-            }
+            let rows = engine
+                .users()
+                .await?
+                .into_iter()
+                .map(|user| [user.id.to_string(), user.username, rfc3339(user.created_at)]);
+            print_table(["ID", "USERNAME", "CREATED"], rows);
         }
         UserCommand::Remove { username } => {
             let user = find_user(engine, &username).await?;
@@ -240,23 +240,23 @@ async fn session(engine: &Engine, command: SessionCommand) -> anyhow::Result<()>
                 Some(name) => vec![find_user(engine, &name).await?],
                 None => engine.users().await?,
             };
-            println!(
-                "{:<24} {:<24} {:<8} {:<26} {:<26} IP",
-                "SESSION", "USER", "VIA", "LAST SEEN", "EXPIRES"
-            );
+            let mut rows = Vec::new();
             for user in users {
                 for session in engine.sessions_of(&user.id).await? {
-                    println!(
-                        "{:<24} {:<24} {:<8} {:<26} {:<26} {}",
-                        session.id,
-                        user.username,
-                        session.transport.as_str(),
+                    rows.push([
+                        session.id.to_string(),
+                        user.username.clone(),
+                        session.transport.as_str().to_owned(),
                         rfc3339(session.last_seen_at),
                         rfc3339(session.expires_at),
-                        session.ip.as_deref().unwrap_or("-"),
-                    );
+                        session.ip.unwrap_or_else(|| "-".to_owned()),
+                    ]);
                 }
             }
+            print_table(
+                ["SESSION", "USER", "VIA", "LAST SEEN", "EXPIRES", "IP"],
+                rows,
+            );
         }
         SessionCommand::Revoke { id: Some(id), .. } => {
             let id =
@@ -291,15 +291,12 @@ async fn client(engine: &Engine, command: ClientCommand) -> anyhow::Result<()> {
             Err(error) => return Err(error).context("could not create the client"),
         },
         ClientCommand::List => {
-            println!("{:<24} {:<32} CREATED", "ID", "NAME");
-            for client in engine.clients().await? {
-                println!(
-                    "{:<24} {:<32} {}",
-                    client.id,
-                    client.name,
-                    rfc3339(client.created_at)
-                );
-            }
+            let rows = engine
+                .clients()
+                .await?
+                .into_iter()
+                .map(|client| [client.id, client.name, rfc3339(client.created_at)]);
+            print_table(["ID", "NAME", "CREATED"], rows);
         }
         ClientCommand::Remove { name } => match engine.delete_client(&name).await {
             Ok(()) => println!("removed client {name}"),
@@ -308,6 +305,33 @@ async fn client(engine: &Engine, command: ClientCommand) -> anyhow::Result<()> {
         },
     }
     Ok(())
+}
+
+/// Prints `rows` under `header`, each column as wide as its widest cell, so ids and names of
+/// any length stay in line.
+fn print_table<const N: usize>(header: [&str; N], rows: impl IntoIterator<Item = [String; N]>) {
+    let rows: Vec<[String; N]> = rows.into_iter().collect();
+    let mut widths = header.map(|title| title.chars().count());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let print_row = |cells: [&str; N]| {
+        let mut line = String::new();
+        for (column, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            if column + 1 == N {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        println!("{line}");
+    };
+    print_row(header);
+    for row in &rows {
+        print_row(row.each_ref().map(String::as_str));
+    }
 }
 
 async fn find_user(engine: &Engine, username: &str) -> anyhow::Result<tessera_core::User> {
@@ -350,10 +374,9 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let result = if config.log.format == "json" {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
+    let result = match config.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
     };
     result.map_err(|error| anyhow::anyhow!("could not start logging: {error}"))
 }

@@ -57,8 +57,7 @@ pub async fn open_with_clock(
     config: &Config,
     clock: Arc<dyn Clock>,
 ) -> Result<Services, StartError> {
-    config.validate()?;
-    if matches!(config.database()?, config::Database::Postgres(_))
+    if matches!(config.database.url, config::Database::Postgres(_))
         && config.server.public_url.is_none()
         && config.token.issuer.is_none()
     {
@@ -98,8 +97,7 @@ pub async fn open_with_clock(
 async fn connect_stores(
     config: &Config,
 ) -> Result<(Stores, Option<Arc<dyn RevocationNotifier>>), StartError> {
-    let backend = config.session_backend()?;
-    if backend == config::SessionBackend::Memory {
+    if config.sessions.store == config::SessionBackend::Memory {
         let memory = Arc::new(MemoryStore::new());
         let stores = Stores {
             users: memory.clone(),
@@ -112,9 +110,9 @@ async fn connect_stores(
         return Ok((stores, None));
     }
     let (mut stores, log, mut notifier): (Stores, Arc<dyn RevocationLog>, _) =
-        match config.database()? {
+        match &config.database.url {
             config::Database::Sqlite(path) => {
-                let sqlite = Arc::new(SqliteStore::open(&path).await?);
+                let sqlite = Arc::new(SqliteStore::open(path).await?);
                 let stores = Stores {
                     users: sqlite.clone(),
                     sessions: sqlite.clone(),
@@ -133,7 +131,7 @@ async fn connect_stores(
                     statement_timeout: config.database.timeout,
                     schema: config.database.schema.clone(),
                 };
-                let postgres = Arc::new(PgStore::connect(&url, options).await?);
+                let postgres = Arc::new(PgStore::connect(url, options).await?);
                 let stores = Stores {
                     users: postgres.clone(),
                     sessions: postgres.clone(),
@@ -146,14 +144,14 @@ async fn connect_stores(
                 (stores, postgres, Some(notifier))
             }
         };
-    if let config::SessionBackend::Redis(url) = backend {
+    if let config::SessionBackend::Redis(url) = &config.sessions.store {
         let options = RedisOptions {
             prefix: config.sessions.redis_prefix.clone(),
             command_timeout: config.sessions.redis_timeout,
             connect_timeout: config.sessions.redis_timeout,
             ..RedisOptions::default()
         };
-        let redis = Arc::new(RedisStore::connect(&url, options, log).await?);
+        let redis = Arc::new(RedisStore::connect(url, options, log).await?);
         stores.sessions = redis.clone();
         stores.refresh = redis.clone();
         stores.throttle = redis.clone();
@@ -170,7 +168,7 @@ fn token_settings(config: &Config) -> TokenSettings {
     TokenSettings {
         issuer: config.issuer(),
         audience: token.audience.clone(),
-        algorithm: token.algorithm(),
+        algorithm: token.algorithm,
         hs256_secret: token
             .hs256_secret
             .as_ref()
@@ -206,7 +204,7 @@ pub fn engine_config(config: &Config) -> EngineConfig {
         // Verifiers must be able to learn of a revocation for as long as an access token
         // naming the session can live.
         revocation_retention: (config.token.access_ttl + config.token.leeway)
-            .max(std::time::Duration::from_secs(60 * 60)),
+            .max(EngineConfig::default().revocation_retention),
         tokens: TokenPolicy {
             access_ttl: config.token.access_ttl,
             refresh_ttl: config.token.refresh_ttl,

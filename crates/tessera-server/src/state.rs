@@ -72,8 +72,9 @@ pub(crate) fn build(config: &Config, services: Services) -> AppState {
             config
                 .server
                 .public_url
-                .iter()
-                .chain(&config.server.allowed_origins),
+                .as_ref()
+                .map(|url| url.origin().clone()),
+            config.server.allowed_origins.clone(),
         ),
         registration: config.auth.registration,
         trusted_proxies: config

@@ -444,8 +444,8 @@ async fn login_and_registration_refuse_cross_site_requests() {
 #[tokio::test]
 async fn configured_origins_replace_the_host_check() {
     let server = TestServer::start(|config| {
-        config.server.public_url = Some("https://auth.example.com".into());
-        config.server.allowed_origins = vec!["https://app.example.com".into()];
+        config.server.public_url = Some("https://auth.example.com".parse().unwrap());
+        config.server.allowed_origins = vec!["https://app.example.com".parse().unwrap()];
     })
     .await;
     server.register("alice", PASSWORD).await;
@@ -472,6 +472,32 @@ async fn configured_origins_replace_the_host_check() {
     );
     let same_host = login_from(&server.base).await.unwrap();
     problem(same_host, StatusCode::FORBIDDEN, "csrf_failed").await;
+}
+
+#[tokio::test]
+async fn allowed_origins_add_to_the_servers_own_origin() {
+    // No public_url: the server's own origin is the one its Host names.
+    let server = TestServer::start(|config| {
+        config.server.allowed_origins = vec!["https://app.example.com".parse().unwrap()];
+    })
+    .await;
+    let login = server.user_session("alice").await;
+    let revoke_others_from = |origin: &str| {
+        client()
+            .delete(server.url("/v1/sessions?scope=others"))
+            .header("cookie", login.cookie())
+            .header("x-csrf-token", &login.csrf)
+            .header("origin", origin)
+            .send()
+    };
+    for allowed in [server.base.as_str(), "https://app.example.com"] {
+        let response = revoke_others_from(allowed).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{allowed}");
+    }
+    let unlisted = revoke_others_from("https://evil.example.com")
+        .await
+        .unwrap();
+    problem(unlisted, StatusCode::FORBIDDEN, "csrf_failed").await;
 }
 
 #[tokio::test]

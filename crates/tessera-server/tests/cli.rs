@@ -45,6 +45,36 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Asserts that `table` is a header line over at least one row, and that every row's cells
+/// start in the column where their header title does.
+fn assert_aligned(table: &str, titles: &[&str]) {
+    let mut lines = table.lines();
+    let header = lines.next().expect("a header line");
+    let starts: Vec<usize> = titles
+        .iter()
+        .map(|title| {
+            header
+                .find(title)
+                .unwrap_or_else(|| panic!("{title} in {header}"))
+        })
+        .collect();
+    let mut rows = 0;
+    for line in lines {
+        rows += 1;
+        for (&start, title) in starts.iter().zip(titles).skip(1) {
+            let aligned = line
+                .get(..start)
+                .is_some_and(|before| before.ends_with("  "))
+                && line.get(start..).is_some_and(|cell| !cell.starts_with(' '));
+            assert!(
+                aligned,
+                "{title} does not start at column {start}:\n{table}"
+            );
+        }
+    }
+    assert!(rows > 0, "no rows:\n{table}");
+}
+
 struct Server {
     child: Child,
     base: String,
@@ -199,10 +229,19 @@ async fn the_cli_manages_users_and_sessions_while_the_server_runs() {
     let usage = run(dir.path(), &["user", "frobnicate"], None);
     assert_eq!(usage.status.code(), Some(2), "usage errors exit 2");
 
+    let long_name = "a-username-longer-than-the-old-fixed-columns";
+    let added = run(
+        dir.path(),
+        &["user", "add", long_name],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(added.status.success(), "{}", text(&added.stderr));
+
     let listed = run(dir.path(), &["user", "list"], None);
     assert!(listed.status.success());
     assert!(text(&listed.stdout).contains("alice"));
     assert!(!text(&listed.stdout).contains("bob"));
+    assert_aligned(&text(&listed.stdout), &["ID", "USERNAME", "CREATED"]);
 
     let server = Server::start(dir.path(), &[]).await;
     let token = server.login("alice").await;
@@ -213,6 +252,10 @@ async fn the_cli_manages_users_and_sessions_while_the_server_runs() {
     let sessions = run(dir.path(), &["session", "list", "--user", "alice"], None);
     assert!(sessions.status.success(), "{}", text(&sessions.stderr));
     assert!(text(&sessions.stdout).contains(&session_id));
+    assert_aligned(
+        &text(&sessions.stdout),
+        &["SESSION", "USER", "VIA", "LAST SEEN", "EXPIRES", "IP"],
+    );
     assert!(
         !text(&sessions.stdout).contains(&token),
         "the CLI never shows a session token"
@@ -322,6 +365,7 @@ fn api_clients_are_added_listed_and_removed_and_their_secret_is_shown_once() {
     assert_eq!(secret.len(), 43);
     let listed = run(dir.path(), &["client", "list"], None);
     assert!(text(&listed.stdout).contains("billing"));
+    assert_aligned(&text(&listed.stdout), &["ID", "NAME", "CREATED"]);
     assert!(
         !text(&listed.stdout).contains(&secret),
         "the secret is never shown again"
@@ -339,4 +383,21 @@ fn api_clients_are_added_listed_and_removed_and_their_secret_is_shown_once() {
             .code(),
         Some(1)
     );
+}
+
+#[test]
+fn help_says_what_the_command_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = run(dir.path(), &["--help"], None);
+    assert!(help.status.success());
+    let first_line = text(&help.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        first_line.starts_with("Run the Tessera session and token server"),
+        "{first_line}"
+    );
+    assert_ne!(first_line, env!("CARGO_PKG_DESCRIPTION"));
 }

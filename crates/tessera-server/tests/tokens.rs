@@ -399,7 +399,7 @@ async fn token_endpoint_errors_are_oauth_shaped() {
 #[tokio::test]
 async fn discovery_metadata_points_at_the_endpoints() {
     let server = TestServer::start(|config| {
-        config.server.public_url = Some("https://auth.example.com".into())
+        config.server.public_url = Some("https://auth.example.com".parse().unwrap())
     })
     .await;
     let metadata: Value = client()
@@ -489,7 +489,7 @@ async fn every_supported_algorithm_signs_and_verifies_end_to_end() {
         ),
     ] {
         let server = TestServer::start(|config| {
-            config.token.algorithm = algorithm.to_owned();
+            config.token.algorithm = algorithm.parse().unwrap();
             config.token.hs256_secret =
                 secret.map(|secret| serde_json::from_value(json!(secret)).unwrap());
         })
@@ -602,7 +602,7 @@ async fn the_rotation_schedule_publishes_a_new_key_before_it_signs() {
 async fn instances_due_for_rotation_at_once_add_exactly_one_key() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = tessera_server::config::Config::default();
-    config.database.url = format!("sqlite://{}", dir.path().join("tessera.db").display());
+    config.database.url = tessera_server::config::Database::Sqlite(dir.path().join("tessera.db"));
     config.token.key_rotation = Duration::from_secs(60 * 60);
     let clock =
         tessera_core::ManualClock::new(tessera_core::Clock::now(&tessera_core::SystemClock));

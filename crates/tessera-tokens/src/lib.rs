@@ -58,8 +58,8 @@ mod verified;
 
 pub use error::{AccessError, IssueError, TokenError};
 pub use settings::{
-    DEFAULT_AUDIENCE, DEFAULT_KEY_PUBLISH_LEAD, DEFAULT_KEY_ROTATION, DEFAULT_LEEWAY, Hs256Secret,
-    TokenSettings,
+    DEFAULT_ALGORITHM, DEFAULT_AUDIENCE, DEFAULT_KEY_PUBLISH_LEAD, DEFAULT_KEY_ROTATION,
+    DEFAULT_LEEWAY, Hs256Secret, TokenSettings,
 };
 
 use keys::SigningKeys;

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use tessera_jose::Algorithm;
+use tessera_jose::{Algorithm, VerifierSettings};
 
 /// Settings of the token machinery. Lifetimes of the credentials themselves live in the
 /// engine's [`TokenPolicy`](tessera_core::TokenPolicy); these are about signing and checking.
@@ -37,7 +37,7 @@ impl TokenSettings {
         TokenSettings {
             issuer: issuer.into(),
             audience: vec![DEFAULT_AUDIENCE.to_owned()],
-            algorithm: Algorithm::EdDSA,
+            algorithm: DEFAULT_ALGORITHM,
             hs256_secret: None,
             leeway: DEFAULT_LEEWAY,
             key_publish_lead: DEFAULT_KEY_PUBLISH_LEAD,
@@ -48,8 +48,10 @@ impl TokenSettings {
 
 /// The default `aud`.
 pub const DEFAULT_AUDIENCE: &str = "tessera";
-/// The default clock-skew allowance.
-pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// The default signing algorithm.
+pub const DEFAULT_ALGORITHM: Algorithm = Algorithm::EdDSA;
+/// The default clock-skew allowance (the verifier's own default).
+pub const DEFAULT_LEEWAY: Duration = VerifierSettings::DEFAULT_LEEWAY;
 /// The default time a new key is published before it signs.
 pub const DEFAULT_KEY_PUBLISH_LEAD: Duration = Duration::from_secs(5 * 60);
 /// The default age at which a signing key is rotated out.

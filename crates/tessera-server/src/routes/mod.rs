@@ -208,7 +208,7 @@ mod tests {
     async fn the_session_check_answers_as_the_router_does() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::default();
-        config.database.url = format!("sqlite://{}", dir.path().join("t.db").display());
+        config.database.url = crate::config::Database::Sqlite(dir.path().join("t.db"));
         // A clock that stands still, so both answers show the same activity times.
         let clock = ManualClock::new(SystemClock.now());
         let services = open_with_clock(&config, Arc::new(clock)).await.unwrap();

@@ -11,6 +11,7 @@ use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tessera_core::{Clock, ManualClock, SystemClock, Timestamp};
+use tessera_server::config::Database;
 use tessera_server::{Config, open_with_clock, server};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -35,7 +36,7 @@ impl TestServer {
     pub async fn start(configure: impl FnOnce(&mut Config)) -> TestServer {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
         let mut config = Config::default();
-        config.database.url = format!("sqlite://{}", dir.path().join("tessera.db").display());
+        config.database.url = Database::Sqlite(dir.path().join("tessera.db"));
         config.server.bind = "127.0.0.1:0".parse().unwrap();
         configure(&mut config);
         Self::launch(config, dir, None).await
@@ -45,7 +46,7 @@ impl TestServer {
     pub async fn start_with_clock(configure: impl FnOnce(&mut Config)) -> TestServer {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
         let mut config = Config::default();
-        config.database.url = format!("sqlite://{}", dir.path().join("tessera.db").display());
+        config.database.url = Database::Sqlite(dir.path().join("tessera.db"));
         configure(&mut config);
         let clock = ManualClock::new(SystemClock.now());
         Self::launch(config, dir, Some(clock)).await
