@@ -1,15 +1,18 @@
 //! Tessera's domain: one session record per login, and the rules that govern it.
 //!
 //! Every successful login creates one [`SessionRecord`]; a client carries it as an opaque
-//! token in a cookie or a bearer header (and, later, as JWTs whose `sid` names it). The
+//! token in a cookie or a bearer header, or as short-lived JWTs whose `sid` names it (signed
+//! by `tessera-tokens`). The
 //! [`Engine`] holds all the rules — password policy, throttling, idle and absolute expiry,
 //! revocation — over the storage traits in [`store`]; it does no I/O of its own and reads time
 //! from an injected [`Clock`].
 //!
 //! # Layout
 //!
-//! - [`engine`]: [`Engine`] — register, log in, validate, log out, list, revoke.
-//! - [`store`]: [`UserStore`] and [`SessionStore`], the contract every backend meets.
+//! - [`engine`]: [`Engine`] — register, log in, validate, log out, list, revoke, refresh-token
+//!   chains; one module per concern.
+//! - [`store`]: [`UserStore`], [`SessionStore`], [`RefreshStore`], [`KeyStore`],
+//!   [`ClientStore`] and [`RevocationLog`], the contract every backend meets.
 //! - [`throttle`]: [`LoginThrottle`], failed-login counters per account and address.
 //! - [`session`], [`user`], [`id`]: the records and the parsed identifiers and secrets.
 //! - [`password`]: [`PasswordPolicy`] and bounded Argon2id [`PasswordHasher`].

@@ -3,14 +3,15 @@
 //! cookie-authenticated unsafe requests.
 
 use axum::extract::FromRequestParts;
-use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
+use axum::http::header::{AUTHORIZATION, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
-use cookie::{Cookie, SameSite};
 use tessera_core::{Error, SessionToken, ValidSession};
 
 use crate::AppState;
+use crate::cookies;
+pub use crate::cookies::CookieSettings;
 use crate::csrf::CSRF_HEADER;
 use crate::problem::Problem;
 
@@ -183,73 +184,19 @@ pub fn presented_token(
     })
 }
 
-/// The session cookie's value. Every `Cookie` header is read (HTTP/2 splits them); the name
-/// must match exactly, and two cookies of that name are refused rather than guessed between.
-///
-/// Pairs are parsed by the `cookie` crate (`Cookie::split_parse`): a profile put it at about
-/// 2 % of a cookie check without the cache, too little to justify parsing cookies by hand.
+/// The session cookie's value ([`cookies::single`]: two of that name are refused).
 fn session_cookie<'h>(
     headers: &'h HeaderMap,
     cookie_name: &str,
 ) -> Result<Option<&'h str>, Problem> {
-    let mut found = None;
-    for header in headers.get_all(COOKIE) {
-        let Ok(text) = header.to_str() else { continue };
-        for cookie in Cookie::split_parse(text).flatten() {
-            if cookie.name() == cookie_name {
-                if found.is_some() {
-                    return Err(Problem::unauthenticated("more than one session cookie"));
-                }
-                found = cookie.value_raw();
-            }
-        }
-    }
-    Ok(found)
-}
-
-/// Builds `Set-Cookie` values for the session cookie.
-#[derive(Debug, Clone)]
-pub struct CookieSettings {
-    /// The cookie's name.
-    pub name: String,
-    /// Whether to mark it `Secure` (always, unless `danger.insecure_cookies`).
-    pub secure: bool,
-}
-
-impl CookieSettings {
-    /// The cookie that carries `token`: HttpOnly, Secure, SameSite=Lax, Path=/, no Domain,
-    /// no Max-Age (it ends with the browser session; the server enforces the real expiry).
-    pub fn session_cookie(&self, token: &SessionToken) -> HeaderValue {
-        let cookie = Cookie::build((self.name.as_str(), token.encode()))
-            .http_only(true)
-            .secure(self.secure)
-            .same_site(SameSite::Lax)
-            .path("/")
-            .build();
-        header_value(&cookie)
-    }
-
-    /// A cookie that makes the browser drop the session cookie.
-    pub fn clear_cookie(&self) -> HeaderValue {
-        let mut cookie = Cookie::build((self.name.as_str(), ""))
-            .http_only(true)
-            .secure(self.secure)
-            .same_site(SameSite::Lax)
-            .path("/")
-            .build();
-        cookie.make_removal();
-        header_value(&cookie)
-    }
-}
-
-fn header_value(cookie: &Cookie<'_>) -> HeaderValue {
-    // Names are validated at start-up and values are base64url, so the text is always a valid
-    // header value; an empty value (never reached) would only fail to set the cookie.
-    HeaderValue::from_str(&cookie.to_string()).unwrap_or(HeaderValue::from_static(""))
+    cookies::single(headers, cookie_name)
+        .map_err(|_| Problem::unauthenticated("more than one session cookie"))
 }
 
 #[cfg(test)]
 mod tests {
+    use axum::http::header::COOKIE;
+
     use super::*;
 
     const NAME: &str = "__Host-tessera_session";

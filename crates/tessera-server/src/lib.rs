@@ -36,9 +36,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod app;
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod cookies;
 pub mod csrf;
 pub mod danger;
 pub mod errors;

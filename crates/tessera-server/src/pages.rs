@@ -17,18 +17,19 @@ use askama::Template;
 use axum::Router;
 use axum::body::Body;
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, HeaderName,
-    LOCATION, REFERRER_POLICY, RETRY_AFTER, SET_COOKIE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    CACHE_CONTROL, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderName, LOCATION,
+    REFERRER_POLICY, RETRY_AFTER, SET_COOKIE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use cookie::{Cookie, SameSite};
+use cookie::SameSite;
 use serde::de::DeserializeOwned;
 use tessera_core::{Error, Secret, SessionToken, ValidSession};
 
 use crate::AppState;
 use crate::auth::{Carrier, presented_token};
+use crate::cookies;
 use crate::extract::{is_form, read_form, too_large};
 use crate::problem::Problem;
 
@@ -317,35 +318,28 @@ impl FormSecret {
             tracing::error!(%error, "no randomness for a form secret");
             Problem::internal()
         })?;
-        let name = form_cookie_name(state);
-        let cookie = Cookie::build((name, secret.encode()))
-            .http_only(true)
-            .secure(state.http.cookies.secure)
-            .same_site(SameSite::Strict)
-            .path("/")
-            .build();
+        let set_cookie = cookies::set(
+            form_cookie_name(state),
+            &secret.encode(),
+            cookies::Attributes {
+                secure: state.http.cookies.secure,
+                same_site: SameSite::Strict,
+                path: "/",
+                max_age: None,
+            },
+        );
         Ok(FormSecret {
-            set_cookie: HeaderValue::from_str(&cookie.to_string()).ok(),
+            set_cookie: Some(set_cookie),
             secret,
         })
     }
 
     /// The secret the browser sent, if exactly one well-formed cookie carries it.
     fn presented(state: &AppState, headers: &HeaderMap) -> Option<Secret> {
-        let name = form_cookie_name(state);
-        let mut found = None;
-        for header in headers.get_all(COOKIE) {
-            let Ok(text) = header.to_str() else { continue };
-            for cookie in Cookie::split_parse(text).flatten() {
-                if cookie.name() == name {
-                    if found.is_some() {
-                        return None;
-                    }
-                    found = cookie.value_raw().and_then(|raw| Secret::parse(raw).ok());
-                }
-            }
-        }
-        found
+        cookies::single(headers, form_cookie_name(state))
+            .ok()
+            .flatten()
+            .and_then(|raw| Secret::parse(raw).ok())
     }
 
     /// The value the form carries in `csrf_token`.

@@ -14,13 +14,14 @@
 //! which a cross-site form cannot send and cross-site `fetch` cannot send without a CORS
 //! preflight this server never grants.
 
-use axum::http::header::{CONTENT_TYPE, COOKIE, ORIGIN, SET_COOKIE};
+use axum::http::header::{CONTENT_TYPE, ORIGIN, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use cookie::{Cookie, SameSite};
+use cookie::SameSite;
 use tessera_tokens::SignedTokens;
 
 use crate::AppState;
+use crate::cookies;
 use crate::errors::OAuthError;
 
 /// The only path the browser sends the cookie to.
@@ -38,18 +39,11 @@ pub(crate) struct RefreshCookie {
 impl RefreshCookie {
     /// Reads the cookie and the request's CSRF credentials (before the body is consumed).
     pub(crate) fn read(state: &AppState, headers: &HeaderMap) -> RefreshCookie {
-        let name = name(state);
-        let mut values = headers
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|header| header.to_str().ok())
-            .flat_map(|text| Cookie::split_parse(text).flatten())
-            .filter(|cookie| cookie.name() == name)
-            .filter_map(|cookie| cookie.value_raw().map(str::to_owned));
-        let value = match (values.next(), values.next()) {
-            (Some(value), None) => Some(value),
-            _ => None,
-        };
+        // Two cookies of the name are treated as none: never guess between them.
+        let value = cookies::single(headers, name(state))
+            .ok()
+            .flatten()
+            .map(str::to_owned);
         RefreshCookie {
             value,
             refused: csrf_refusal(state, headers),
@@ -125,31 +119,27 @@ pub(crate) fn set(state: &AppState, headers: &mut HeaderMap, tokens: &SignedToke
     let lifetime = tokens
         .refresh_expires_at
         .duration_since(state.engine.clock().now());
-    let cookie = Cookie::build((name(state), tokens.refresh_token.encode()))
-        .http_only(true)
-        .secure(state.http.cookies.secure)
-        .same_site(SameSite::Strict)
-        .path(PATH)
-        .max_age(cookie::time::Duration::seconds(
-            i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX),
-        ))
-        .build();
-    if let Ok(value) = HeaderValue::from_str(&cookie.to_string()) {
-        headers.append(SET_COOKIE, value);
-    }
+    let max_age = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
+    let value = cookies::set(
+        name(state),
+        &tokens.refresh_token.encode(),
+        attributes(state, Some(max_age)),
+    );
+    headers.append(SET_COOKIE, value);
 }
 
 /// A `Set-Cookie` that removes the refresh cookie (logout, a refused refresh).
 pub(crate) fn clear(state: &AppState) -> HeaderValue {
-    let mut cookie = Cookie::build((name(state), ""))
-        .http_only(true)
-        .secure(state.http.cookies.secure)
-        .same_site(SameSite::Strict)
-        .path(PATH)
-        .build();
-    cookie.make_removal();
-    // A fixed ASCII name and attributes: always a valid header value.
-    HeaderValue::from_str(&cookie.to_string()).unwrap_or(HeaderValue::from_static(""))
+    cookies::removal(name(state), attributes(state, None))
+}
+
+fn attributes(state: &AppState, max_age: Option<i64>) -> cookies::Attributes {
+    cookies::Attributes {
+        secure: state.http.cookies.secure,
+        same_site: SameSite::Strict,
+        path: PATH,
+        max_age,
+    }
 }
 
 /// `__Secure-tessera_refresh`, or `tessera_refresh` when `danger.insecure_cookies` drops

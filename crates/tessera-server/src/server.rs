@@ -21,10 +21,10 @@ use tower::ServiceExt as _;
 use tower::util::MapResponse;
 use tower_http::catch_panic::{CatchPanic, CatchPanicLayer, ResponseForPanic};
 
+use crate::app::Routes;
 use crate::body::{SECURITY_HEADERS, starts_with_security_headers};
 use crate::extract::PEER;
 use crate::problem::Problem;
-use crate::routes::Routes;
 use crate::{Config, Services, jobs};
 
 /// The application: routes and state, wrapped in the layers every response passes through.
