@@ -111,10 +111,17 @@ pub async fn serve(
         max_body_bytes: u64::try_from(config.server.max_body_bytes).unwrap_or(u64::MAX),
         body_timeout: config.server.body_timeout,
     };
-    let cap = config
-        .server
-        .max_connections
-        .unwrap_or_else(|| connections::default_cap(config.database.max_connections));
+    // Raises the open-file limit even when the cap is configured.
+    let safe_cap = connections::default_cap(config.database.max_connections);
+    let cap = config.server.max_connections.unwrap_or(safe_cap);
+    if cap > safe_cap {
+        tracing::warn!(
+            max_connections = cap,
+            suggested = safe_cap,
+            "server.max_connections leaves too few descriptors under the open-file limit \
+             for the stores and logs"
+        );
+    }
     let connections = Connections::new(cap);
     let mut backoff = AcceptBackoff::new();
     let graceful = GracefulShutdown::new();
