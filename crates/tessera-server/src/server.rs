@@ -1,17 +1,22 @@
 //! The accept loop. It takes its listener and shutdown signal as arguments, so tests bind
 //! `127.0.0.1:0` and run the real server in-process.
 
+mod connections;
+
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use std::any::Any;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::header::Entry;
 use axum::http::{HeaderValue, Request};
 use axum::response::{IntoResponse, Response};
-use hyper::body::Incoming;
+use http_body_util::Either;
+use hyper::body::{Body as _, Incoming};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -23,9 +28,10 @@ use tower_http::catch_panic::{CatchPanic, CatchPanicLayer, ResponseForPanic};
 
 use crate::app::Routes;
 use crate::body::{SECURITY_HEADERS, starts_with_security_headers};
-use crate::extract::PEER;
+use crate::extract::{PEER, too_large};
 use crate::problem::Problem;
 use crate::{Config, Services, jobs};
+use connections::{AcceptBackoff, Connection, Connections, DeadlineBody, request_timeout};
 
 /// The application: routes and state, wrapped in the layers every response passes through.
 ///
@@ -94,39 +100,80 @@ pub async fn serve(
     ));
     let app = app(config, services);
     let mut builder = http1::Builder::new();
+    // hyper starts the header timer on each read of a request head, the wait for the next
+    // request on a keep-alive connection included, so it also bounds idle connections.
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10))
+        .header_read_timeout(config.server.header_timeout)
         .max_buf_size(config.server.max_header_bytes.max(8192))
         .max_headers(100);
+    let limits = Limits {
+        max_body_bytes: u64::try_from(config.server.max_body_bytes).unwrap_or(u64::MAX),
+        body_timeout: config.server.body_timeout,
+    };
+    // Raises the open-file limit even when the cap is configured.
+    let safe_cap = connections::default_cap(config.database.max_connections);
+    let cap = config.server.max_connections.unwrap_or(safe_cap);
+    if cap > safe_cap {
+        tracing::warn!(
+            max_connections = cap,
+            suggested = safe_cap,
+            "server.max_connections leaves too few descriptors under the open-file limit \
+             for the stores and logs"
+        );
+    }
+    let connections = Connections::new(cap);
+    let mut backoff = AcceptBackoff::new();
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
-    tracing::info!(address = %listener.local_addr()?, "listening");
+    tracing::info!(address = %listener.local_addr()?, max_connections = cap, "listening");
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(connection) => connection,
-                Err(error) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(connection) => {
+                backoff.succeeded();
+                connection
+            }
+            Err(error) => {
+                // Out of descriptors and the like: pause, or the loop spins on the error.
+                let pause = backoff.failed(&error);
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => continue,
+                    () = &mut shutdown => break,
+                }
+            }
+        };
+        // Always accept, even at the cap: a connection left in the listen backlog would
+        // be served after every attacker queued before it, and once the backlog overflows
+        // the kernel drops SYNs that clients retry only after 1 s, 3 s, 7 s. Accepting keeps
+        // the backlog empty, so a prober is either served (a slow connection makes room) or
+        // refused at once, and the first connection after a flood is answered at once.
+        let Some(admitted) = connections.admit() else {
+            tracing::debug!(%peer, "connection cap reached with every connection busy; closing");
+            continue;
         };
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
         let app = app.clone();
+        let connection = Arc::clone(&admitted.connection);
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-            app.clone().oneshot(request.map(Body::new))
+            respond(app.clone(), Arc::clone(&connection), limits, request)
         });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(PEER.scope(peer, async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection ended with an error");
+            tokio::select! {
+                result = connection => if let Err(error) = result {
+                    tracing::debug!(%error, "connection ended with an error");
+                },
+                () = admitted.connection.shed() => {
+                    tracing::debug!("connection shed to make room for a newer one");
+                }
             }
+            drop(admitted);
         }));
     }
     drop(listener);
@@ -140,6 +187,45 @@ pub async fn serve(
     maintenance.abort();
     follower.abort();
     Ok(())
+}
+
+/// The body of the [`App`]'s responses.
+type AppBody = tower_http::body::UnsyncBoxBody<Bytes, axum::BoxError>;
+
+/// What the connection layer enforces on every request before the application sees it.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_body_bytes: u64,
+    body_timeout: Duration,
+}
+
+/// Answers one request: refuses a declared body over the limit before reading any of it
+/// (so no `100 Continue` is sent), and gives a body `limits.body_timeout` to arrive.
+async fn respond(
+    app: App,
+    connection: Arc<Connection>,
+    limits: Limits,
+    request: Request<Incoming>,
+) -> Result<Response<Either<AppBody, Body>>, Infallible> {
+    let body = request.body();
+    if body.size_hint().lower() > limits.max_body_bytes {
+        return Ok(too_large().into_response().map(Either::Right));
+    }
+    // Requests without a body (most) take no timer.
+    let has_body = !body.is_end_stream();
+    connection.start_request(has_body);
+    let request = if has_body {
+        let connection = Arc::clone(&connection);
+        request.map(|body| Body::new(DeadlineBody::new(body, limits.body_timeout, connection)))
+    } else {
+        request.map(Body::new)
+    };
+    let Ok(response) = app.oneshot(request).await;
+    // The handler saw a failed read and answered for it; the client gets the reason.
+    if connection.finish_request() {
+        return Ok(request_timeout().into_response().map(Either::Right));
+    }
+    Ok(response.map(Either::Left))
 }
 
 #[cfg(test)]

@@ -104,6 +104,22 @@ pub struct ServerConfig {
     /// Defaults to `10s`.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// How long a client may take to send a request head, and how long a keep-alive
+    /// connection may sit idle before its next one; then the connection is closed.
+    /// Defaults to `10s`.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// How long a request body may take to arrive in full, counted from the end of its head;
+    /// a late one is answered `408 request_timeout` and its connection closed.
+    /// Defaults to `10s`.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// Most client connections open at once. At the cap a new connection replaces the oldest
+    /// one that is idle or still sending its request, or is closed if every one is busy.
+    /// Defaults to unset: derived at start from the open-file limit (raised to the hard
+    /// limit), leaving a quarter of it, and at least 64 plus `database.max_connections`
+    /// descriptors (at most half), for the stores and logs.
+    pub max_connections: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -116,6 +132,9 @@ impl Default for ServerConfig {
             max_header_bytes: 16 * 1024,
             trusted_proxies: Vec::new(),
             shutdown_grace: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            max_connections: None,
         }
     }
 }
