@@ -505,6 +505,16 @@ impl Config {
     /// The ranges and combinations that the values' types cannot express.
     fn check(&self) -> Result<(), ConfigError> {
         let invalid = |key, reason| Err(ConfigError::Invalid { key, reason });
+        let server = &self.server;
+        if server.header_timeout < Duration::from_millis(100) {
+            return invalid("server.header_timeout", "must be at least 100ms");
+        }
+        if server.body_timeout < Duration::from_millis(100) {
+            return invalid("server.body_timeout", "must be at least 100ms");
+        }
+        if server.max_connections == Some(0) {
+            return invalid("server.max_connections", "must be at least 1");
+        }
         let session = &self.session;
         if session.idle_timeout < Duration::from_secs(1) {
             return invalid("session.idle_timeout", "must be at least 1s");

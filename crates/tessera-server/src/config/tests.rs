@@ -119,6 +119,9 @@ fn typos_and_nonsense_are_refused() {
     });
     assert!(Config::load(Some(Path::new("/nonexistent/tessera.toml"))).is_err());
     refused("session.cookie_name = \"tessera\"");
+    refused("[server]\nbody_timeout = \"0s\"");
+    refused("[server]\nheader_timeout = \"0s\"");
+    refused("[server]\nmax_connections = 0");
     refused("database.url = \"mysql://x\"");
     refused("server.public_url = \"https://auth.example.com/path\"");
     refused("token.leeway = \"301s\"");
