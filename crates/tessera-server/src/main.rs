@@ -151,6 +151,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             "sessions.store is \"memory\": there is no durable store for this command to administer"
         );
     }
+    if matches!(cli.command, Command::Serve { .. }) {
+        // Before any store is opened: nothing is created for a deployment that cannot work.
+        config.check_serving()?;
+    }
     let services = open(&config).await.context("could not open the store")?;
     match cli.command {
         Command::Serve { .. } => serve(config, services).await,

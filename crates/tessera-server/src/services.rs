@@ -57,16 +57,6 @@ pub async fn open_with_clock(
     config: &Config,
     clock: Arc<dyn Clock>,
 ) -> Result<Services, StartError> {
-    if matches!(config.database.url, config::Database::Postgres(_))
-        && config.server.public_url.is_none()
-        && config.token.issuer.is_none()
-    {
-        tracing::warn!(
-            issuer = %config.issuer(),
-            "with several instances, set server.public_url (the token issuer) to the same value \
-             on each, or tokens from one are refused by another"
-        );
-    }
     let (stores, notifier) = connect_stores(config).await?;
     let auth = &config.auth;
     let hasher = PasswordHasher::new(

@@ -401,3 +401,31 @@ fn help_says_what_the_command_is() {
     );
     assert_ne!(first_line, env!("CARGO_PKG_DESCRIPTION"));
 }
+
+#[test]
+fn serve_refuses_a_shared_store_without_an_issuer() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 9 and nothing is connected to: the refusal comes first.
+    for (key, value) in [
+        (
+            "TESSERA__DATABASE__URL",
+            "postgres://postgres@127.0.0.1:9/none",
+        ),
+        ("TESSERA__SESSIONS__STORE", "redis://127.0.0.1:9"),
+    ] {
+        let output = tessera(dir.path())
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env(key, value)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{key}: {output:?}");
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains("server.public_url"), "{key}: {stderr}");
+        assert!(stderr.contains("shared"), "{key}: {stderr}");
+        assert!(
+            !dir.path().join("tessera-data").exists(),
+            "{key}: a refused start created a data directory"
+        );
+    }
+}

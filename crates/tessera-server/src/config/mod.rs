@@ -645,6 +645,31 @@ impl Config {
             (None, None) => format!("http://{}", self.server.bind),
         }
     }
+
+    /// Whether instances may share this configuration's stores: PostgreSQL as the database,
+    /// or Redis for sessions.
+    pub fn has_shared_store(&self) -> bool {
+        matches!(self.database.url, Database::Postgres(_))
+            || matches!(self.sessions.store, SessionBackend::Redis(_))
+    }
+
+    /// Refuses to serve a shared store without an explicit issuer. Each instance would
+    /// otherwise sign as `http://` + its own bind address and refuse the others' tokens — a
+    /// deployment that silently fails half its requests behind a load balancer.
+    pub fn check_serving(&self) -> Result<(), ConfigError> {
+        if self.has_shared_store()
+            && self.server.public_url.is_none()
+            && self.token.issuer.is_none()
+        {
+            return Err(ConfigError::Invalid {
+                key: "server.public_url",
+                reason: "must be set when the store is shared (PostgreSQL or Redis): it is the \
+                         token issuer, and every instance must sign with the same one \
+                         (or set token.issuer)",
+            });
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
