@@ -6,9 +6,8 @@ use sqlx::database::Database;
 use sqlx::query::Query;
 use sqlx::{ColumnIndex, Decode, Encode, Row, Type};
 use tessera_core::{
-    ClientRecord, KeyRecord, RefreshRecord, Revocation, SessionId, SessionRecord,
-    SessionVerifier, StoreError, Timestamp, TokenHash, Transport, User, UserId, UserRecord,
-    Username,
+    ClientRecord, KeyRecord, RefreshRecord, Revocation, SessionId, SessionRecord, SessionVerifier,
+    StoreError, Timestamp, TokenHash, Transport, User, UserId, UserRecord, Username,
 };
 
 use super::{malformed, unavailable};
@@ -27,7 +26,11 @@ pub(crate) trait Columns {
     fn optional_bytes(&self, column: &'static str) -> Result<Option<&[u8]>, StoreError>;
 
     /// A text column holding an id of type `T`.
-    fn id<T, E>(&self, column: &'static str, parse: fn(&str) -> Result<T, E>) -> Result<T, StoreError>
+    fn id<T, E>(
+        &self,
+        column: &'static str,
+        parse: fn(&str) -> Result<T, E>,
+    ) -> Result<T, StoreError>
     where
         E: std::error::Error + Send + Sync + 'static,
     {

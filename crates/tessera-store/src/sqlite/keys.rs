@@ -36,8 +36,7 @@ impl KeyStore for SqliteStore {
     }
 
     async fn delete_signing_keys_retired_before(&self, before: i64) -> Result<u64, StoreError> {
-        let statement =
-            sqlx::query("DELETE FROM signing_keys WHERE retired_at < ?1").bind(before);
+        let statement = sqlx::query("DELETE FROM signing_keys WHERE retired_at < ?1").bind(before);
         Ok(sql::execute(statement, &self.pool).await?.rows_affected())
     }
 

@@ -27,7 +27,10 @@ impl LoginThrottle for SqliteStore {
             sqlx::query("SELECT count, window_start FROM login_failures WHERE key = ?1")
                 .bind(key.storage_key());
         let failures = sql::fetch_optional(statement, &self.pool, sql::failures).await?;
-        Ok(failures.and_then(|(count, opened_at)| window::blocked_for(count, opened_at, rule, now)))
+        Ok(
+            failures
+                .and_then(|(count, opened_at)| window::blocked_for(count, opened_at, rule, now)),
+        )
     }
 
     async fn record_failure(
