@@ -1125,7 +1125,7 @@ async fn memory_per_session() {
     const SESSIONS: usize = 10_000;
     /// The 300-byte target at four sessions per user (this layout measures 277 on Redis
     /// 7.0), and what one session per user measures (403) with a little room, to catch a
-    /// regression. See "Memory" in the `redis` module docs.
+    /// regression. See "Memory" in the `redis` module docs and `docs/benchmarks.md`.
     const BUDGETS: [(usize, usize); 2] = [(1, 430), (4, 300)];
     let user_agent = &"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, \
                        like Gecko) Chrome/126.0.0.0 Safari/537.36"[..100];
