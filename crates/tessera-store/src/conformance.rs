@@ -24,7 +24,9 @@
 // Test code: a failed expectation is a failed test, and should read as one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod builders;
 mod clients;
+mod durability;
 mod keys;
 mod refresh;
 mod revocation_log;
@@ -37,15 +39,14 @@ use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tessera_core::{
-    ClientStore, KeyStore, LoginThrottle, RefreshStore, RevocationLog, SessionId, SessionRecord,
-    SessionStore, SessionToken, Timestamp, Transport, User, UserId, UserRecord, UserStore,
-    Username,
+    ClientStore, KeyStore, LoginThrottle, RefreshStore, RevocationLog, SessionStore, UserStore,
 };
 
+pub use builders::*;
 pub use clients::*;
+pub use durability::*;
 pub use keys::*;
 pub use refresh::*;
 pub use revocation_log::*;
@@ -257,13 +258,14 @@ pub enum Flavor {
     MultiThread,
 }
 
-/// Builds a fixture with `factory` and runs `case` on it, on a fresh runtime.
+/// Builds a fixture (a [`Fixture`], or a [`Durable`] backend) with `factory` and runs `case`
+/// on it, on a fresh runtime.
 #[doc(hidden)]
-pub fn run<F, Fut, C, CaseFut>(flavor: Flavor, factory: F, case: C)
+pub fn run<F, Fut, T, C, CaseFut>(flavor: Flavor, factory: F, case: C)
 where
     F: FnOnce() -> Fut,
-    Fut: Future<Output = Fixture>,
-    C: FnOnce(Fixture) -> CaseFut,
+    Fut: Future<Output = T>,
+    C: FnOnce(T) -> CaseFut,
     CaseFut: Future<Output = ()>,
 {
     let runtime = match flavor {
@@ -277,68 +279,4 @@ where
     }
     .expect("a tokio runtime for the test");
     runtime.block_on(async move { case(factory().await).await });
-}
-
-/// The instant the cases' times are measured from (2023-11-14T22:13:20Z).
-pub const BASE: Timestamp = Timestamp::from_unix_millis(1_700_000_000_000);
-
-const SECOND: i64 = 1_000;
-const MINUTE: i64 = 60 * SECOND;
-
-/// `millis` after [`BASE`].
-fn at(millis: i64) -> Timestamp {
-    Timestamp::from_unix_millis(BASE.unix_millis() + millis)
-}
-
-fn minutes(n: u64) -> Duration {
-    Duration::from_secs(n * 60)
-}
-
-fn new_user(name: &str, created_at: Timestamp) -> (Username, UserRecord) {
-    let username = Username::parse(name).unwrap();
-    let record = UserRecord {
-        user: User {
-            id: UserId::generate().unwrap(),
-            username: name.to_owned(),
-            created_at,
-        },
-        password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$salt-of-{name}$hash"),
-    };
-    (username, record)
-}
-
-/// A live session created at `created_at`: idle for 30 minutes, at most 12 hours.
-fn new_session(user_id: &UserId, created_at: Timestamp) -> SessionRecord {
-    let token = SessionToken::generate().unwrap();
-    SessionRecord {
-        id: token.session_id(),
-        verifier: token.verifier(),
-        user_id: user_id.clone(),
-        transport: Transport::Cookie,
-        created_at,
-        last_seen_at: created_at,
-        idle_expires_at: created_at.saturating_add(minutes(30)),
-        expires_at: created_at.saturating_add(minutes(12 * 60)),
-        ip: Some("192.0.2.7".to_owned()),
-        user_agent: Some("conformance/1.0".to_owned()),
-        revoked_at: None,
-    }
-}
-
-/// A session with explicit expiries.
-fn session_ending(
-    user_id: &UserId,
-    created_at: Timestamp,
-    idle_expires_at: Timestamp,
-    expires_at: Timestamp,
-) -> SessionRecord {
-    SessionRecord {
-        idle_expires_at,
-        expires_at,
-        ..new_session(user_id, created_at)
-    }
-}
-
-fn ids(records: &[SessionRecord]) -> Vec<SessionId> {
-    records.iter().map(|record| record.id.clone()).collect()
 }
