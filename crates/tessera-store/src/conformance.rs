@@ -164,69 +164,65 @@ impl fmt::Debug for Fixture {
 #[macro_export]
 macro_rules! conformance_tests {
     ($backend:ident, $factory:expr $(,)?) => {
-        mod $backend {
-            #[allow(unused_imports)] // The factory may or may not name items from outside.
-            use super::*;
-
-            $crate::__conformance_cases! {
-                factory = $factory;
-                CurrentThread:
-                    user_create_and_look_up,
-                    user_list_oldest_first,
-                    user_delete_is_idempotent,
-                    user_username_conflict_ignores_case,
-                    user_id_conflict,
-                    user_set_password_hash,
-                    session_insert_and_look_up,
-                    session_id_collision_conflicts,
-                    session_user_agents_survive_other_sessions,
-                    session_list_has_only_live_newest_first,
-                    session_touch_extends_never_backwards,
-                    session_touch_never_unrevokes,
-                    session_revoke_is_idempotent,
-                    session_revoke_user_sessions_keeps_one,
-                    session_revoke_user_sessions_all,
-                    revocation_sequences_increase,
-                    revocation_pages,
-                    purge_removes_only_ended_sessions,
-                    purge_respects_limit,
-                    purge_trims_old_revocations,
-                    revocation_log_appends_in_order,
-                    revocation_log_pages,
-                    revocation_log_trim_keeps_the_cursor,
-                    revocation_log_is_the_session_stores_log,
-                    throttle_counts_up_to_the_limit,
-                    throttle_window_expiry_unblocks,
-                    throttle_reset_clears,
-                    throttle_keys_are_independent,
-                    refresh_insert_and_look_up,
-                    refresh_token_collision_conflicts,
-                    refresh_rotate_spends_parent_and_stores_successor,
-                    refresh_rotate_spent_parent_reports_its_successor,
-                    refresh_rotate_unknown_parent,
-                    refresh_rotate_reports_the_immediate_successor,
-                    refresh_rotate_successor_conflict_leaves_parent_unspent,
-                    refresh_purge_removes_only_expired,
-                    refresh_purge_respects_limit,
-                    key_insert_and_list_oldest_first,
-                    key_id_conflict,
-                    key_retire_all_but_one,
-                    key_delete_retired_before,
-                    server_secret_first_candidate_wins,
-                    client_insert_and_look_up,
-                    client_unknown_id_finds_nothing,
-                    client_id_conflict,
-                    client_name_conflict,
-                    client_list_oldest_first,
-                    client_delete_by_name_is_idempotent;
-                MultiThread:
-                    concurrent_touches_never_unrevoke,
-                    concurrent_revokes_log_once,
-                    concurrent_log_appends_keep_their_order,
-                    concurrent_inserts_have_one_winner,
-                    concurrent_rotations_have_one_winner,
-                    concurrent_server_secrets_agree;
-            }
+        $crate::__conformance_cases! {
+            module = $backend;
+            factory = $factory;
+            CurrentThread:
+                user_create_and_look_up,
+                user_list_oldest_first,
+                user_delete_is_idempotent,
+                user_username_conflict_ignores_case,
+                user_id_conflict,
+                user_set_password_hash,
+                session_insert_and_look_up,
+                session_id_collision_conflicts,
+                session_user_agents_survive_other_sessions,
+                session_list_has_only_live_newest_first,
+                session_touch_extends_never_backwards,
+                session_touch_never_unrevokes,
+                session_revoke_is_idempotent,
+                session_revoke_user_sessions_keeps_one,
+                session_revoke_user_sessions_all,
+                revocation_sequences_increase,
+                revocation_pages,
+                purge_removes_only_ended_sessions,
+                purge_respects_limit,
+                purge_trims_old_revocations,
+                revocation_log_appends_in_order,
+                revocation_log_pages,
+                revocation_log_trim_keeps_the_cursor,
+                revocation_log_is_the_session_stores_log,
+                throttle_counts_up_to_the_limit,
+                throttle_window_expiry_unblocks,
+                throttle_reset_clears,
+                throttle_keys_are_independent,
+                refresh_insert_and_look_up,
+                refresh_token_collision_conflicts,
+                refresh_rotate_spends_parent_and_stores_successor,
+                refresh_rotate_spent_parent_reports_its_successor,
+                refresh_rotate_unknown_parent,
+                refresh_rotate_reports_the_immediate_successor,
+                refresh_rotate_successor_conflict_leaves_parent_unspent,
+                refresh_purge_removes_only_expired,
+                refresh_purge_respects_limit,
+                key_insert_and_list_oldest_first,
+                key_id_conflict,
+                key_retire_all_but_one,
+                key_delete_retired_before,
+                server_secret_first_candidate_wins,
+                client_insert_and_look_up,
+                client_unknown_id_finds_nothing,
+                client_id_conflict,
+                client_name_conflict,
+                client_list_oldest_first,
+                client_delete_by_name_is_idempotent;
+            MultiThread:
+                concurrent_touches_never_unrevoke,
+                concurrent_revokes_log_once,
+                concurrent_log_appends_keep_their_order,
+                concurrent_inserts_have_one_winner,
+                concurrent_rotations_have_one_winner,
+                concurrent_server_secrets_agree;
         }
     };
 }
@@ -234,17 +230,22 @@ macro_rules! conformance_tests {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_cases {
-    (factory = $factory:expr; $($flavor:ident: $($case:ident),+;)+) => {
-        $($(
-            #[test]
-            fn $case() {
-                $crate::conformance::run(
-                    $crate::conformance::Flavor::$flavor,
-                    $factory,
-                    $crate::conformance::$case,
-                );
-            }
-        )+)+
+    (module = $backend:ident; factory = $factory:expr; $($flavor:ident: $($case:ident),+;)+) => {
+        mod $backend {
+            #[allow(unused_imports)] // The factory may or may not name items from outside.
+            use super::*;
+
+            $($(
+                #[test]
+                fn $case() {
+                    $crate::conformance::run(
+                        $crate::conformance::Flavor::$flavor,
+                        $factory,
+                        $crate::conformance::$case,
+                    );
+                }
+            )+)+
+        }
     };
 }
 

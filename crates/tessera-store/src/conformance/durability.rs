@@ -37,24 +37,20 @@ pub trait Durable: Send + Sync {
 ///
 /// `durability_tests!(name, factory)` expands to a module `name` with one test per case.
 /// `factory` is an expression callable as `factory()` returning a future of a fresh
-/// [`Durable`](crate::conformance::Durable) backend that shares nothing with any other
+/// [`Durable`] backend that shares nothing with any other
 /// test's; it is called once per test, inside that test's runtime.
 #[macro_export]
 macro_rules! durability_tests {
     ($backend:ident, $factory:expr $(,)?) => {
-        mod $backend {
-            #[allow(unused_imports)] // The factory may or may not name items from outside.
-            use super::*;
-
-            $crate::__conformance_cases! {
-                factory = $factory;
-                CurrentThread:
-                    data_survives_close_and_reopen,
-                    refresh_chains_and_keys_survive_close_and_reopen,
-                    clients_survive_close_and_reopen,
-                    storage_holds_the_verifier_never_the_secret,
-                    storage_holds_refresh_token_hashes_never_the_tokens;
-            }
+        $crate::__conformance_cases! {
+            module = $backend;
+            factory = $factory;
+            CurrentThread:
+                data_survives_close_and_reopen,
+                refresh_chains_and_keys_survive_close_and_reopen,
+                clients_survive_close_and_reopen,
+                storage_holds_the_verifier_never_the_secret,
+                storage_holds_refresh_token_hashes_never_the_tokens;
         }
     };
 }

@@ -7,8 +7,7 @@ use async_trait::async_trait;
 use tessera_core::{LoginThrottle, StoreError, ThrottleKey, ThrottleRule, Timestamp};
 
 use super::PgStore;
-use crate::sql::{self, millis};
-use crate::window;
+use crate::sql::{self, Binds as _};
 
 /// Closed windows are deleted once per this many recorded failures: often enough that the
 /// table stays near the number of keys failing right now, rarely enough to cost nothing.
@@ -28,10 +27,7 @@ impl LoginThrottle for PgStore {
         let failures = self
             .bounded(sql::fetch_optional(statement, &self.pool, sql::failures))
             .await?;
-        Ok(
-            failures
-                .and_then(|(count, opened_at)| window::blocked_for(count, opened_at, rule, now)),
-        )
+        Ok(failures.and_then(|failures| failures.blocked_for(rule, now)))
     }
 
     async fn record_failure(
@@ -55,10 +51,7 @@ impl LoginThrottle for PgStore {
                window_end = CASE WHEN $2 - failures.window_start < $4 \
                  THEN failures.window_end ELSE $3 END",
         )
-        .bind(key.storage_key())
-        .bind(now.unix_millis())
-        .bind(now.saturating_add(rule.window).unix_millis())
-        .bind(millis(rule.window));
+        .bind_failure(key, rule, now);
         self.bounded(async {
             sql::execute(statement, &self.pool).await?;
             let recorded = self

@@ -2,15 +2,19 @@
 //! either, [`Binds`] binds a record to a statement of either, and the functions below decode
 //! each kind of record.
 
+use std::time::Duration;
+
 use sqlx::database::Database;
 use sqlx::query::Query;
 use sqlx::{ColumnIndex, Decode, Encode, Row, Type};
 use tessera_core::{
     ClientRecord, KeyRecord, RefreshRecord, Revocation, SessionId, SessionRecord, SessionVerifier,
-    StoreError, Timestamp, TokenHash, Transport, User, UserId, UserRecord, Username,
+    StoreError, ThrottleKey, ThrottleRule, Timestamp, TokenHash, Transport, User, UserId,
+    UserRecord, Username,
 };
 
-use super::{malformed, unavailable};
+use super::{malformed, millis, unavailable};
+use crate::window;
 
 /// The columns of a row of either database, by name, as the types the schemas use.
 pub(crate) trait Columns {
@@ -110,12 +114,16 @@ pub(crate) trait Binds<'q>: Sized {
     fn bind_client(self, client: &'q ClientRecord) -> Self;
     /// `kid, algorithm, secret, created_at, activates_at, retired_at`.
     fn bind_key(self, key: &'q KeyRecord) -> Self;
+    /// A failure of `key` at `now` under `rule`: the key, `now`, when a window opened now
+    /// closes, and the window's length (milliseconds).
+    fn bind_failure(self, key: &'q ThrottleKey, rule: ThrottleRule, now: Timestamp) -> Self;
 }
 
 impl<'q, DB> Binds<'q> for Query<'q, DB, <DB as Database>::Arguments<'q>>
 where
     DB: Database,
     &'q str: Encode<'q, DB> + Type<DB>,
+    String: Encode<'q, DB> + Type<DB>,
     &'q [u8]: Encode<'q, DB> + Type<DB>,
     i64: Encode<'q, DB> + Type<DB>,
     Option<&'q str>: Encode<'q, DB> + Type<DB>,
@@ -174,6 +182,13 @@ where
             .bind(key.created_at)
             .bind(key.activates_at)
             .bind(key.retired_at)
+    }
+
+    fn bind_failure(self, key: &'q ThrottleKey, rule: ThrottleRule, now: Timestamp) -> Self {
+        self.bind(key.storage_key())
+            .bind(now.unix_millis())
+            .bind(now.saturating_add(rule.window).unix_millis())
+            .bind(millis(rule.window))
     }
 }
 
@@ -259,9 +274,23 @@ pub(crate) fn key(row: &impl Columns) -> Result<KeyRecord, StoreError> {
     })
 }
 
-/// A row of `count, window_start` from `login_failures`: the failures counted, and when
-/// their window opened.
-pub(crate) fn failures(row: &impl Columns) -> Result<(u32, Timestamp), StoreError> {
-    let count = u32::try_from(row.integer("count")?).map_err(|_| malformed("count"))?;
-    Ok((count, row.timestamp("window_start")?))
+/// The failures counted for one key of `login_failures`, and when their window opened.
+pub(crate) struct Failures {
+    count: u32,
+    opened_at: Timestamp,
+}
+
+impl Failures {
+    /// How long the key must wait under `rule` at `now`; see [`window::blocked_for`].
+    pub(crate) fn blocked_for(&self, rule: ThrottleRule, now: Timestamp) -> Option<Duration> {
+        window::blocked_for(self.count, self.opened_at, rule, now)
+    }
+}
+
+/// A row of `count, window_start` from `login_failures`.
+pub(crate) fn failures(row: &impl Columns) -> Result<Failures, StoreError> {
+    Ok(Failures {
+        count: u32::try_from(row.integer("count")?).map_err(|_| malformed("count"))?,
+        opened_at: row.timestamp("window_start")?,
+    })
 }

@@ -8,8 +8,7 @@ use async_trait::async_trait;
 use tessera_core::{LoginThrottle, StoreError, ThrottleKey, ThrottleRule, Timestamp};
 
 use super::SqliteStore;
-use crate::sql::{self, millis};
-use crate::window;
+use crate::sql::{self, Binds as _};
 
 /// Closed windows are deleted once per this many recorded failures: often enough that the
 /// table stays near the number of keys failing right now, rarely enough to cost nothing.
@@ -27,10 +26,7 @@ impl LoginThrottle for SqliteStore {
             sqlx::query("SELECT count, window_start FROM login_failures WHERE key = ?1")
                 .bind(key.storage_key());
         let failures = sql::fetch_optional(statement, &self.pool, sql::failures).await?;
-        Ok(
-            failures
-                .and_then(|(count, opened_at)| window::blocked_for(count, opened_at, rule, now)),
-        )
+        Ok(failures.and_then(|failures| failures.blocked_for(rule, now)))
     }
 
     async fn record_failure(
@@ -49,10 +45,7 @@ impl LoginThrottle for SqliteStore {
                window_start = CASE WHEN ?2 < window_start + ?4 THEN window_start ELSE ?2 END, \
                window_end = CASE WHEN ?2 < window_start + ?4 THEN window_end ELSE ?3 END",
         )
-        .bind(key.storage_key())
-        .bind(now.unix_millis())
-        .bind(now.saturating_add(rule.window).unix_millis())
-        .bind(millis(rule.window));
+        .bind_failure(key, rule, now);
         sql::execute(statement, &self.pool).await?;
         if self.failures_recorded.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
             let prune = sqlx::query("DELETE FROM login_failures WHERE window_end <= ?1")
