@@ -17,6 +17,11 @@
 //! # fn main() {}
 //! ```
 //!
+//! The durable backends also run the cases of [`durability_tests!`](crate::durability_tests)
+//! over a [`Durable`] backend: what survives a reopen, and that tokens are never stored. The
+//! builders the cases use ([`at`], [`new_user`], [`new_session`], [`new_refresh`], …) are
+//! exported, so a backend's own tests build their records the same way.
+//!
 //! Times are fixed instants around [`BASE`], never the wall clock, so expiry is tested
 //! without sleeping. Cases that race tasks against each other run on a two-worker
 //! multi-threaded runtime; the rest on a current-thread one.
