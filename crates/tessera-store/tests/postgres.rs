@@ -1,10 +1,13 @@
-//! The PostgreSQL backend against the real server: the conformance suite, then what only it
-//! promises — revocations commit in sequence order, `LISTEN`/`NOTIFY` fan-out, timeouts
-//! that fail fast, schemas that isolate and are cleaned up.
+//! The PostgreSQL backend against the real server: the conformance and durability suites,
+//! then what only it promises — revocations commit in sequence order, `LISTEN`/`NOTIFY`
+//! fan-out, timeouts that fail fast, schemas that isolate and are cleaned up.
 //!
 //! Reads the server's URL from `TESSERA_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`). Every test works in a schema of its own,
 //! dropped when it ends; the tests fail, never skip, when the server is not reachable.
+//!
+//! Over 500 lines: one test binary per server, whose tests share its helpers (schemas,
+//! databases, a freezable proxy), kept beside them.
 
 // Test code: a failed expectation is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -7,6 +7,9 @@
 //! works under its own random key prefix and deletes every key under it when it ends.
 //!
 //! Run: `cargo test -p tessera-store --features redis --test redis`
+//!
+//! Over 500 lines: one test binary per server, whose tests share its helpers (own Redis
+//! servers, prefix clean-up, failing logs), kept beside them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
