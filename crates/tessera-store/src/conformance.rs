@@ -17,6 +17,11 @@
 //! # fn main() {}
 //! ```
 //!
+//! The durable backends also run the cases of [`durability_tests!`](crate::durability_tests)
+//! over a [`Durable`] backend: what survives a reopen, and that tokens are never stored. The
+//! builders the cases use ([`at`], [`new_user`], [`new_session`], [`new_refresh`], …) are
+//! exported, so a backend's own tests build their records the same way.
+//!
 //! Times are fixed instants around [`BASE`], never the wall clock, so expiry is tested
 //! without sleeping. Cases that race tasks against each other run on a two-worker
 //! multi-threaded runtime; the rest on a current-thread one.
@@ -24,11 +29,14 @@
 // Test code: a failed expectation is a failed test, and should read as one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod builders;
 mod clients;
+mod durability;
 mod keys;
 mod refresh;
 mod revocation_log;
 mod revocations;
+mod session_races;
 mod sessions;
 mod throttle;
 mod users;
@@ -37,19 +45,19 @@ use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tessera_core::{
-    ClientStore, KeyStore, LoginThrottle, RefreshStore, RevocationLog, SessionId, SessionRecord,
-    SessionStore, SessionToken, Timestamp, Transport, User, UserId, UserRecord, UserStore,
-    Username,
+    ClientStore, KeyStore, LoginThrottle, RefreshStore, RevocationLog, SessionStore, UserStore,
 };
 
+pub use builders::*;
 pub use clients::*;
+pub use durability::*;
 pub use keys::*;
 pub use refresh::*;
 pub use revocation_log::*;
 pub use revocations::*;
+pub use session_races::*;
 pub use sessions::*;
 pub use throttle::*;
 pub use users::*;
@@ -163,69 +171,65 @@ impl fmt::Debug for Fixture {
 #[macro_export]
 macro_rules! conformance_tests {
     ($backend:ident, $factory:expr $(,)?) => {
-        mod $backend {
-            #[allow(unused_imports)] // The factory may or may not name items from outside.
-            use super::*;
-
-            $crate::__conformance_cases! {
-                factory = $factory;
-                CurrentThread:
-                    user_create_and_look_up,
-                    user_list_oldest_first,
-                    user_delete_is_idempotent,
-                    user_username_conflict_ignores_case,
-                    user_id_conflict,
-                    user_set_password_hash,
-                    session_insert_and_look_up,
-                    session_id_collision_conflicts,
-                    session_user_agents_survive_other_sessions,
-                    session_list_has_only_live_newest_first,
-                    session_touch_extends_never_backwards,
-                    session_touch_never_unrevokes,
-                    session_revoke_is_idempotent,
-                    session_revoke_user_sessions_keeps_one,
-                    session_revoke_user_sessions_all,
-                    revocation_sequences_increase,
-                    revocation_pages,
-                    purge_removes_only_ended_sessions,
-                    purge_respects_limit,
-                    purge_trims_old_revocations,
-                    revocation_log_appends_in_order,
-                    revocation_log_pages,
-                    revocation_log_trim_keeps_the_cursor,
-                    revocation_log_is_the_session_stores_log,
-                    throttle_counts_up_to_the_limit,
-                    throttle_window_expiry_unblocks,
-                    throttle_reset_clears,
-                    throttle_keys_are_independent,
-                    refresh_insert_and_look_up,
-                    refresh_token_collision_conflicts,
-                    refresh_rotate_spends_parent_and_stores_successor,
-                    refresh_rotate_spent_parent_reports_its_successor,
-                    refresh_rotate_unknown_parent,
-                    refresh_rotate_reports_the_immediate_successor,
-                    refresh_rotate_successor_conflict_leaves_parent_unspent,
-                    refresh_purge_removes_only_expired,
-                    refresh_purge_respects_limit,
-                    key_insert_and_list_oldest_first,
-                    key_id_conflict,
-                    key_retire_all_but_one,
-                    key_delete_retired_before,
-                    server_secret_first_candidate_wins,
-                    client_insert_and_look_up,
-                    client_unknown_id_finds_nothing,
-                    client_id_conflict,
-                    client_name_conflict,
-                    client_list_oldest_first,
-                    client_delete_by_name_is_idempotent;
-                MultiThread:
-                    concurrent_touches_never_unrevoke,
-                    concurrent_revokes_log_once,
-                    concurrent_log_appends_keep_their_order,
-                    concurrent_inserts_have_one_winner,
-                    concurrent_rotations_have_one_winner,
-                    concurrent_server_secrets_agree;
-            }
+        $crate::__conformance_cases! {
+            module = $backend;
+            factory = $factory;
+            CurrentThread:
+                user_create_and_look_up,
+                user_list_oldest_first,
+                user_delete_is_idempotent,
+                user_username_conflict_ignores_case,
+                user_id_conflict,
+                user_set_password_hash,
+                session_insert_and_look_up,
+                session_id_collision_conflicts,
+                session_user_agents_survive_other_sessions,
+                session_list_has_only_live_newest_first,
+                session_touch_extends_never_backwards,
+                session_touch_never_unrevokes,
+                session_revoke_is_idempotent,
+                session_revoke_user_sessions_keeps_one,
+                session_revoke_user_sessions_all,
+                revocation_sequences_increase,
+                revocation_pages,
+                purge_removes_only_ended_sessions,
+                purge_respects_limit,
+                purge_trims_old_revocations,
+                revocation_log_appends_in_order,
+                revocation_log_pages,
+                revocation_log_trim_keeps_the_cursor,
+                revocation_log_is_the_session_stores_log,
+                throttle_counts_up_to_the_limit,
+                throttle_window_expiry_unblocks,
+                throttle_reset_clears,
+                throttle_keys_are_independent,
+                refresh_insert_and_look_up,
+                refresh_token_collision_conflicts,
+                refresh_rotate_spends_parent_and_stores_successor,
+                refresh_rotate_spent_parent_reports_its_successor,
+                refresh_rotate_unknown_parent,
+                refresh_rotate_reports_the_immediate_successor,
+                refresh_rotate_successor_conflict_leaves_parent_unspent,
+                refresh_purge_removes_only_expired,
+                refresh_purge_respects_limit,
+                key_insert_and_list_oldest_first,
+                key_id_conflict,
+                key_retire_all_but_one,
+                key_delete_retired_before,
+                server_secret_first_candidate_wins,
+                client_insert_and_look_up,
+                client_unknown_id_finds_nothing,
+                client_id_conflict,
+                client_name_conflict,
+                client_list_oldest_first,
+                client_delete_by_name_is_idempotent;
+            MultiThread:
+                concurrent_touches_never_unrevoke,
+                concurrent_revokes_log_once,
+                concurrent_log_appends_keep_their_order,
+                concurrent_inserts_have_one_winner,
+                concurrent_rotations_have_one_winner,
+                concurrent_server_secrets_agree;
         }
     };
 }
@@ -233,17 +237,22 @@ macro_rules! conformance_tests {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_cases {
-    (factory = $factory:expr; $($flavor:ident: $($case:ident),+;)+) => {
-        $($(
-            #[test]
-            fn $case() {
-                $crate::conformance::run(
-                    $crate::conformance::Flavor::$flavor,
-                    $factory,
-                    $crate::conformance::$case,
-                );
-            }
-        )+)+
+    (module = $backend:ident; factory = $factory:expr; $($flavor:ident: $($case:ident),+;)+) => {
+        mod $backend {
+            #[allow(unused_imports)] // The factory may or may not name items from outside.
+            use super::*;
+
+            $($(
+                #[test]
+                fn $case() {
+                    $crate::conformance::run(
+                        $crate::conformance::Flavor::$flavor,
+                        $factory,
+                        $crate::conformance::$case,
+                    );
+                }
+            )+)+
+        }
     };
 }
 
@@ -257,13 +266,14 @@ pub enum Flavor {
     MultiThread,
 }
 
-/// Builds a fixture with `factory` and runs `case` on it, on a fresh runtime.
+/// Builds a fixture (a [`Fixture`], or a [`Durable`] backend) with `factory` and runs `case`
+/// on it, on a fresh runtime.
 #[doc(hidden)]
-pub fn run<F, Fut, C, CaseFut>(flavor: Flavor, factory: F, case: C)
+pub fn run<F, Fut, T, C, CaseFut>(flavor: Flavor, factory: F, case: C)
 where
     F: FnOnce() -> Fut,
-    Fut: Future<Output = Fixture>,
-    C: FnOnce(Fixture) -> CaseFut,
+    Fut: Future<Output = T>,
+    C: FnOnce(T) -> CaseFut,
     CaseFut: Future<Output = ()>,
 {
     let runtime = match flavor {
@@ -277,68 +287,4 @@ where
     }
     .expect("a tokio runtime for the test");
     runtime.block_on(async move { case(factory().await).await });
-}
-
-/// The instant the cases' times are measured from (2023-11-14T22:13:20Z).
-pub const BASE: Timestamp = Timestamp::from_unix_millis(1_700_000_000_000);
-
-const SECOND: i64 = 1_000;
-const MINUTE: i64 = 60 * SECOND;
-
-/// `millis` after [`BASE`].
-fn at(millis: i64) -> Timestamp {
-    Timestamp::from_unix_millis(BASE.unix_millis() + millis)
-}
-
-fn minutes(n: u64) -> Duration {
-    Duration::from_secs(n * 60)
-}
-
-fn new_user(name: &str, created_at: Timestamp) -> (Username, UserRecord) {
-    let username = Username::parse(name).unwrap();
-    let record = UserRecord {
-        user: User {
-            id: UserId::generate().unwrap(),
-            username: name.to_owned(),
-            created_at,
-        },
-        password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$salt-of-{name}$hash"),
-    };
-    (username, record)
-}
-
-/// A live session created at `created_at`: idle for 30 minutes, at most 12 hours.
-fn new_session(user_id: &UserId, created_at: Timestamp) -> SessionRecord {
-    let token = SessionToken::generate().unwrap();
-    SessionRecord {
-        id: token.session_id(),
-        verifier: token.verifier(),
-        user_id: user_id.clone(),
-        transport: Transport::Cookie,
-        created_at,
-        last_seen_at: created_at,
-        idle_expires_at: created_at.saturating_add(minutes(30)),
-        expires_at: created_at.saturating_add(minutes(12 * 60)),
-        ip: Some("192.0.2.7".to_owned()),
-        user_agent: Some("conformance/1.0".to_owned()),
-        revoked_at: None,
-    }
-}
-
-/// A session with explicit expiries.
-fn session_ending(
-    user_id: &UserId,
-    created_at: Timestamp,
-    idle_expires_at: Timestamp,
-    expires_at: Timestamp,
-) -> SessionRecord {
-    SessionRecord {
-        idle_expires_at,
-        expires_at,
-        ..new_session(user_id, created_at)
-    }
-}
-
-fn ids(records: &[SessionRecord]) -> Vec<SessionId> {
-    records.iter().map(|record| record.id.clone()).collect()
 }

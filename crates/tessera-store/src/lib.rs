@@ -21,8 +21,15 @@
 //! - `redis` (feature `redis`): [`RedisStore`](redis::RedisStore) — sessions, refresh chains
 //!   and throttle counters in Redis, shared and expiring, with revocations logged first to a
 //!   durable SQL [`RevocationLog`](tessera_core::RevocationLog).
-//! - `conformance` (feature `conformance`): the contract as executable tests, and the
-//!   [`conformance_tests!`] macro that runs all of them against a backend in one line.
+//! - `conformance` (feature `conformance`): the contract as executable tests, the
+//!   [`conformance_tests!`] macro that runs all of them against a backend in one line,
+//!   `durability_tests!` for what the durable backends (SQLite, PostgreSQL) keep across a
+//!   reopen and never store, and the record builders the cases use, for backends' own tests.
+//!
+//! Every backend has one module per store trait it implements (`users`, `sessions`,
+//! `refresh`, `keys`, `clients`, `throttle`, `revocation_log`; PostgreSQL and Redis also
+//! `notify`), and SQLite and PostgreSQL share their row decoding, binds and error mapping in
+//! a private `sql` module, so they differ only in their SQL text.
 //!
 //! # Quick start
 //!
@@ -102,6 +109,8 @@ pub mod memory;
 pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

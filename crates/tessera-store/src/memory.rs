@@ -1,6 +1,10 @@
 //! In-process stores: for tests, development and single-instance deployments that accept
 //! losing every session (and the throttle counters) on restart.
 //!
+//! [`MemoryStore`] keeps each kind of record in a module of its own (`users`, `sessions`,
+//! `refresh`, `keys`, `clients`, `revocation_log`), as the SQL backends do; the throttle is
+//! the separate [`MemoryThrottle`].
+//!
 //! Each store keeps its maps behind a std lock. That is fine here because no lock is ever held
 //! across an `.await`: every method takes the lock, changes or copies what it needs and drops
 //! it before returning, so a task can never be suspended while others wait on the lock.
@@ -9,15 +13,46 @@ mod clients;
 mod keys;
 mod refresh;
 mod revocation_log;
-mod store;
+mod sessions;
 mod throttle;
+mod users;
 
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tessera_core::StoreError;
 
-pub use store::MemoryStore;
 pub use throttle::MemoryThrottle;
+
+use clients::Clients;
+use keys::Keys;
+use refresh::RefreshChains;
+use sessions::Sessions;
+use users::Users;
+
+/// Users, sessions, the revocation log, refresh-token chains, signing keys and API clients, in
+/// memory.
+///
+/// Implements [`UserStore`](tessera_core::UserStore),
+/// [`SessionStore`](tessera_core::SessionStore), [`RefreshStore`](tessera_core::RefreshStore),
+/// [`KeyStore`](tessera_core::KeyStore), [`ClientStore`](tessera_core::ClientStore) and
+/// [`RevocationLog`](tessera_core::RevocationLog); pair it with a [`MemoryThrottle`]. Each
+/// kind of record sits behind its own lock so that, say, account look-ups never wait on
+/// session writes.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    users: RwLock<Users>,
+    sessions: RwLock<Sessions>,
+    refresh: RwLock<RefreshChains>,
+    keys: RwLock<Keys>,
+    clients: RwLock<Clients>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+}
 
 /// A lock whose holder panicked. The maps behind it may be half-updated, so the store fails
 /// closed instead of serving them.

@@ -11,13 +11,18 @@
 //! operation under a client-side deadline, so a wedged, locked or unreachable database
 //! answers [`StoreError::Unavailable`] within about a second instead of holding callers.
 //! Revocations also notify: see [`PgStore::revocation_channel`].
+//!
+//! Each store trait has a module of its own; rows are decoded and errors mapped by the `sql`
+//! module shared with SQLite.
 
 mod clients;
 mod keys;
 mod notify;
 mod refresh;
+mod revocation_log;
 mod sessions;
 mod throttle;
+mod users;
 
 use std::fmt;
 use std::future::Future;
@@ -25,13 +30,14 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use async_trait::async_trait;
+use sqlx::Connection as _;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Connection as _, Row as _};
-use tessera_core::{StoreError, Timestamp, User, UserId, UserRecord, UserStore, Username};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use tessera_core::StoreError;
 
 pub use notify::PgSubscription;
+
+use crate::sql::{millis, unavailable};
 
 /// How a [`PgStore`] uses its database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +84,8 @@ impl Default for PgOptions {
 /// Users, sessions, the revocation log, login-failure counters, refresh-token chains, signing
 /// keys and API clients in a PostgreSQL database.
 ///
-/// Implements [`UserStore`], [`SessionStore`](tessera_core::SessionStore),
+/// Implements [`UserStore`](tessera_core::UserStore),
+/// [`SessionStore`](tessera_core::SessionStore),
 /// [`LoginThrottle`](tessera_core::LoginThrottle), [`RefreshStore`](tessera_core::RefreshStore),
 /// [`KeyStore`](tessera_core::KeyStore), [`ClientStore`](tessera_core::ClientStore), and
 /// [`RevocationLog`](tessera_core::RevocationLog) — the durable log a Redis session store
@@ -307,186 +314,3 @@ impl fmt::Display for NoAnswer {
 }
 
 impl std::error::Error for NoAnswer {}
-
-/// A row the database returned but this code cannot make sense of.
-#[derive(Debug)]
-struct MalformedRow {
-    column: &'static str,
-}
-
-impl fmt::Display for MalformedRow {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "malformed `{}` column", self.column)
-    }
-}
-
-impl std::error::Error for MalformedRow {}
-
-fn malformed(column: &'static str) -> StoreError {
-    StoreError::corrupt(MalformedRow { column })
-}
-
-/// Any failure of a query: a value that will not decode is [`StoreError::Corrupt`], the rest
-/// (refused or lost connections, timeouts, cancelled statements) [`StoreError::Unavailable`].
-fn unavailable(error: sqlx::Error) -> StoreError {
-    match error {
-        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => StoreError::corrupt(error),
-        other => StoreError::unavailable(other),
-    }
-}
-
-/// A failed write: a unique key already taken is [`StoreError::Conflict`].
-fn conflict_or_unavailable(error: sqlx::Error) -> StoreError {
-    match &error {
-        sqlx::Error::Database(database) if database.is_unique_violation() => StoreError::Conflict,
-        _ => unavailable(error),
-    }
-}
-
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// Binds a `usize` limit; PostgreSQL's integers are signed.
-fn limit(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
-/// A 32-byte hash column.
-fn hash_bytes(row: &PgRow, column: &'static str) -> Result<Option<[u8; 32]>, StoreError> {
-    let bytes: Option<&[u8]> = row.try_get(column).map_err(unavailable)?;
-    bytes
-        .map(|bytes| <[u8; 32]>::try_from(bytes).map_err(|_| malformed(column)))
-        .transpose()
-}
-
-fn timestamp(row: &PgRow, column: &'static str) -> Result<Timestamp, StoreError> {
-    row.try_get(column)
-        .map(Timestamp::from_unix_millis)
-        .map_err(unavailable)
-}
-
-fn user_from_row(row: &PgRow) -> Result<UserRecord, StoreError> {
-    Ok(UserRecord {
-        user: User {
-            id: UserId::parse(row.try_get("id").map_err(unavailable)?)
-                .map_err(StoreError::corrupt)?,
-            username: row.try_get("username").map_err(unavailable)?,
-            created_at: timestamp(row, "created_at")?,
-        },
-        password_hash: row.try_get("password_hash").map_err(unavailable)?,
-    })
-}
-
-#[async_trait]
-impl UserStore for PgStore {
-    async fn create_user(
-        &self,
-        username: &Username,
-        record: &UserRecord,
-    ) -> Result<(), StoreError> {
-        self.bounded(async {
-            sqlx::query(
-                "INSERT INTO users (id, username_key, username, password_hash, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(record.user.id.as_str())
-            .bind(username.key())
-            .bind(&record.user.username)
-            .bind(&record.password_hash)
-            .bind(record.user.created_at.unix_millis())
-            .execute(&self.pool)
-            .await
-            .map_err(conflict_or_unavailable)?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn user_by_username(&self, username_key: &str) -> Result<Option<UserRecord>, StoreError> {
-        self.bounded(async {
-            sqlx::query(
-                "SELECT id, username, password_hash, created_at FROM users \
-                 WHERE username_key = $1",
-            )
-            .bind(username_key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?
-            .as_ref()
-            .map(user_from_row)
-            .transpose()
-        })
-        .await
-    }
-
-    async fn user_by_id(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
-        self.bounded(async {
-            sqlx::query("SELECT id, username, password_hash, created_at FROM users WHERE id = $1")
-                .bind(id.as_str())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(unavailable)?
-                .as_ref()
-                .map(user_from_row)
-                .transpose()
-        })
-        .await
-    }
-
-    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        self.bounded(async {
-            sqlx::query(
-                "SELECT id, username, password_hash, created_at FROM users \
-                 ORDER BY created_at, insertion_order",
-            )
-            .fetch_all(&self.pool)
-            .await
-            .map_err(unavailable)?
-            .iter()
-            .map(|row| user_from_row(row).map(|record| record.user))
-            .collect()
-        })
-        .await
-    }
-
-    async fn set_password_hash(
-        &self,
-        id: &UserId,
-        password_hash: &str,
-    ) -> Result<bool, StoreError> {
-        self.bounded(async {
-            let result = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
-                .bind(id.as_str())
-                .bind(password_hash)
-                .execute(&self.pool)
-                .await
-                .map_err(unavailable)?;
-            Ok(result.rows_affected() == 1)
-        })
-        .await
-    }
-
-    async fn delete_user(&self, id: &UserId) -> Result<bool, StoreError> {
-        self.bounded(async {
-            let result = sqlx::query("DELETE FROM users WHERE id = $1")
-                .bind(id.as_str())
-                .execute(&self.pool)
-                .await
-                .map_err(unavailable)?;
-            Ok(result.rows_affected() == 1)
-        })
-        .await
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.bounded(async {
-            sqlx::query("SELECT 1")
-                .execute(&self.pool)
-                .await
-                .map_err(unavailable)?;
-            Ok(())
-        })
-        .await
-    }
-}

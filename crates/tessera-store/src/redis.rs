@@ -83,28 +83,20 @@
 //! every miss does). Those reads go through one queue per store: a task waits until the other
 //! requests ready in the same turn of the scheduler have queued theirs, then sends them as one
 //! `MGET` (a single read stays a `GET`), so concurrent requests share one round trip and Redis
-//! wakes once for all of them ("auto-pipelining"). Under 64 connections on one core this more than doubled
-//! the session checks per second; a lone request pays one hop through the queue, within the
-//! run-to-run noise at one connection (`docs/benchmarks.md`). Each read still waits about
-//! [`RedisOptions::command_timeout`] at most, and a failed batch fails every read in it with
-//! [`StoreError::Unavailable`]. Every other command is sent as it comes.
+//! wakes once for all of them ("auto-pipelining"); a lone request pays one hop through the
+//! queue. What that buys under load is measured in `docs/benchmarks.md`. Each read still
+//! waits about [`RedisOptions::command_timeout`] at most, and a failed batch fails every read
+//! in it with [`StoreError::Unavailable`]. Every other command is sent as it comes.
 //!
 //! # Memory
 //!
-//! Measured by the `memory_per_session` test in `tests/redis.rs` (10 000 sessions with a
-//! 100-byte user agent and an IPv4 address on a fresh Redis 7.0; `used_memory` before and
-//! after): **277 bytes per session** at four sessions per user, **403** when every user has
-//! one. `MEMORY USAGE` gives 152 bytes for a session key (a 25-byte name, a 73-byte value in
-//! an 80-byte allocation) and 120 for a user index with one member (about 27 more per further
-//! member); each TTL adds an entry to Redis's expiry table. The `scaling` example measures
-//! the same from 10 000 to 1 000 000 sessions.
-//!
-//! What gets it there: one key per session (the token carries the id); ids, times and the
-//! verifier in raw binary (16, 6 and 16 bytes); and the user agent stored once per distinct
-//! text, which is what a deployment's sessions mostly share. A deployment where every
-//! session sends a different user agent pays about 245 bytes more per session for it (a
-//! 100-byte text under its own key, measured on Redis 7.0). A user with a single session
-//! pays for a whole index key of their own, hence the 403.
+//! What keeps a session small: one key per session (the token carries the id); ids, times
+//! and the verifier in raw binary (16, 6 and 16 bytes); and the user agent stored once per
+//! distinct text, which is what a deployment's sessions mostly share. A user with a single
+//! session pays for a whole index key of their own, and each TTL adds an entry to Redis's
+//! expiry table. The bytes a session costs are measured by the `memory_per_session` test in
+//! `tests/redis.rs` (which fails past its budget) and, from 10 000 to 1 000 000 sessions, by
+//! the `scaling` example; the figures are in `docs/benchmarks.md`.
 //!
 //! # Operating Redis
 //!
@@ -114,13 +106,15 @@
 //! another policy.
 
 mod batch;
-mod keys;
+mod key_names;
 mod notify;
+mod purge;
 mod record;
 mod refresh;
 mod scripts;
 mod sessions;
 mod throttle;
+mod user_agents;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -132,7 +126,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::{AsyncConnectionConfig, ProtocolVersion, RedisError, RedisResult};
 use tessera_core::{RevocationLog, StoreError};
 
-use keys::Keys;
+use key_names::KeyNames;
 
 /// How a [`RedisStore`] uses Redis.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,13 +202,13 @@ pub struct RedisStore {
 }
 
 struct Shared {
-    keys: Keys,
+    key_names: KeyNames,
     options: RedisOptions,
     log: Arc<dyn RevocationLog>,
     /// Opens subscriptions: RESP3, which carries pub/sub messages as pushes on an ordinary
     /// connection.
     subscriber: redis::Client,
-    /// User agent texts by digest (see `sessions::USER_AGENT_CACHE_CAPACITY`).
+    /// User agent texts by digest (see `user_agents::USER_AGENT_CACHE_CAPACITY`).
     user_agents: RwLock<HashMap<record::UserAgentDigest, Arc<str>>>,
     /// The `SCAN` cursor where the last session purge stopped, so the next resumes there.
     session_scan: Mutex<u64>,
@@ -279,7 +273,7 @@ impl RedisStore {
         let store = RedisStore {
             connection,
             shared: Arc::new(Shared {
-                keys: Keys::new(&options.prefix),
+                key_names: KeyNames::new(&options.prefix),
                 options,
                 log,
                 subscriber,
@@ -308,8 +302,8 @@ impl RedisStore {
         self.connection.clone()
     }
 
-    fn keys(&self) -> &Keys {
-        &self.shared.keys
+    fn key_names(&self) -> &KeyNames {
+        &self.shared.key_names
     }
 
     fn retention_ms(&self) -> i64 {
@@ -397,109 +391,4 @@ fn ttl_ms(ends: i64, from: i64, retention: i64) -> i64 {
         .max(0)
         .saturating_add(retention)
         .clamp(1, MAX_TTL_MS)
-}
-
-/// Purges do at most this much per call whatever `limit` says (so it fits a Redis integer);
-/// callers loop while a call removes as many as they asked for.
-const MAX_PURGE: usize = 1_000_000;
-
-/// What a `SCAN` walk purges.
-#[derive(Debug, Clone, Copy)]
-enum Purge {
-    /// Ended sessions, found through the user indexes.
-    Sessions,
-    /// Expired refresh records.
-    Refresh,
-}
-
-impl RedisStore {
-    /// Walks the keys `purge` looks at with `SCAN`, from where the previous walk stopped,
-    /// deleting what ended at or before `now` until `limit` records went or a full pass is
-    /// over. Returns how many went.
-    async fn scan_purge(&self, purge: Purge, now: i64, limit: usize) -> Result<u64, StoreError> {
-        const PAGE: usize = 1000;
-        let limit = limit.min(MAX_PURGE);
-        if limit == 0 {
-            return Ok(0);
-        }
-        let (slot, tag, key_type, id_len) = match purge {
-            Purge::Sessions => (
-                &self.shared.session_scan,
-                keys::USER,
-                "zset",
-                record::RAW_ID_LEN,
-            ),
-            Purge::Refresh => (&self.shared.refresh_scan, keys::REFRESH, "string", 32),
-        };
-        let pattern = self.keys().pattern(tag);
-        let started_at = *slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut cursor = started_at;
-        let mut wrapped = started_at == 0;
-        let mut removed = 0;
-        loop {
-            let mut connection = self.connection();
-            let (next, found): (u64, Vec<Vec<u8>>) = self
-                .run(
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(PAGE)
-                        .arg("TYPE")
-                        .arg(key_type)
-                        .query_async(&mut connection),
-                )
-                .await?;
-            let ours: Vec<Vec<u8>> = found
-                .into_iter()
-                .filter(|key| self.keys().is(key, id_len))
-                .collect();
-            if !ours.is_empty() {
-                removed += self.purge_page(purge, ours, now, limit - removed).await?;
-            }
-            if removed >= limit {
-                // The page may hold more: the next call starts again at its beginning.
-                set_cursor(slot, cursor);
-                return Ok(removed as u64);
-            }
-            cursor = next;
-            if cursor == 0 {
-                if wrapped {
-                    set_cursor(slot, 0);
-                    return Ok(removed as u64);
-                }
-                // Started mid-way: go round once more to cover what came before.
-                wrapped = true;
-            }
-        }
-    }
-
-    async fn purge_page(
-        &self,
-        purge: Purge,
-        keys: Vec<Vec<u8>>,
-        now: i64,
-        limit: usize,
-    ) -> Result<usize, StoreError> {
-        let mut connection = self.connection();
-        let mut invocation = match purge {
-            Purge::Sessions => {
-                let mut invocation = scripts::PURGE_SESSIONS.prepare_invoke();
-                invocation.arg(self.keys().prefix());
-                invocation
-            }
-            Purge::Refresh => scripts::PURGE_REFRESH.prepare_invoke(),
-        };
-        invocation.arg(now).arg(limit);
-        for key in &keys {
-            invocation.key(key);
-        }
-        self.run(invocation.invoke_async(&mut connection)).await
-    }
-}
-
-fn set_cursor(slot: &Mutex<u64>, cursor: u64) {
-    // A poisoned cursor is still a valid cursor: it only decides where a walk starts.
-    *slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = cursor;
 }

@@ -1,35 +1,34 @@
 //! [`SqliteStore`]: users, sessions, the revocation log, the login throttle, refresh-token
-//! chains, signing keys and API clients in one SQLite file — durable, and enough for a single instance (or
-//! several sharing one host's disk).
+//! chains, signing keys and API clients in one SQLite file — durable, and enough for a single
+//! instance (or several sharing one host's disk).
 //!
 //! The schema lives in `migrations/`, embedded in the binary and applied on open. Times are
 //! INTEGER milliseconds since the Unix epoch (key times are seconds, as JOSE has them);
 //! sessions and refresh tokens are keyed by the SHA-256 of their token, never the token, and
-//! API clients keep only the SHA-256 of their secret.
+//! API clients keep only the SHA-256 of their secret. Each store trait has a module of its
+//! own; rows are decoded and errors mapped by the `sql` module shared with PostgreSQL.
 
 mod clients;
 mod keys;
 mod refresh;
 mod revocation_log;
+mod sessions;
 mod throttle;
+mod users;
 
-use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row as _, Sqlite, Transaction};
-use tessera_core::{
-    Revocation, SessionId, SessionRecord, SessionStore, SessionVerifier, StoreError, Timestamp,
-    Transport, User, UserId, UserRecord, UserStore, Username,
-};
+use sqlx::{Sqlite, Transaction};
+use tessera_core::StoreError;
+
+use crate::sql::unavailable;
 
 /// How a [`SqliteStore`] uses its database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,11 +58,13 @@ impl Default for SqliteOptions {
 /// Users, sessions, the revocation log, login-failure counters, refresh-token chains, signing
 /// keys and API clients in a SQLite database.
 ///
-/// Implements [`UserStore`], [`SessionStore`], [`LoginThrottle`](tessera_core::LoginThrottle),
-/// [`RefreshStore`](tessera_core::RefreshStore), [`KeyStore`](tessera_core::KeyStore) and
-/// [`ClientStore`](tessera_core::ClientStore), so throttle counters, keys and clients survive
-/// restarts too. Cheap to clone; clones share the
-/// connection pool.
+/// Implements [`UserStore`](tessera_core::UserStore),
+/// [`SessionStore`](tessera_core::SessionStore), [`LoginThrottle`](tessera_core::LoginThrottle),
+/// [`RefreshStore`](tessera_core::RefreshStore), [`KeyStore`](tessera_core::KeyStore),
+/// [`ClientStore`](tessera_core::ClientStore) and
+/// [`RevocationLog`](tessera_core::RevocationLog) (the log a Redis session store can write
+/// to), so throttle counters, keys and clients survive restarts too. Cheap to clone; clones
+/// share the connection pool.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -125,20 +126,6 @@ impl SqliteStore {
     }
 }
 
-/// A row the database returned but this code cannot make sense of.
-#[derive(Debug)]
-struct MalformedRow {
-    column: &'static str,
-}
-
-impl fmt::Display for MalformedRow {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "malformed `{}` column", self.column)
-    }
-}
-
-impl std::error::Error for MalformedRow {}
-
 /// Connects and brings the schema up to date, tolerating other processes that open the same
 /// new file at the same moment.
 ///
@@ -183,407 +170,5 @@ async fn open_pool(
             }
             Err(error) => return Err(error),
         }
-    }
-}
-
-fn malformed(column: &'static str) -> StoreError {
-    StoreError::corrupt(MalformedRow { column })
-}
-
-/// Any failure of a query: a value that will not decode is [`StoreError::Corrupt`], the rest
-/// [`StoreError::Unavailable`].
-fn unavailable(error: sqlx::Error) -> StoreError {
-    match error {
-        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => StoreError::corrupt(error),
-        other => StoreError::unavailable(other),
-    }
-}
-
-/// A failed insert: a unique key already taken is [`StoreError::Conflict`].
-fn conflict_or_unavailable(error: sqlx::Error) -> StoreError {
-    match &error {
-        sqlx::Error::Database(database) if database.is_unique_violation() => StoreError::Conflict,
-        _ => unavailable(error),
-    }
-}
-
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// Binds a `usize` limit; SQLite's integers are signed.
-fn limit(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
-fn user_from_row(row: &SqliteRow) -> Result<UserRecord, StoreError> {
-    Ok(UserRecord {
-        user: User {
-            id: UserId::parse(row.try_get("id").map_err(unavailable)?)
-                .map_err(StoreError::corrupt)?,
-            username: row.try_get("username").map_err(unavailable)?,
-            created_at: Timestamp::from_unix_millis(
-                row.try_get("created_at").map_err(unavailable)?,
-            ),
-        },
-        password_hash: row.try_get("password_hash").map_err(unavailable)?,
-    })
-}
-
-macro_rules! session_columns {
-    () => {
-        "id, verifier, user_id, transport, created_at, last_seen_at, idle_expires_at, \
-         expires_at, ip, user_agent, revoked_at"
-    };
-}
-
-fn session_from_row(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
-    let time = |column| {
-        row.try_get(column)
-            .map(Timestamp::from_unix_millis)
-            .map_err(unavailable)
-    };
-    let verifier: &[u8] = row.try_get("verifier").map_err(unavailable)?;
-    let verifier = <[u8; 16]>::try_from(verifier).map_err(|_| malformed("verifier"))?;
-    let transport: &str = row.try_get("transport").map_err(unavailable)?;
-    let revoked_at: Option<i64> = row.try_get("revoked_at").map_err(unavailable)?;
-    Ok(SessionRecord {
-        id: SessionId::parse(row.try_get("id").map_err(unavailable)?)
-            .map_err(StoreError::corrupt)?,
-        verifier: SessionVerifier::from_bytes(verifier),
-        user_id: UserId::parse(row.try_get("user_id").map_err(unavailable)?)
-            .map_err(StoreError::corrupt)?,
-        transport: Transport::parse(transport).ok_or_else(|| malformed("transport"))?,
-        created_at: time("created_at")?,
-        last_seen_at: time("last_seen_at")?,
-        idle_expires_at: time("idle_expires_at")?,
-        expires_at: time("expires_at")?,
-        ip: row.try_get("ip").map_err(unavailable)?,
-        user_agent: row.try_get("user_agent").map_err(unavailable)?,
-        revoked_at: revoked_at.map(Timestamp::from_unix_millis),
-    })
-}
-
-fn revocation_from_row(row: &SqliteRow) -> Result<Revocation, StoreError> {
-    let sequence: i64 = row.try_get("sequence").map_err(unavailable)?;
-    Ok(Revocation {
-        sequence: u64::try_from(sequence).map_err(|_| malformed("sequence"))?,
-        session_id: SessionId::parse(row.try_get("session_id").map_err(unavailable)?)
-            .map_err(StoreError::corrupt)?,
-        user_id: UserId::parse(row.try_get("user_id").map_err(unavailable)?)
-            .map_err(StoreError::corrupt)?,
-        revoked_at: Timestamp::from_unix_millis(row.try_get("revoked_at").map_err(unavailable)?),
-    })
-}
-
-/// Appends one entry to the revocation log, inside the caller's transaction.
-async fn log_revocation(
-    tx: &mut Transaction<'static, Sqlite>,
-    session_id: &str,
-    user_id: &str,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO revocations (session_id, user_id, revoked_at) VALUES (?1, ?2, ?3)")
-        .bind(session_id)
-        .bind(user_id)
-        .bind(now.unix_millis())
-        .execute(&mut **tx)
-        .await
-        .map_err(unavailable)?;
-    Ok(())
-}
-
-#[async_trait]
-impl UserStore for SqliteStore {
-    async fn create_user(
-        &self,
-        username: &Username,
-        record: &UserRecord,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO users (id, username_key, username, password_hash, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .bind(record.user.id.as_str())
-        .bind(username.key())
-        .bind(&record.user.username)
-        .bind(&record.password_hash)
-        .bind(record.user.created_at.unix_millis())
-        .execute(&self.pool)
-        .await
-        .map_err(conflict_or_unavailable)?;
-        Ok(())
-    }
-
-    async fn user_by_username(&self, username_key: &str) -> Result<Option<UserRecord>, StoreError> {
-        sqlx::query(
-            "SELECT id, username, password_hash, created_at FROM users WHERE username_key = ?1",
-        )
-        .bind(username_key)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(unavailable)?
-        .as_ref()
-        .map(user_from_row)
-        .transpose()
-    }
-
-    async fn user_by_id(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
-        sqlx::query("SELECT id, username, password_hash, created_at FROM users WHERE id = ?1")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?
-            .as_ref()
-            .map(user_from_row)
-            .transpose()
-    }
-
-    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        sqlx::query(
-            "SELECT id, username, password_hash, created_at FROM users \
-             ORDER BY created_at, rowid",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(unavailable)?
-        .iter()
-        .map(|row| user_from_row(row).map(|record| record.user))
-        .collect()
-    }
-
-    async fn set_password_hash(
-        &self,
-        id: &UserId,
-        password_hash: &str,
-    ) -> Result<bool, StoreError> {
-        let result = sqlx::query("UPDATE users SET password_hash = ?2 WHERE id = ?1")
-            .bind(id.as_str())
-            .bind(password_hash)
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        Ok(result.rows_affected() == 1)
-    }
-
-    async fn delete_user(&self, id: &UserId) -> Result<bool, StoreError> {
-        let result = sqlx::query("DELETE FROM users WHERE id = ?1")
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        Ok(result.rows_affected() == 1)
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl SessionStore for SqliteStore {
-    async fn insert_session(&self, record: &SessionRecord) -> Result<(), StoreError> {
-        sqlx::query(concat!(
-            "INSERT INTO sessions (",
-            session_columns!(),
-            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-        ))
-        .bind(record.id.as_str())
-        .bind(&record.verifier.as_bytes()[..])
-        .bind(record.user_id.as_str())
-        .bind(record.transport.as_str())
-        .bind(record.created_at.unix_millis())
-        .bind(record.last_seen_at.unix_millis())
-        .bind(record.idle_expires_at.unix_millis())
-        .bind(record.expires_at.unix_millis())
-        .bind(record.ip.as_deref())
-        .bind(record.user_agent.as_deref())
-        .bind(record.revoked_at.map(Timestamp::unix_millis))
-        .execute(&self.pool)
-        .await
-        .map_err(conflict_or_unavailable)?;
-        Ok(())
-    }
-
-    async fn session_by_id(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            session_columns!(),
-            " FROM sessions WHERE id = ?1"
-        ))
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(unavailable)?
-        .as_ref()
-        .map(session_from_row)
-        .transpose()
-    }
-
-    async fn touch_session(
-        &self,
-        id: &SessionId,
-        seen: Timestamp,
-        idle_expires_at: Timestamp,
-    ) -> Result<bool, StoreError> {
-        // One conditional statement: SQLite runs it under the write lock, so it cannot
-        // interleave with a revocation and can never clear `revoked_at`.
-        let result = sqlx::query(
-            "UPDATE sessions SET last_seen_at = ?2, idle_expires_at = ?3 \
-             WHERE id = ?1 AND revoked_at IS NULL AND last_seen_at < ?2",
-        )
-        .bind(id.as_str())
-        .bind(seen.unix_millis())
-        .bind(idle_expires_at.unix_millis())
-        .execute(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        Ok(result.rows_affected() == 1)
-    }
-
-    async fn sessions_of_user(
-        &self,
-        user_id: &UserId,
-        now: Timestamp,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            session_columns!(),
-            " FROM sessions WHERE user_id = ?1 AND revoked_at IS NULL",
-            " AND idle_expires_at > ?2 AND expires_at > ?2",
-            " ORDER BY created_at DESC, id DESC"
-        ))
-        .bind(user_id.as_str())
-        .bind(now.unix_millis())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(unavailable)?
-        .iter()
-        .map(session_from_row)
-        .collect()
-    }
-
-    async fn revoke_session(&self, id: &SessionId, now: Timestamp) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let user_id: Option<String> = sqlx::query_scalar(
-            "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL \
-             RETURNING user_id",
-        )
-        .bind(id.as_str())
-        .bind(now.unix_millis())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-        if let Some(user_id) = &user_id {
-            log_revocation(&mut tx, id.as_str(), user_id, now).await?;
-        }
-        tx.commit().await.map_err(unavailable)?;
-        Ok(user_id.is_some())
-    }
-
-    async fn revoke_user_sessions(
-        &self,
-        user_id: &UserId,
-        keep: Option<&SessionId>,
-        now: Timestamp,
-    ) -> Result<Vec<SessionId>, StoreError> {
-        let mut tx = self.begin_write().await?;
-        // `id IS NOT NULL` holds for every row, so no `keep` keeps nothing.
-        let revoked: Vec<String> = sqlx::query_scalar(
-            "UPDATE sessions SET revoked_at = ?3 \
-             WHERE user_id = ?1 AND revoked_at IS NULL AND id IS NOT ?2 RETURNING id",
-        )
-        .bind(user_id.as_str())
-        .bind(keep.map(SessionId::as_str))
-        .bind(now.unix_millis())
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-        let mut ids = Vec::with_capacity(revoked.len());
-        for id in &revoked {
-            // A malformed id fails the whole call and the transaction rolls back on drop.
-            ids.push(SessionId::parse(id).map_err(StoreError::corrupt)?);
-            log_revocation(&mut tx, id, user_id.as_str(), now).await?;
-        }
-        tx.commit().await.map_err(unavailable)?;
-        Ok(ids)
-    }
-
-    async fn revocations_since(
-        &self,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<Revocation>, StoreError> {
-        // Sequences are positive `i64`s, so nothing lies beyond `i64::MAX`.
-        let Ok(after) = i64::try_from(after) else {
-            return Ok(Vec::new());
-        };
-        sqlx::query(
-            "SELECT sequence, session_id, user_id, revoked_at FROM revocations \
-             WHERE sequence > ?1 ORDER BY sequence LIMIT ?2",
-        )
-        .bind(after)
-        .bind(self::limit(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(unavailable)?
-        .iter()
-        .map(revocation_from_row)
-        .collect()
-    }
-
-    async fn revocation_cursor(&self) -> Result<u64, StoreError> {
-        // AUTOINCREMENT keeps the highest sequence ever assigned in `sqlite_sequence`, which
-        // trimming the log does not lower.
-        let cursor: Option<i64> =
-            sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'revocations'")
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(unavailable)?;
-        u64::try_from(cursor.unwrap_or(0)).map_err(|_| malformed("seq"))
-    }
-
-    async fn purge_expired(
-        &self,
-        now: Timestamp,
-        revocation_retention: Duration,
-        limit: usize,
-    ) -> Result<u64, StoreError> {
-        // A session has ended once `now` reaches the earlier of its expiries: exactly when
-        // `SessionRecord::is_live` turns false for good, so no live session matches.
-        // Revoked sessions go at the same point; until then a presented token still finds
-        // its (revoked) record. The revocation log is trimmed on its own schedule below.
-        // Refresh rows stay: none expires after its session's absolute expiry, so
-        // `purge_refresh` clears them by expiry alone.
-        let sessions = sqlx::query(
-            "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions \
-             WHERE min(idle_expires_at, expires_at) <= ?1 LIMIT ?2)",
-        )
-        .bind(now.unix_millis())
-        .bind(self::limit(limit))
-        .execute(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        let cutoff = now
-            .unix_millis()
-            .saturating_sub(millis(revocation_retention));
-        let revocations = sqlx::query(
-            "DELETE FROM revocations WHERE sequence IN (SELECT sequence FROM revocations \
-             WHERE revoked_at < ?1 LIMIT ?2)",
-        )
-        .bind(cutoff)
-        .bind(self::limit(limit))
-        .execute(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        Ok(sessions.rows_affected() + revocations.rows_affected())
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        UserStore::ping(self).await
     }
 }

@@ -1,4 +1,6 @@
-//! Every backend in this crate against the one conformance suite.
+//! The backends that need no server, memory and SQLite, against the one conformance suite.
+//! PostgreSQL and Redis run it from `tests/postgres.rs` and `tests/redis.rs`, beside what only
+//! they promise.
 
 // Test code: a failed expectation is a failed test.
 #![allow(clippy::expect_used)]

@@ -7,6 +7,9 @@
 //! works under its own random key prefix and deletes every key under it when it ends.
 //!
 //! Run: `cargo test -p tessera-store --features redis --test redis`
+//!
+//! Over 500 lines: one test binary per server, whose tests share its helpers (own Redis
+//! servers, prefix clean-up, failing logs), kept beside them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -19,11 +22,11 @@ use std::time::{Duration, Instant};
 use ::redis::AsyncCommands;
 use async_trait::async_trait;
 use tessera_core::{
-    LoginThrottle, RefreshRecord, RefreshStore, RefreshToken, Revocation, RevocationLog,
-    RevocationNotifier, Rotation, SessionId, SessionRecord, SessionStore, SessionToken, StoreError,
-    ThrottleKey, ThrottleRule, Timestamp, Transport, UserId,
+    LoginThrottle, RefreshStore, Revocation, RevocationLog, RevocationNotifier, Rotation,
+    SessionId, SessionRecord, SessionStore, StoreError, ThrottleKey, ThrottleRule, Timestamp,
+    UserId,
 };
-use tessera_store::conformance::{BASE, Fixture};
+use tessera_store::conformance::{Fixture, MINUTE, at, new_refresh, new_session};
 use tessera_store::memory::MemoryStore;
 use tessera_store::redis::{RedisOptions, RedisStore};
 use tessera_store::sqlite::SqliteStore;
@@ -61,12 +64,6 @@ fn causes(error: &dyn std::error::Error) -> String {
 fn unique_prefix() -> String {
     format!("tessera-test:{}:", SessionId::generate().unwrap())
 }
-
-fn at(millis: i64) -> Timestamp {
-    Timestamp::from_unix_millis(BASE.unix_millis() + millis)
-}
-
-const MINUTE: i64 = 60_000;
 
 /// A connection of the test's own, to look at what the store wrote.
 async fn raw(url: &str) -> ::redis::aio::MultiplexedConnection {
@@ -183,35 +180,6 @@ tessera_store::conformance_tests!(redis, || async {
     .keep_alive(cleanup)
     .keep_alive(dir)
 });
-
-fn session(user_id: &UserId, created_at: Timestamp) -> SessionRecord {
-    SessionRecord {
-        id: SessionId::generate().unwrap(),
-        verifier: SessionToken::generate().unwrap().verifier(),
-        user_id: user_id.clone(),
-        transport: Transport::Cookie,
-        created_at,
-        last_seen_at: created_at,
-        idle_expires_at: created_at.saturating_add(Duration::from_secs(30 * 60)),
-        expires_at: created_at.saturating_add(Duration::from_secs(12 * 3600)),
-        ip: Some("192.0.2.7".to_owned()),
-        user_agent: Some("redis-test/1.0".to_owned()),
-        revoked_at: None,
-    }
-}
-
-fn refresh(session_id: &SessionId, issued_at: Timestamp) -> RefreshRecord {
-    RefreshRecord {
-        token_hash: RefreshToken::generate().unwrap().hash(),
-        session_id: session_id.clone(),
-        issued_at,
-        expires_at: issued_at.saturating_add(Duration::from_secs(24 * 3600)),
-        access_token_id: "jti".to_owned(),
-        access_expires_at: issued_at.saturating_add(Duration::from_secs(900)),
-        spent_at: None,
-        successor_hash: None,
-    }
-}
 
 fn key(prefix: &str, tag: u8, id: &[u8]) -> Vec<u8> {
     [prefix.as_bytes(), &[tag], id].concat()
@@ -373,7 +341,7 @@ async fn own_store(redis: &OwnRedis) -> RedisStore {
 async fn own_store_with_a_session() -> (OwnRedis, RedisStore, SessionRecord) {
     let redis = OwnRedis::start().await;
     let store = own_store(&redis).await;
-    let record = session(&UserId::generate().unwrap(), at(0));
+    let record = new_session(&UserId::generate().unwrap(), at(0));
     store.insert_session(&record).await.unwrap();
     (redis, store, record)
 }
@@ -403,7 +371,7 @@ async fn revocations_wake_subscribers_of_their_prefix() {
         .unwrap();
     let mut subscription = listener.subscribe().await.unwrap();
 
-    let elsewhere = session(&UserId::generate().unwrap(), at(0));
+    let elsewhere = new_session(&UserId::generate().unwrap(), at(0));
     other.insert_session(&elsewhere).await.unwrap();
     assert!(
         other
@@ -414,7 +382,7 @@ async fn revocations_wake_subscribers_of_their_prefix() {
     let quiet = tokio::time::timeout(Duration::from_millis(300), subscription.notified()).await;
     assert!(quiet.is_err(), "woken by another prefix's revocation");
 
-    let record = session(&UserId::generate().unwrap(), at(0));
+    let record = new_session(&UserId::generate().unwrap(), at(0));
     store.insert_session(&record).await.unwrap();
     assert!(store.revoke_session(&record.id, at(MINUTE)).await.unwrap());
     tokio::time::timeout(Duration::from_secs(2), subscription.notified())
@@ -423,7 +391,10 @@ async fn revocations_wake_subscribers_of_their_prefix() {
         .unwrap();
 
     let owner = UserId::generate().unwrap();
-    store.insert_session(&session(&owner, at(0))).await.unwrap();
+    store
+        .insert_session(&new_session(&owner, at(0)))
+        .await
+        .unwrap();
     assert_eq!(
         store
             .revoke_user_sessions(&owner, None, at(MINUTE))
@@ -465,7 +436,7 @@ async fn concurrent_session_reads_share_a_round_trip_and_each_gets_its_own() {
         // Without a user agent, a read is the session key alone (no lookup of the text).
         let record = SessionRecord {
             user_agent: None,
-            ..session(&UserId::generate().unwrap(), at(minute * MINUTE))
+            ..new_session(&UserId::generate().unwrap(), at(minute * MINUTE))
         };
         store.insert_session(&record).await.unwrap();
         records.push(record);
@@ -555,7 +526,7 @@ async fn a_hung_redis_fails_fast_and_the_store_recovers() {
         );
     }
     let started = Instant::now();
-    let late = session(&record.user_id, at(MINUTE));
+    let late = new_session(&record.user_id, at(MINUTE));
     let result = store.insert_session(&late).await;
     assert!(
         matches!(result, Err(StoreError::Unavailable(_))),
@@ -577,7 +548,7 @@ async fn a_hung_redis_fails_fast_and_the_store_recovers() {
     };
     assert_eq!(found, Some(record.clone()));
     store
-        .insert_session(&session(&record.user_id, at(2 * MINUTE)))
+        .insert_session(&new_session(&record.user_id, at(2 * MINUTE)))
         .await
         .unwrap();
     assert!(
@@ -605,7 +576,7 @@ async fn a_restarted_redis_is_used_again() {
     assert!(started.elapsed() < Duration::from_millis(2500));
 
     let _restarted = OwnRedis::start_on(port).await;
-    let fresh = session(&record.user_id, at(MINUTE));
+    let fresh = new_session(&record.user_id, at(MINUTE));
     insert_once_recovered(&store, &fresh, Duration::from_secs(5)).await;
     assert_eq!(store.session_by_id(&fresh.id).await.unwrap(), Some(fresh));
     assert_eq!(store.session_by_id(&record.id).await.unwrap(), None);
@@ -661,7 +632,7 @@ async fn calls_during_a_hung_reconnection_fail_within_the_command_timeout() {
 
     drop(silent);
     let _restarted = OwnRedis::start_on(port).await;
-    let fresh = session(&record.user_id, at(MINUTE));
+    let fresh = new_session(&record.user_id, at(MINUTE));
     insert_once_recovered(&store, &fresh, Duration::from_secs(10)).await;
     assert_eq!(store.session_by_id(&fresh.id).await.unwrap(), Some(fresh));
 }
@@ -716,11 +687,15 @@ async fn ttls_follow_the_records_own_times() {
     let mut connection = raw(&cleanup.url).await;
     let retention = 15 * MINUTE;
 
-    let record = session(&UserId::generate().unwrap(), at(0));
+    let record = new_session(&UserId::generate().unwrap(), at(0));
     store.insert_session(&record).await.unwrap();
     let session_key = key(&prefix, b's', &record.id.to_bytes());
     let user_key = key(&prefix, b'u', &record.user_id.to_bytes());
-    let agent_key = key(&prefix, b'a', &user_agent_digest("redis-test/1.0"));
+    let agent_key = key(
+        &prefix,
+        b'a',
+        &user_agent_digest(record.user_agent.as_deref().unwrap()),
+    );
     for (name, k) in [
         ("session", &session_key),
         ("user index", &user_key),
@@ -753,7 +728,7 @@ async fn ttls_follow_the_records_own_times() {
     // A shorter session of the same user does not shorten the index.
     let short = SessionRecord {
         idle_expires_at: at(MINUTE),
-        ..session(&record.user_id, at(0))
+        ..new_session(&record.user_id, at(0))
     };
     store.insert_session(&short).await.unwrap();
     for (name, k) in [("user index", &user_key), ("user agent", &agent_key)] {
@@ -770,7 +745,7 @@ async fn ttls_follow_the_records_own_times() {
         "short session",
     );
 
-    let token = refresh(&record.id, at(0));
+    let token = new_refresh(&record.id, at(0));
     store.insert_refresh(&token).await.unwrap();
     let refresh_key = key(&prefix, b'r', token.token_hash.as_bytes());
     assert_about(
@@ -801,7 +776,7 @@ async fn purging_leaves_no_keys_behind() {
     let owners = [UserId::generate().unwrap(), UserId::generate().unwrap()];
     let mut records = Vec::new();
     for n in 0..6 {
-        let record = session(&owners[n % 2], at(n as i64 * MINUTE));
+        let record = new_session(&owners[n % 2], at(n as i64 * MINUTE));
         store.insert_session(&record).await.unwrap();
         records.push(record);
     }
@@ -819,9 +794,9 @@ async fn purging_leaves_no_keys_behind() {
         .touch_session(&records[2].id, at(12 * MINUTE), at(42 * MINUTE))
         .await
         .unwrap();
-    let parent = refresh(&records[2].id, at(0));
+    let parent = new_refresh(&records[2].id, at(0));
     store.insert_refresh(&parent).await.unwrap();
-    let successor = refresh(&records[2].id, at(MINUTE));
+    let successor = new_refresh(&records[2].id, at(MINUTE));
     assert_eq!(
         store
             .rotate_refresh(&parent.token_hash, &successor, at(MINUTE))
@@ -852,7 +827,11 @@ async fn purging_leaves_no_keys_behind() {
     // retention) removes it.
     let mut left = keys_under(&cleanup.url, &cleanup.prefix).await;
     left.sort();
-    let agent_key = key(&cleanup.prefix, b'a', &user_agent_digest("redis-test/1.0"));
+    let agent_key = key(
+        &cleanup.prefix,
+        b'a',
+        &user_agent_digest(records[0].user_agent.as_deref().unwrap()),
+    );
     let mut connection = raw(&cleanup.url).await;
     assert_about(
         pttl(&mut connection, &agent_key).await,
@@ -876,8 +855,8 @@ async fn the_user_index_drops_forgotten_sessions() {
     let (store, cleanup) = shared_store(Arc::new(MemoryStore::new())).await;
     let mut connection = raw(&cleanup.url).await;
     let owner = UserId::generate().unwrap();
-    let kept = session(&owner, at(0));
-    let forgotten = session(&owner, at(MINUTE));
+    let kept = new_session(&owner, at(0));
+    let forgotten = new_session(&owner, at(MINUTE));
     store.insert_session(&kept).await.unwrap();
     store.insert_session(&forgotten).await.unwrap();
     let user_key = key(&cleanup.prefix, b'u', &owner.to_bytes());
@@ -914,7 +893,7 @@ async fn the_user_index_drops_forgotten_sessions() {
 async fn a_revocation_that_cannot_be_logged_changes_nothing() {
     let log = Arc::new(FlakyLog::default());
     let (store, _cleanup) = shared_store(log.clone()).await;
-    let record = session(&UserId::generate().unwrap(), at(0));
+    let record = new_session(&UserId::generate().unwrap(), at(0));
     store.insert_session(&record).await.unwrap();
 
     log.failing.store(true, Ordering::SeqCst);
@@ -975,7 +954,7 @@ async fn a_revocation_that_cannot_be_logged_changes_nothing() {
 async fn a_revocation_stopped_midway_leaves_the_session_revoked() {
     let log = Arc::new(StuckLog::default());
     let (store, _cleanup) = shared_store(log.clone()).await;
-    let record = session(&UserId::generate().unwrap(), at(0));
+    let record = new_session(&UserId::generate().unwrap(), at(0));
     store.insert_session(&record).await.unwrap();
 
     let revoking = tokio::spawn({
@@ -1029,8 +1008,8 @@ async fn a_revocation_stopped_midway_leaves_the_session_revoked() {
 async fn purging_applies_logged_revocations_redis_missed() {
     let log = Arc::new(MemoryStore::new());
     let (store, _cleanup) = shared_store(log.clone()).await;
-    let missed = session(&UserId::generate().unwrap(), at(0));
-    let bystander = session(&missed.user_id, at(0));
+    let missed = new_session(&UserId::generate().unwrap(), at(0));
+    let bystander = new_session(&missed.user_id, at(0));
     store.insert_session(&missed).await.unwrap();
     store.insert_session(&bystander).await.unwrap();
     log.log_revocations(&[(missed.id.clone(), missed.user_id.clone())], at(MINUTE))
@@ -1070,7 +1049,7 @@ async fn purging_applies_logged_revocations_redis_missed() {
 async fn malformed_values_are_corrupt() {
     let (store, cleanup) = shared_store(Arc::new(MemoryStore::new())).await;
     let mut connection = raw(&cleanup.url).await;
-    let record = session(&UserId::generate().unwrap(), at(0));
+    let record = new_session(&UserId::generate().unwrap(), at(0));
     store.insert_session(&record).await.unwrap();
     let session_key = key(&cleanup.prefix, b's', &record.id.to_bytes());
     let _: () = ::redis::cmd("SET")
@@ -1093,7 +1072,7 @@ async fn malformed_values_are_corrupt() {
         .await;
     assert!(matches!(touch, Err(StoreError::Corrupt(_))), "{touch:?}");
 
-    let token = refresh(&record.id, at(0));
+    let token = new_refresh(&record.id, at(0));
     let refresh_key = key(&cleanup.prefix, b'r', token.token_hash.as_bytes());
     let _: () = ::redis::cmd("SET")
         .arg(&refresh_key)
@@ -1108,7 +1087,7 @@ async fn malformed_values_are_corrupt() {
     let rotation = store
         .rotate_refresh(
             &token.token_hash,
-            &refresh(&record.id, at(MINUTE)),
+            &new_refresh(&record.id, at(MINUTE)),
             at(MINUTE),
         )
         .await;
@@ -1125,7 +1104,7 @@ async fn memory_per_session() {
     const SESSIONS: usize = 10_000;
     /// The 300-byte target at four sessions per user (this layout measures 277 on Redis
     /// 7.0), and what one session per user measures (403) with a little room, to catch a
-    /// regression. See "Memory" in the `redis` module docs.
+    /// regression. See "Memory" in the `redis` module docs and `docs/benchmarks.md`.
     const BUDGETS: [(usize, usize); 2] = [(1, 430), (4, 300)];
     let user_agent = &"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, \
                        like Gecko) Chrome/126.0.0.0 Safari/537.36"[..100];
@@ -1144,7 +1123,7 @@ async fn memory_per_session() {
                 n % 256
             )),
             user_agent: Some(user_agent.to_owned()),
-            ..session(user_id, now)
+            ..new_session(user_id, now)
         };
         // One session first, so the scripts' cache and the connection's buffers are counted
         // before the measurement starts.

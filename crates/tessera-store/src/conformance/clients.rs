@@ -1,24 +1,9 @@
 //! [`ClientStore`](tessera_core::ClientStore): registered API clients (insertion, look-up,
 //! collisions on id and name, listing, deletion by name).
 
-use tessera_core::{ClientRecord, StoreError, Timestamp, TokenHash};
+use tessera_core::{ClientRecord, StoreError, TokenHash};
 
-use super::{Fixture, SECOND, at};
-
-/// A client whose secret hash is derived from `id`, with bytes text would mangle (NUL, 0xff).
-fn new_client(id: &str, name: &str, created_at: Timestamp) -> ClientRecord {
-    let mut secret_hash = [0xff; 32];
-    secret_hash[0] = 0x00;
-    for (byte, id_byte) in secret_hash[1..].iter_mut().zip(id.bytes()) {
-        *byte = id_byte;
-    }
-    ClientRecord {
-        id: id.to_owned(),
-        name: name.to_owned(),
-        secret_hash: TokenHash::from_bytes(secret_hash),
-        created_at,
-    }
-}
+use super::{Fixture, SECOND, at, new_client};
 
 fn names(clients: &[ClientRecord]) -> Vec<&str> {
     clients.iter().map(|client| client.name.as_str()).collect()

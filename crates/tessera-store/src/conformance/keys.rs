@@ -6,32 +6,7 @@ use std::sync::Arc;
 
 use tessera_core::{KeyRecord, StoreError};
 
-use super::{BASE, Fixture};
-
-/// [`BASE`] in Unix seconds, the unit key times are in.
-const BASE_SECONDS: i64 = BASE.unix_millis() / 1_000;
-
-/// An unretired key created `created_after` seconds after [`BASE`], signing a minute later.
-/// Its secret holds bytes text would mangle (NUL, invalid UTF-8).
-fn new_key(kid: &str, created_after: i64) -> KeyRecord {
-    let mut secret = vec![0x00, 0xff, 0xfe, 0x80];
-    secret.extend_from_slice(kid.as_bytes());
-    KeyRecord {
-        kid: kid.to_owned(),
-        algorithm: "EdDSA".to_owned(),
-        secret,
-        created_at: BASE_SECONDS + created_after,
-        activates_at: BASE_SECONDS + created_after + 60,
-        retired_at: None,
-    }
-}
-
-fn retired(key: KeyRecord, retired_after: i64) -> KeyRecord {
-    KeyRecord {
-        retired_at: Some(BASE_SECONDS + retired_after),
-        ..key
-    }
-}
+use super::{BASE_SECONDS, Fixture, new_key, retired};
 
 fn kids(keys: &[KeyRecord]) -> Vec<&str> {
     keys.iter().map(|key| key.kid.as_str()).collect()

@@ -3,39 +3,9 @@
 
 use std::sync::Arc;
 
-use tessera_core::{
-    RefreshRecord, RefreshStore, RefreshToken, Rotation, SessionId, StoreError, Timestamp,
-};
+use tessera_core::{RefreshRecord, RefreshStore, Rotation, StoreError};
 
-use super::{Fixture, MINUTE, SECOND, at, minutes};
-
-/// An unspent refresh token of `session_id` issued at `issued_at`: accepted for a day, its
-/// access token for 15 minutes.
-fn new_refresh(session_id: &SessionId, issued_at: Timestamp) -> RefreshRecord {
-    RefreshRecord {
-        token_hash: RefreshToken::generate().unwrap().hash(),
-        session_id: session_id.clone(),
-        issued_at,
-        expires_at: issued_at.saturating_add(minutes(24 * 60)),
-        access_token_id: format!("jti-{}", SessionId::generate().unwrap().as_str()),
-        access_expires_at: issued_at.saturating_add(minutes(15)),
-        spent_at: None,
-        successor_hash: None,
-    }
-}
-
-fn new_session_id() -> SessionId {
-    SessionId::generate().unwrap()
-}
-
-/// `record` as stored once spent at `spent_at` in favour of `successor`.
-fn spent(record: &RefreshRecord, spent_at: Timestamp, successor: &RefreshRecord) -> RefreshRecord {
-    RefreshRecord {
-        spent_at: Some(spent_at),
-        successor_hash: Some(successor.token_hash),
-        ..record.clone()
-    }
-}
+use super::{Fixture, MINUTE, SECOND, at, minutes, new_refresh, new_session_id, spent};
 
 async fn stored(refresh: &dyn RefreshStore, record: &RefreshRecord) -> Option<RefreshRecord> {
     refresh.refresh_by_token(&record.token_hash).await.unwrap()

@@ -14,7 +14,8 @@ pub(super) struct Clients {
     /// Name to id, for the name's uniqueness and deletion by name.
     by_name: HashMap<String, String>,
     /// Counts insertions, so clients added in the same millisecond still list in order, as
-    /// the SQL backends' `ORDER BY created_at, rowid` does.
+    /// the SQL backends' `ORDER BY created_at` and insertion order (`rowid`,
+    /// `insertion_order`) does.
     inserted: u64,
 }
 

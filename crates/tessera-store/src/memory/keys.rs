@@ -11,7 +11,8 @@ use super::{MemoryStore, read, write};
 #[derive(Default)]
 pub(super) struct Keys {
     /// In insertion order. Listing sorts stably by creation time, so keys created in the same
-    /// second list in insertion order, as the SQL backends' `ORDER BY created_at, rowid` does.
+    /// second list in insertion order, as the SQL backends' `ORDER BY created_at` and
+    /// insertion order (`rowid`, `insertion_order`) does.
     /// A deployment has a handful of keys, so a scan is the right index.
     signing: Vec<KeyRecord>,
     server_secrets: HashMap<String, Vec<u8>>,

@@ -2,87 +2,46 @@
 //! `server_secrets`. Key times are Unix seconds, as the trait has them.
 
 use async_trait::async_trait;
-use sqlx::Row as _;
-use sqlx::postgres::PgRow;
 use tessera_core::{KeyRecord, KeyStore, StoreError};
 
-use super::{PgStore, conflict_or_unavailable, unavailable};
-
-fn key_from_row(row: &PgRow) -> Result<KeyRecord, StoreError> {
-    Ok(KeyRecord {
-        kid: row.try_get("kid").map_err(unavailable)?,
-        algorithm: row.try_get("algorithm").map_err(unavailable)?,
-        secret: row.try_get("secret").map_err(unavailable)?,
-        created_at: row.try_get("created_at").map_err(unavailable)?,
-        activates_at: row.try_get("activates_at").map_err(unavailable)?,
-        retired_at: row.try_get("retired_at").map_err(unavailable)?,
-    })
-}
+use super::PgStore;
+use crate::sql::{self, Binds as _, unavailable};
 
 #[async_trait]
 impl KeyStore for PgStore {
     async fn signing_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        self.bounded(async {
-            sqlx::query(
-                "SELECT kid, algorithm, secret, created_at, activates_at, retired_at \
-                 FROM signing_keys ORDER BY created_at, insertion_order",
-            )
-            .fetch_all(&self.pool)
+        let statement = sqlx::query(
+            "SELECT kid, algorithm, secret, created_at, activates_at, retired_at \
+             FROM signing_keys ORDER BY created_at, insertion_order",
+        );
+        self.bounded(sql::fetch_all(statement, &self.pool, sql::key))
             .await
-            .map_err(unavailable)?
-            .iter()
-            .map(key_from_row)
-            .collect()
-        })
-        .await
     }
 
     async fn insert_signing_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
-        self.bounded(async {
-            sqlx::query(
-                "INSERT INTO signing_keys (kid, algorithm, secret, created_at, activates_at, \
-                 retired_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(key.kid.as_str())
-            .bind(key.algorithm.as_str())
-            .bind(key.secret.as_slice())
-            .bind(key.created_at)
-            .bind(key.activates_at)
-            .bind(key.retired_at)
-            .execute(&self.pool)
+        let statement = sqlx::query(
+            "INSERT INTO signing_keys (kid, algorithm, secret, created_at, activates_at, \
+             retired_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        );
+        self.bounded(sql::insert(statement.bind_key(key), &self.pool))
             .await
-            .map_err(conflict_or_unavailable)?;
-            Ok(())
-        })
-        .await
     }
 
     async fn retire_signing_keys(&self, except: &str, retired_at: i64) -> Result<u64, StoreError> {
-        self.bounded(async {
-            // One statement, so atomic on its own.
-            let retired = sqlx::query(
-                "UPDATE signing_keys SET retired_at = $2 WHERE retired_at IS NULL AND kid <> $1",
-            )
-            .bind(except)
-            .bind(retired_at)
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
-            Ok(retired.rows_affected())
-        })
-        .await
+        // One statement, so atomic on its own.
+        let statement = sqlx::query(
+            "UPDATE signing_keys SET retired_at = $2 WHERE retired_at IS NULL AND kid <> $1",
+        )
+        .bind(except)
+        .bind(retired_at);
+        let retired = self.bounded(sql::execute(statement, &self.pool)).await?;
+        Ok(retired.rows_affected())
     }
 
     async fn delete_signing_keys_retired_before(&self, before: i64) -> Result<u64, StoreError> {
-        self.bounded(async {
-            let deleted = sqlx::query("DELETE FROM signing_keys WHERE retired_at < $1")
-                .bind(before)
-                .execute(&self.pool)
-                .await
-                .map_err(unavailable)?;
-            Ok(deleted.rows_affected())
-        })
-        .await
+        let statement = sqlx::query("DELETE FROM signing_keys WHERE retired_at < $1").bind(before);
+        let deleted = self.bounded(sql::execute(statement, &self.pool)).await?;
+        Ok(deleted.rows_affected())
     }
 
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {

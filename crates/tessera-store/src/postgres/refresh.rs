@@ -2,39 +2,11 @@
 //! token's hash.
 
 use async_trait::async_trait;
-use sqlx::Row as _;
-use sqlx::postgres::PgRow;
-use tessera_core::{
-    RefreshRecord, RefreshStore, Rotation, SessionId, StoreError, Timestamp, TokenHash,
-};
+use tessera_core::{RefreshRecord, RefreshStore, Rotation, StoreError, Timestamp, TokenHash};
 
-use super::{
-    PgStore, conflict_or_unavailable, hash_bytes, limit, malformed, timestamp, unavailable,
-};
-
-macro_rules! refresh_columns {
-    () => {
-        "token_hash, session_id, issued_at, expires_at, access_token_id, access_expires_at, \
-         spent_at, successor_hash"
-    };
-}
-
-fn refresh_from_row(row: &PgRow) -> Result<RefreshRecord, StoreError> {
-    let spent_at: Option<i64> = row.try_get("spent_at").map_err(unavailable)?;
-    Ok(RefreshRecord {
-        token_hash: TokenHash::from_bytes(
-            hash_bytes(row, "token_hash")?.ok_or_else(|| malformed("token_hash"))?,
-        ),
-        session_id: SessionId::parse(row.try_get("session_id").map_err(unavailable)?)
-            .map_err(StoreError::corrupt)?,
-        issued_at: timestamp(row, "issued_at")?,
-        expires_at: timestamp(row, "expires_at")?,
-        access_token_id: row.try_get("access_token_id").map_err(unavailable)?,
-        access_expires_at: timestamp(row, "access_expires_at")?,
-        spent_at: spent_at.map(Timestamp::from_unix_millis),
-        successor_hash: hash_bytes(row, "successor_hash")?.map(TokenHash::from_bytes),
-    })
-}
+use super::PgStore;
+use crate::sql::records::Columns as _;
+use crate::sql::{self, Binds as _, limit, refresh_columns, unavailable};
 
 /// What a lost rotation found: the parent as it is now, and its successor.
 enum Found {
@@ -57,7 +29,7 @@ impl PgStore {
         successor: &RefreshRecord,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let inserted = sqlx::query(concat!(
+        let statement = sqlx::query(concat!(
             "WITH spent AS (",
             "UPDATE refresh_tokens SET spent_at = $9, successor_hash = $1 ",
             "WHERE token_hash = $10 AND spent_at IS NULL RETURNING token_hash",
@@ -65,24 +37,13 @@ impl PgStore {
             refresh_columns!(),
             ") SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM spent"
         ))
-        .bind(&successor.token_hash.as_bytes()[..])
-        .bind(successor.session_id.as_str())
-        .bind(successor.issued_at.unix_millis())
-        .bind(successor.expires_at.unix_millis())
-        .bind(successor.access_token_id.as_str())
-        .bind(successor.access_expires_at.unix_millis())
-        .bind(successor.spent_at.map(Timestamp::unix_millis))
-        .bind(
-            successor
-                .successor_hash
-                .as_ref()
-                .map(|hash| &hash.as_bytes()[..]),
-        )
+        .bind_refresh(successor)
         .bind(now.unix_millis())
-        .bind(&parent.as_bytes()[..])
-        .execute(&self.pool)
-        .await
-        .map_err(conflict_or_unavailable)?;
+        .bind(&parent.as_bytes()[..]);
+        let inserted = statement
+            .execute(&self.pool)
+            .await
+            .map_err(sql::conflict_or_unavailable)?;
         Ok(inserted.rows_affected() == 1)
     }
 
@@ -103,16 +64,13 @@ impl PgStore {
         let Some(row) = row else {
             return Ok(Found::Nothing);
         };
-        let spent_at: Option<i64> = row.try_get("parent_spent_at").map_err(unavailable)?;
-        let Some(spent_at) = spent_at else {
+        let Some(spent_at) = row.optional_timestamp("parent_spent_at")? else {
             return Ok(Found::Unspent);
         };
-        let successor_found: Option<&[u8]> = row.try_get("token_hash").map_err(unavailable)?;
+        let successor_found = row.optional_bytes("token_hash")?.is_some();
         Ok(Found::Spent {
-            spent_at: Timestamp::from_unix_millis(spent_at),
-            successor: successor_found
-                .map(|_| refresh_from_row(&row))
-                .transpose()?,
+            spent_at,
+            successor: successor_found.then(|| sql::refresh(&row)).transpose()?,
         })
     }
 }
@@ -120,52 +78,27 @@ impl PgStore {
 #[async_trait]
 impl RefreshStore for PgStore {
     async fn insert_refresh(&self, record: &RefreshRecord) -> Result<(), StoreError> {
-        self.bounded(async {
-            sqlx::query(concat!(
-                "INSERT INTO refresh_tokens (",
-                refresh_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-            ))
-            .bind(&record.token_hash.as_bytes()[..])
-            .bind(record.session_id.as_str())
-            .bind(record.issued_at.unix_millis())
-            .bind(record.expires_at.unix_millis())
-            .bind(record.access_token_id.as_str())
-            .bind(record.access_expires_at.unix_millis())
-            .bind(record.spent_at.map(Timestamp::unix_millis))
-            .bind(
-                record
-                    .successor_hash
-                    .as_ref()
-                    .map(|hash| &hash.as_bytes()[..]),
-            )
-            .execute(&self.pool)
+        let statement = sqlx::query(concat!(
+            "INSERT INTO refresh_tokens (",
+            refresh_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ));
+        self.bounded(sql::insert(statement.bind_refresh(record), &self.pool))
             .await
-            .map_err(conflict_or_unavailable)?;
-            Ok(())
-        })
-        .await
     }
 
     async fn refresh_by_token(
         &self,
         token_hash: &TokenHash,
     ) -> Result<Option<RefreshRecord>, StoreError> {
-        self.bounded(async {
-            sqlx::query(concat!(
-                "SELECT ",
-                refresh_columns!(),
-                " FROM refresh_tokens WHERE token_hash = $1"
-            ))
-            .bind(&token_hash.as_bytes()[..])
-            .fetch_optional(&self.pool)
+        let statement = sqlx::query(concat!(
+            "SELECT ",
+            refresh_columns!(),
+            " FROM refresh_tokens WHERE token_hash = $1"
+        ))
+        .bind(&token_hash.as_bytes()[..]);
+        self.bounded(sql::fetch_optional(statement, &self.pool, sql::refresh))
             .await
-            .map_err(unavailable)?
-            .as_ref()
-            .map(refresh_from_row)
-            .transpose()
-        })
-        .await
     }
 
     async fn rotate_refresh(
@@ -201,19 +134,14 @@ impl RefreshStore for PgStore {
     }
 
     async fn purge_refresh(&self, now: Timestamp, limit: usize) -> Result<u64, StoreError> {
-        self.bounded(async {
-            // Expired once `now` reaches `expires_at`, as sessions are.
-            let purged = sqlx::query(
-                "DELETE FROM refresh_tokens WHERE expires_at <= $1 AND token_hash IN \
-                 (SELECT token_hash FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2)",
-            )
-            .bind(now.unix_millis())
-            .bind(self::limit(limit))
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
-            Ok(purged.rows_affected())
-        })
-        .await
+        // Expired once `now` reaches `expires_at`, as sessions are.
+        let statement = sqlx::query(
+            "DELETE FROM refresh_tokens WHERE expires_at <= $1 AND token_hash IN \
+             (SELECT token_hash FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2)",
+        )
+        .bind(now.unix_millis())
+        .bind(self::limit(limit));
+        let purged = self.bounded(sql::execute(statement, &self.pool)).await?;
+        Ok(purged.rows_affected())
     }
 }

@@ -29,7 +29,7 @@ impl RevocationNotifier for RedisStore {
         .await?;
         within(
             options.command_timeout,
-            connection.subscribe(self.keys().channel()),
+            connection.subscribe(self.key_names().channel()),
         )
         .await?;
         Ok(Box::new(RedisSubscription {

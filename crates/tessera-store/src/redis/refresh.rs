@@ -4,8 +4,9 @@
 use async_trait::async_trait;
 use tessera_core::{RefreshRecord, RefreshStore, Rotation, StoreError, Timestamp, TokenHash};
 
+use super::purge::Purge;
 use super::record::{self, refresh, time_bytes};
-use super::{Purge, RedisStore, scripts, ttl_ms};
+use super::{RedisStore, scripts, ttl_ms};
 
 impl RedisStore {
     fn refresh_ttl(&self, record: &RefreshRecord) -> i64 {
@@ -25,7 +26,7 @@ impl RefreshStore for RedisStore {
         let inserted: Option<String> = self
             .run(
                 redis::cmd("SET")
-                    .arg(self.keys().refresh(&record.token_hash))
+                    .arg(self.key_names().refresh(&record.token_hash))
                     .arg(record::encode_refresh(record))
                     .arg("NX")
                     .arg("PX")
@@ -47,7 +48,7 @@ impl RefreshStore for RedisStore {
         let value: Option<Vec<u8>> = self
             .run(
                 redis::cmd("GET")
-                    .arg(self.keys().refresh(token_hash))
+                    .arg(self.key_names().refresh(token_hash))
                     .query_async(&mut connection),
             )
             .await?;
@@ -70,12 +71,12 @@ impl RefreshStore for RedisStore {
         let (outcome, parent_value, successor_value): (i64, Option<Vec<u8>>, Option<Vec<u8>>) =
             self.run(
                 scripts::ROTATE_REFRESH
-                    .key(self.keys().refresh(parent))
-                    .key(self.keys().refresh(&successor.token_hash))
+                    .key(self.key_names().refresh(parent))
+                    .key(self.key_names().refresh(&successor.token_hash))
                     .arg(record::encode_refresh(successor))
                     .arg(self.refresh_ttl(successor))
                     .arg(spent)
-                    .arg(self.keys().prefix())
+                    .arg(self.key_names().prefix())
                     .invoke_async(&mut connection),
             )
             .await?;

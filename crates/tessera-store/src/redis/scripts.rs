@@ -2,7 +2,7 @@
 //! before any other command, so each one is atomic.
 //!
 //! Each script starts with the same preamble, generated from the layout constants in
-//! `record` and the key tags in `keys`, so Rust and Lua cannot disagree about an offset.
+//! `record` and the key tags in `key_names`, so Rust and Lua cannot disagree about an offset.
 //! Scripts derive the keys they touch from the prefix (passed as an argument) and the ids they
 //! read, so the store needs one Redis, not a cluster.
 //!
@@ -15,7 +15,7 @@ use std::sync::LazyLock;
 use redis::Script;
 
 use super::MAX_TTL_MS;
-use super::keys::{CLAIM, REFRESH, SESSION, USER, USER_AGENT};
+use super::key_names::{CLAIM, REFRESH, SESSION, USER, USER_AGENT};
 use super::record::{DIGEST_LEN, RAW_ID_LEN, REFRESH_FORMAT, SESSION_FORMAT, TIME_LEN};
 use super::record::{refresh, session};
 

@@ -3,7 +3,6 @@
 //! (see the module docs of `redis` for the three steps).
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -11,8 +10,9 @@ use tessera_core::{
     Revocation, SessionId, SessionRecord, SessionStore, StoreError, Timestamp, UserId,
 };
 
-use super::record::{self, StoredSession, UserAgentDigest, short_time};
-use super::{MAX_PURGE, Purge, RedisStore, millis, scripts, ttl_ms};
+use super::purge::{MAX_PURGE, Purge};
+use super::record::{self, short_time};
+use super::{RedisStore, millis, scripts, ttl_ms};
 
 /// How long a claimed revocation holds its session before another caller may take it over
 /// (when the claimer died): longer than a revocation-log write takes.
@@ -48,10 +48,6 @@ enum Claim {
     Claimed(UserId),
 }
 
-/// User agent texts kept in memory at most, by digest: each is immutable (its digest is its
-/// name), so a hit never needs Redis and the set needs no invalidation.
-const USER_AGENT_CACHE_CAPACITY: usize = 4096;
-
 /// A raw id read back from Redis.
 fn raw_id(bytes: &[u8]) -> Result<[u8; 16], StoreError> {
     <[u8; 16]>::try_from(bytes).map_err(|_| record::malformed("id"))
@@ -80,7 +76,7 @@ impl RedisStore {
         let (code, user): (i64, Option<Vec<u8>>) = self
             .run(
                 scripts::CLAIM_SESSION
-                    .arg(self.keys().prefix())
+                    .arg(self.key_names().prefix())
                     .arg(&id.to_bytes()[..])
                     .arg(nonce)
                     .arg(millis(CLAIM_LEASE))
@@ -110,8 +106,8 @@ impl RedisStore {
         let reply: Vec<redis::Value> = self
             .run(
                 scripts::CLAIM_USER_SESSIONS
-                    .key(self.keys().user(user_id))
-                    .arg(self.keys().prefix())
+                    .key(self.key_names().user(user_id))
+                    .arg(self.key_names().prefix())
                     .arg(nonce)
                     .arg(millis(CLAIM_LEASE))
                     .arg(&short_time(now)[..])
@@ -156,7 +152,7 @@ impl RedisStore {
         let mut connection = self.connection();
         let mut commit = scripts::COMMIT_REVOCATIONS.prepare_invoke();
         commit
-            .arg(self.keys().prefix())
+            .arg(self.key_names().prefix())
             .arg(nonce)
             .arg(&short_time(now)[..]);
         for (id, _) in entries {
@@ -174,7 +170,7 @@ impl RedisStore {
     ) -> Result<(), StoreError> {
         let mut connection = self.connection();
         let mut release = scripts::RELEASE_REVOCATIONS.prepare_invoke();
-        release.arg(self.keys().prefix()).arg(nonce);
+        release.arg(self.key_names().prefix()).arg(nonce);
         for (id, _) in entries {
             release.arg(&id.to_bytes()[..]);
         }
@@ -188,7 +184,7 @@ impl RedisStore {
         let published: Result<u64, _> = self
             .run(
                 redis::cmd("PUBLISH")
-                    .arg(self.keys().channel())
+                    .arg(self.key_names().channel())
                     .arg("1")
                     .query_async(&mut connection),
             )
@@ -202,7 +198,7 @@ impl RedisStore {
     /// before: repairs a revocation whose commit step never ran. Returns how many sessions it
     /// marked.
     async fn apply_logged_revocations(&self) -> Result<u64, StoreError> {
-        let applied_key = self.keys().applied();
+        let applied_key = self.key_names().applied();
         let mut connection = self.connection();
         let applied: Option<u64> = self
             .run(
@@ -221,7 +217,7 @@ impl RedisStore {
             let mut apply = scripts::APPLY_LOGGED_REVOCATIONS.prepare_invoke();
             apply
                 .key(&applied_key)
-                .arg(self.keys().prefix())
+                .arg(self.key_names().prefix())
                 .arg(last.sequence);
             for entry in &batch {
                 apply
@@ -245,8 +241,8 @@ impl SessionStore for RedisStore {
         let mut connection = self.connection();
         let mut insert = scripts::INSERT_SESSION.prepare_invoke();
         insert
-            .key(self.keys().session(&record.id))
-            .key(self.keys().user(&record.user_id))
+            .key(self.key_names().session(&record.id))
+            .key(self.key_names().user(&record.user_id))
             .arg(record::encode_session(record)?)
             .arg(ttl)
             .arg(ends)
@@ -254,7 +250,7 @@ impl SessionStore for RedisStore {
         if let Some(user_agent) = &record.user_agent {
             insert
                 .key(
-                    self.keys()
+                    self.key_names()
                         .user_agent(&record::user_agent_digest(user_agent)),
                 )
                 .arg(user_agent.as_str());
@@ -268,7 +264,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn session_by_id(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        let value = self.shared.reads.get(self.keys().session(id)).await?;
+        let value = self.shared.reads.get(self.key_names().session(id)).await?;
         let Some(value) = value else {
             return Ok(None);
         };
@@ -288,7 +284,7 @@ impl SessionStore for RedisStore {
         let mut connection = self.connection();
         self.run(
             scripts::TOUCH_SESSION
-                .arg(self.keys().prefix())
+                .arg(self.key_names().prefix())
                 .arg(&id.to_bytes()[..])
                 .arg(seen.unix_millis())
                 .arg(idle_expires_at.unix_millis())
@@ -308,8 +304,8 @@ impl SessionStore for RedisStore {
         let found: Vec<Vec<u8>> = self
             .run(
                 scripts::SESSIONS_OF_USER
-                    .key(self.keys().user(user_id))
-                    .arg(self.keys().prefix())
+                    .key(self.key_names().user(user_id))
+                    .arg(self.key_names().prefix())
                     .arg(now.unix_millis())
                     .invoke_async(&mut connection),
             )
@@ -428,99 +424,5 @@ impl SessionStore for RedisStore {
             .run(redis::cmd("PING").query_async(&mut connection))
             .await?;
         Ok(())
-    }
-}
-
-impl RedisStore {
-    /// One record with its user agent's text: [`with_user_agents`](Self::with_user_agents)
-    /// for one, without its lists when the text is in memory (every session check without
-    /// the in-process cache comes here).
-    async fn with_user_agent(&self, stored: StoredSession) -> Result<SessionRecord, StoreError> {
-        let Some(digest) = stored.user_agent else {
-            return Ok(stored.record);
-        };
-        let known = self
-            .shared
-            .user_agents
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(&digest)
-            .map(|text| text.to_string());
-        match known {
-            Some(text) => Ok(SessionRecord {
-                user_agent: Some(text),
-                ..stored.record
-            }),
-            None => self
-                .with_user_agents(vec![stored])
-                .await?
-                .pop()
-                .ok_or_else(|| record::malformed("session")),
-        }
-    }
-
-    /// The records with their user agents' texts: from memory when seen before, else with
-    /// one `MGET` for all that are missing. A text that is gone (its TTL always outlasts the
-    /// sessions naming it, so only after someone deleted it) reads as no user agent.
-    async fn with_user_agents(
-        &self,
-        stored: Vec<StoredSession>,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
-        // The texts these records need, from memory (one read lock) or else from Redis.
-        let mut texts: Vec<(UserAgentDigest, Arc<str>)> = Vec::new();
-        let mut missing: Vec<UserAgentDigest> = Vec::new();
-        {
-            let known = self
-                .shared
-                .user_agents
-                .read()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            for digest in stored.iter().filter_map(|session| session.user_agent) {
-                if texts.iter().any(|(seen, _)| *seen == digest) || missing.contains(&digest) {
-                    continue;
-                }
-                match known.get(&digest) {
-                    Some(text) => texts.push((digest, Arc::clone(text))),
-                    None => missing.push(digest),
-                }
-            }
-        }
-        if !missing.is_empty() {
-            let mut mget = redis::cmd("MGET");
-            for digest in &missing {
-                mget.arg(self.keys().user_agent(digest));
-            }
-            let mut connection = self.connection();
-            let found: Vec<Option<String>> = self.run(mget.query_async(&mut connection)).await?;
-            let fetched = texts.len();
-            texts.extend(
-                missing
-                    .iter()
-                    .zip(found)
-                    .filter_map(|(digest, text)| Some((*digest, Arc::from(text?)))),
-            );
-            let mut known = self
-                .shared
-                .user_agents
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if known.len() + texts.len() - fetched > USER_AGENT_CACHE_CAPACITY {
-                known.clear();
-            }
-            known.extend(texts[fetched..].iter().cloned());
-        }
-        let text_of = |digest: UserAgentDigest| {
-            texts
-                .iter()
-                .find(|(known, _)| *known == digest)
-                .map(|(_, text)| text.to_string())
-        };
-        Ok(stored
-            .into_iter()
-            .map(|StoredSession { record, user_agent }| SessionRecord {
-                user_agent: user_agent.and_then(text_of),
-                ..record
-            })
-            .collect())
     }
 }

@@ -22,7 +22,7 @@ impl LoginThrottle for RedisStore {
         let value: Option<String> = self
             .run(
                 redis::cmd("GET")
-                    .arg(self.keys().throttle(key))
+                    .arg(self.key_names().throttle(key))
                     .query_async(&mut connection),
             )
             .await?;
@@ -55,7 +55,7 @@ impl LoginThrottle for RedisStore {
         let _: i64 = self
             .run(
                 scripts::RECORD_FAILURE
-                    .key(self.keys().throttle(key))
+                    .key(self.key_names().throttle(key))
                     .arg(now.unix_millis())
                     .arg(window)
                     .arg(window.clamp(1, MAX_TTL_MS))
@@ -70,7 +70,7 @@ impl LoginThrottle for RedisStore {
         let _: i64 = self
             .run(
                 redis::cmd("DEL")
-                    .arg(self.keys().throttle(key))
+                    .arg(self.key_names().throttle(key))
                     .query_async(&mut connection),
             )
             .await?;

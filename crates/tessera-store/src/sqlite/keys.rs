@@ -2,86 +2,52 @@
 //! `server_secrets`. Key times are Unix seconds, as the trait has them.
 
 use async_trait::async_trait;
-use sqlx::Row as _;
-use sqlx::sqlite::SqliteRow;
 use tessera_core::{KeyRecord, KeyStore, StoreError};
 
-use super::{SqliteStore, conflict_or_unavailable, unavailable};
-
-fn key_from_row(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
-    Ok(KeyRecord {
-        kid: row.try_get("kid").map_err(unavailable)?,
-        algorithm: row.try_get("algorithm").map_err(unavailable)?,
-        secret: row.try_get("secret").map_err(unavailable)?,
-        created_at: row.try_get("created_at").map_err(unavailable)?,
-        activates_at: row.try_get("activates_at").map_err(unavailable)?,
-        retired_at: row.try_get("retired_at").map_err(unavailable)?,
-    })
-}
+use super::SqliteStore;
+use crate::sql::{self, Binds as _, unavailable};
 
 #[async_trait]
 impl KeyStore for SqliteStore {
     async fn signing_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        sqlx::query(
+        let statement = sqlx::query(
             "SELECT kid, algorithm, secret, created_at, activates_at, retired_at \
              FROM signing_keys ORDER BY created_at, rowid",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(unavailable)?
-        .iter()
-        .map(key_from_row)
-        .collect()
+        );
+        sql::fetch_all(statement, &self.pool, sql::key).await
     }
 
     async fn insert_signing_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
-        sqlx::query(
+        let statement = sqlx::query(
             "INSERT INTO signing_keys (kid, algorithm, secret, created_at, activates_at, \
              retired_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .bind(key.kid.as_str())
-        .bind(key.algorithm.as_str())
-        .bind(key.secret.as_slice())
-        .bind(key.created_at)
-        .bind(key.activates_at)
-        .bind(key.retired_at)
-        .execute(&self.pool)
-        .await
-        .map_err(conflict_or_unavailable)?;
-        Ok(())
+        );
+        sql::insert(statement.bind_key(key), &self.pool).await
     }
 
     async fn retire_signing_keys(&self, except: &str, retired_at: i64) -> Result<u64, StoreError> {
         // One statement, so atomic on its own.
-        let retired = sqlx::query(
+        let statement = sqlx::query(
             "UPDATE signing_keys SET retired_at = ?2 WHERE retired_at IS NULL AND kid <> ?1",
         )
         .bind(except)
-        .bind(retired_at)
-        .execute(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        Ok(retired.rows_affected())
+        .bind(retired_at);
+        Ok(sql::execute(statement, &self.pool).await?.rows_affected())
     }
 
     async fn delete_signing_keys_retired_before(&self, before: i64) -> Result<u64, StoreError> {
-        let deleted = sqlx::query("DELETE FROM signing_keys WHERE retired_at < ?1")
-            .bind(before)
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        Ok(deleted.rows_affected())
+        let statement = sqlx::query("DELETE FROM signing_keys WHERE retired_at < ?1").bind(before);
+        Ok(sql::execute(statement, &self.pool).await?.rows_affected())
     }
 
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
         // Under the write lock, the first caller's insert wins and everyone reads it back.
         let mut tx = self.begin_write().await?;
-        sqlx::query("INSERT OR IGNORE INTO server_secrets (name, secret) VALUES (?1, ?2)")
-            .bind(name)
-            .bind(candidate)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
+        let statement =
+            sqlx::query("INSERT OR IGNORE INTO server_secrets (name, secret) VALUES (?1, ?2)")
+                .bind(name)
+                .bind(candidate);
+        sql::execute(statement, &mut *tx).await?;
         let secret: Vec<u8> =
             sqlx::query_scalar("SELECT secret FROM server_secrets WHERE name = ?1")
                 .bind(name)

@@ -5,11 +5,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row as _;
 use tessera_core::{LoginThrottle, StoreError, ThrottleKey, ThrottleRule, Timestamp};
 
-use super::{SqliteStore, malformed, millis, unavailable};
-use crate::window;
+use super::SqliteStore;
+use crate::sql::{self, Binds as _};
 
 /// Closed windows are deleted once per this many recorded failures: often enough that the
 /// table stays near the number of keys failing right now, rarely enough to cost nothing.
@@ -23,19 +22,11 @@ impl LoginThrottle for SqliteStore {
         rule: ThrottleRule,
         now: Timestamp,
     ) -> Result<Option<Duration>, StoreError> {
-        let row = sqlx::query("SELECT count, window_start FROM login_failures WHERE key = ?1")
-            .bind(key.storage_key())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let count: i64 = row.try_get("count").map_err(unavailable)?;
-        let count = u32::try_from(count).map_err(|_| malformed("count"))?;
-        let opened_at =
-            Timestamp::from_unix_millis(row.try_get("window_start").map_err(unavailable)?);
-        Ok(window::blocked_for(count, opened_at, rule, now))
+        let statement =
+            sqlx::query("SELECT count, window_start FROM login_failures WHERE key = ?1")
+                .bind(key.storage_key());
+        let failures = sql::fetch_optional(statement, &self.pool, sql::failures).await?;
+        Ok(failures.and_then(|failures| failures.blocked_for(rule, now)))
     }
 
     async fn record_failure(
@@ -46,7 +37,7 @@ impl LoginThrottle for SqliteStore {
     ) -> Result<(), StoreError> {
         // One upsert, so concurrent failures for a key are all counted. The condition is
         // `window::is_open`; the counter stops at `u32::MAX` rather than overflow.
-        sqlx::query(
+        let statement = sqlx::query(
             "INSERT INTO login_failures (key, count, window_start, window_end) \
              VALUES (?1, 1, ?2, ?3) \
              ON CONFLICT (key) DO UPDATE SET \
@@ -54,29 +45,20 @@ impl LoginThrottle for SqliteStore {
                window_start = CASE WHEN ?2 < window_start + ?4 THEN window_start ELSE ?2 END, \
                window_end = CASE WHEN ?2 < window_start + ?4 THEN window_end ELSE ?3 END",
         )
-        .bind(key.storage_key())
-        .bind(now.unix_millis())
-        .bind(now.saturating_add(rule.window).unix_millis())
-        .bind(millis(rule.window))
-        .execute(&self.pool)
-        .await
-        .map_err(unavailable)?;
+        .bind_failure(key, rule, now);
+        sql::execute(statement, &self.pool).await?;
         if self.failures_recorded.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
-            sqlx::query("DELETE FROM login_failures WHERE window_end <= ?1")
-                .bind(now.unix_millis())
-                .execute(&self.pool)
-                .await
-                .map_err(unavailable)?;
+            let prune = sqlx::query("DELETE FROM login_failures WHERE window_end <= ?1")
+                .bind(now.unix_millis());
+            sql::execute(prune, &self.pool).await?;
         }
         Ok(())
     }
 
     async fn reset(&self, key: &ThrottleKey) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM login_failures WHERE key = ?1")
-            .bind(key.storage_key())
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        let statement =
+            sqlx::query("DELETE FROM login_failures WHERE key = ?1").bind(key.storage_key());
+        sql::execute(statement, &self.pool).await?;
         Ok(())
     }
 }

@@ -1,4 +1,5 @@
-//! Key names: the configured prefix, one tag byte saying what the key holds, then the id.
+//! Redis key names (not signing keys): the configured prefix, one tag byte saying what the key
+//! holds, then the id.
 
 use tessera_core::{SessionId, ThrottleKey, TokenHash, UserId};
 
@@ -23,13 +24,13 @@ const CHANNEL: &[u8] = b"revocations";
 
 /// Builds the names of one deployment's keys.
 #[derive(Debug, Clone)]
-pub(super) struct Keys {
+pub(super) struct KeyNames {
     prefix: Vec<u8>,
 }
 
-impl Keys {
+impl KeyNames {
     pub(super) fn new(prefix: &str) -> Self {
-        Keys {
+        KeyNames {
             prefix: prefix.as_bytes().to_vec(),
         }
     }
@@ -91,7 +92,7 @@ impl Keys {
         pattern
     }
 
-    /// Whether `key`, found by [`Keys::pattern`], has the length of a key with `tag` whose
+    /// Whether `key`, found by [`KeyNames::pattern`], has the length of a key with `tag` whose
     /// id is `id_len` bytes — so a longer prefix that happens to start with this one is
     /// never mistaken for it.
     pub(super) fn is(&self, key: &[u8], id_len: usize) -> bool {
@@ -106,30 +107,33 @@ mod tests {
 
     #[test]
     fn every_key_and_the_channel_start_with_the_prefix() {
-        let keys = Keys::new("app:");
+        let names = KeyNames::new("app:");
         let id = SessionId::generate().unwrap();
         let user = UserId::generate().unwrap();
         let hash = TokenHash::from_bytes([7; 32]);
         for key in [
-            keys.session(&id),
-            keys.user(&user),
-            keys.user_agent(&[1; 8]),
-            keys.refresh(&hash),
-            keys.throttle(&ThrottleKey::Account("alice".into())),
-            keys.applied(),
-            keys.channel(),
+            names.session(&id),
+            names.user(&user),
+            names.user_agent(&[1; 8]),
+            names.refresh(&hash),
+            names.throttle(&ThrottleKey::Account("alice".into())),
+            names.applied(),
+            names.channel(),
         ] {
             assert!(key.starts_with(b"app:"), "{key:?}");
         }
-        assert_eq!(keys.user(&user), [&b"app:u"[..], &user.to_bytes()].concat());
+        assert_eq!(
+            names.user(&user),
+            [&b"app:u"[..], &user.to_bytes()].concat()
+        );
     }
 
     #[test]
     fn patterns_escape_glob_characters_in_the_prefix() {
         assert_eq!(
-            Keys::new("a*b?[c]\\:").pattern(USER),
+            KeyNames::new("a*b?[c]\\:").pattern(USER),
             b"a\\*b\\?\\[c\\]\\\\:u*"
         );
-        assert_eq!(Keys::new("tessera:").pattern(REFRESH), b"tessera:r*");
+        assert_eq!(KeyNames::new("tessera:").pattern(REFRESH), b"tessera:r*");
     }
 }

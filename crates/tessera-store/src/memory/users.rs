@@ -1,0 +1,108 @@
+//! [`UserStore`] for [`MemoryStore`]: accounts in hash maps, by id and by the username's
+//! case-folded key.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use tessera_core::{StoreError, User, UserId, UserRecord, UserStore, Username};
+
+use super::{MemoryStore, read, write};
+
+#[derive(Debug, Default)]
+pub(super) struct Users {
+    by_id: HashMap<UserId, StoredUser>,
+    by_key: HashMap<String, UserId>,
+    /// Counts insertions, so users created in the same millisecond still list in order.
+    inserted: u64,
+}
+
+#[derive(Debug)]
+struct StoredUser {
+    record: UserRecord,
+    key: String,
+    order: u64,
+}
+
+#[async_trait]
+impl UserStore for MemoryStore {
+    async fn create_user(
+        &self,
+        username: &Username,
+        record: &UserRecord,
+    ) -> Result<(), StoreError> {
+        let mut users = write(&self.users)?;
+        if users.by_key.contains_key(username.key()) || users.by_id.contains_key(&record.user.id) {
+            return Err(StoreError::Conflict);
+        }
+        users.inserted += 1;
+        let order = users.inserted;
+        users
+            .by_key
+            .insert(username.key().to_owned(), record.user.id.clone());
+        users.by_id.insert(
+            record.user.id.clone(),
+            StoredUser {
+                record: record.clone(),
+                key: username.key().to_owned(),
+                order,
+            },
+        );
+        Ok(())
+    }
+
+    async fn user_by_username(&self, username_key: &str) -> Result<Option<UserRecord>, StoreError> {
+        let users = read(&self.users)?;
+        Ok(users
+            .by_key
+            .get(username_key)
+            .and_then(|id| users.by_id.get(id))
+            .map(|stored| stored.record.clone()))
+    }
+
+    async fn user_by_id(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        Ok(read(&self.users)?
+            .by_id
+            .get(id)
+            .map(|stored| stored.record.clone()))
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let users = read(&self.users)?;
+        let mut listed: Vec<&StoredUser> = users.by_id.values().collect();
+        listed.sort_by_key(|stored| (stored.record.user.created_at, stored.order));
+        Ok(listed
+            .into_iter()
+            .map(|stored| stored.record.user.clone())
+            .collect())
+    }
+
+    async fn set_password_hash(
+        &self,
+        id: &UserId,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let mut users = write(&self.users)?;
+        match users.by_id.get_mut(id) {
+            Some(stored) => {
+                password_hash.clone_into(&mut stored.record.password_hash);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn delete_user(&self, id: &UserId) -> Result<bool, StoreError> {
+        let mut users = write(&self.users)?;
+        match users.by_id.remove(id) {
+            Some(stored) => {
+                users.by_key.remove(&stored.key);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        read(&self.users).map(drop)
+    }
+}

@@ -1,0 +1,85 @@
+//! [`UserStore`] for [`PgStore`]: accounts in `users`, unique by id and by the username's
+//! case-folded key.
+
+use async_trait::async_trait;
+use tessera_core::{StoreError, User, UserId, UserRecord, UserStore, Username};
+
+use super::PgStore;
+use crate::sql::{self, Binds as _};
+
+#[async_trait]
+impl UserStore for PgStore {
+    async fn create_user(
+        &self,
+        username: &Username,
+        record: &UserRecord,
+    ) -> Result<(), StoreError> {
+        let statement = sqlx::query(
+            "INSERT INTO users (id, username_key, username, password_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        );
+        self.bounded(sql::insert(
+            statement.bind_user(username, record),
+            &self.pool,
+        ))
+        .await
+    }
+
+    async fn user_by_username(&self, username_key: &str) -> Result<Option<UserRecord>, StoreError> {
+        let statement = sqlx::query(
+            "SELECT id, username, password_hash, created_at FROM users WHERE username_key = $1",
+        );
+        self.bounded(sql::fetch_optional(
+            statement.bind(username_key),
+            &self.pool,
+            sql::user,
+        ))
+        .await
+    }
+
+    async fn user_by_id(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        let statement =
+            sqlx::query("SELECT id, username, password_hash, created_at FROM users WHERE id = $1");
+        self.bounded(sql::fetch_optional(
+            statement.bind(id.as_str()),
+            &self.pool,
+            sql::user,
+        ))
+        .await
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let statement = sqlx::query(
+            "SELECT id, username, password_hash, created_at FROM users \
+             ORDER BY created_at, insertion_order",
+        );
+        let records = self
+            .bounded(sql::fetch_all(statement, &self.pool, sql::user))
+            .await?;
+        Ok(records.into_iter().map(|record| record.user).collect())
+    }
+
+    async fn set_password_hash(
+        &self,
+        id: &UserId,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let statement = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(password_hash);
+        let result = self.bounded(sql::execute(statement, &self.pool)).await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn delete_user(&self, id: &UserId) -> Result<bool, StoreError> {
+        let statement = sqlx::query("DELETE FROM users WHERE id = $1").bind(id.as_str());
+        let result = self.bounded(sql::execute(statement, &self.pool)).await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.bounded(sql::execute(sqlx::query("SELECT 1"), &self.pool))
+            .await?;
+        Ok(())
+    }
+}
