@@ -1,6 +1,9 @@
 //! How session look-ups and the storage a session takes behave as the Redis and PostgreSQL
 //! session stores grow from ten thousand to a million sessions.
 //!
+//! (One file on purpose, though long: an example is one program a reader follows from top to
+//! bottom — it fills, measures and cleans up two stores at three sizes.)
+//!
 //! Run (release: the program generates and hashes a million records):
 //!
 //! ```text
