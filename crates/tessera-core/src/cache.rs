@@ -103,3 +103,108 @@ impl SessionCache {
         self.by_id.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::id::{SessionToken, UserId};
+    use crate::session::Transport;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    fn entry(seen: Timestamp, expires_at: Timestamp) -> Arc<CachedSession> {
+        let token = SessionToken::generate().unwrap();
+        let record = SessionRecord {
+            id: token.session_id(),
+            verifier: token.verifier(),
+            user_id: UserId::generate().unwrap(),
+            transport: Transport::Cookie,
+            created_at: seen,
+            last_seen_at: seen,
+            idle_expires_at: seen.saturating_add(MINUTE),
+            expires_at,
+            ip: None,
+            user_agent: None,
+            revoked_at: None,
+        };
+        Arc::new(CachedSession::new(record, Arc::from("alice")))
+    }
+
+    fn at(minutes: u64) -> Timestamp {
+        Timestamp::EPOCH.saturating_add(MINUTE * u32::try_from(minutes).unwrap())
+    }
+
+    #[test]
+    fn the_capacity_bounds_the_cache() {
+        let cache = SessionCache::new(3);
+        let entries: Vec<_> = (0..5).map(|_| entry(at(0), at(60))).collect();
+        for entry in &entries {
+            cache.insert(Arc::clone(entry), cache.epoch());
+        }
+        assert_eq!(cache.len(), 3);
+        let held = entries
+            .iter()
+            .filter(|entry| cache.get(&entry.record.id).is_some())
+            .count();
+        assert_eq!(held, 3, "the first three stay; later ones are not cached");
+    }
+
+    #[test]
+    fn a_cache_of_capacity_zero_holds_nothing() {
+        let cache = SessionCache::new(0);
+        let entry = entry(at(0), at(60));
+        cache.insert(Arc::clone(&entry), cache.epoch());
+        assert_eq!(cache.len(), 0);
+        assert!(cache.get(&entry.record.id).is_none());
+    }
+
+    #[test]
+    fn a_sweep_drops_idle_and_ended_entries_and_keeps_live_ones() {
+        let cache = SessionCache::new(10);
+        let live = entry(at(10), at(60));
+        let idle = entry(at(0), at(60));
+        let ended = entry(at(10), at(11));
+        for entry in [&live, &idle, &ended] {
+            cache.insert(Arc::clone(entry), cache.epoch());
+        }
+        // At minute 11: `idle` was last seen 11 minutes ago with a 5-minute idle timeout,
+        // `ended` reached its absolute expiry, `live` was seen a minute ago.
+        cache.sweep(at(11), MINUTE * 5);
+        assert!(cache.get(&live.record.id).is_some());
+        assert!(cache.get(&idle.record.id).is_none());
+        assert!(cache.get(&ended.record.id).is_none());
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn every_forget_moves_the_epoch() {
+        let cache = SessionCache::new(10);
+        let first = cache.epoch();
+        let entry = entry(at(0), at(60));
+        cache.forget(&entry.record.id);
+        let second = cache.epoch();
+        assert_ne!(first, second);
+        cache.forget(&entry.record.id);
+        assert_ne!(second, cache.epoch(), "a second revocation moves it again");
+        // With a moving epoch, a fresh read is still cached: the cache keeps caching after
+        // revocations instead of silently going cold.
+        cache.insert(Arc::clone(&entry), cache.epoch());
+        assert!(cache.get(&entry.record.id).is_some());
+    }
+
+    #[test]
+    fn a_miss_that_read_before_a_revocation_does_not_reinsert_the_session() {
+        let cache = SessionCache::new(10);
+        let entry = entry(at(0), at(60));
+        // A cache miss reads the epoch, then the store (the session still live there) …
+        let epoch_before_read = cache.epoch();
+        // … meanwhile the session is revoked and forgotten, finding nothing to remove …
+        cache.forget(&entry.record.id);
+        // … and the slow miss inserts what it read: it must not stay.
+        cache.insert(Arc::clone(&entry), epoch_before_read);
+        assert!(cache.get(&entry.record.id).is_none());
+        assert_eq!(cache.len(), 0);
+    }
+}

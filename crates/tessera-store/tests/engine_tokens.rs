@@ -1,0 +1,206 @@
+//! The engine's refresh-token and access-token rules at their edges, over real stores with a
+//! fixed clock: what a mutation of `engine/tokens.rs` or `engine/validation.rs` would break.
+
+// Test code: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera_core::password::{HashingLimits, HashingParams};
+use tessera_core::{
+    Engine, EngineConfig, Error, LoginAttempt, ManualClock, PasswordHasher, RefreshToken,
+    SessionPolicy, SessionStore, Stores, SystemClock, TokenGrant, Transport, ValidSession,
+};
+use tessera_store::memory::{MemoryStore, MemoryThrottle};
+use tessera_store::sqlite::SqliteStore;
+
+const PASSWORD: &str = "correct horse battery staple";
+const GRACE: Duration = Duration::from_secs(10);
+
+fn clock() -> ManualClock {
+    ManualClock::new(tessera_core::Clock::now(&SystemClock))
+}
+
+fn memory_stores() -> Stores {
+    let memory = Arc::new(MemoryStore::new());
+    Stores {
+        users: memory.clone(),
+        sessions: memory.clone(),
+        refresh: memory.clone(),
+        keys: memory.clone(),
+        clients: memory,
+        throttle: Arc::new(MemoryThrottle::new()),
+    }
+}
+
+fn sqlite_stores(store: &SqliteStore) -> Stores {
+    Stores {
+        users: Arc::new(store.clone()),
+        sessions: Arc::new(store.clone()),
+        refresh: Arc::new(store.clone()),
+        keys: Arc::new(store.clone()),
+        clients: Arc::new(store.clone()),
+        throttle: Arc::new(store.clone()),
+    }
+}
+
+fn config() -> EngineConfig {
+    let mut config = EngineConfig::default();
+    config.tokens.refresh_grace = GRACE;
+    config
+}
+
+async fn engine(stores: Stores, clock: &ManualClock, config: EngineConfig) -> Engine {
+    let hasher = PasswordHasher::new(HashingParams::default(), HashingLimits::default()).unwrap();
+    Engine::new(stores, hasher, Arc::new(clock.clone()), config)
+        .await
+        .unwrap()
+}
+
+/// Alice logged in with the token transport: her session and its first refresh token.
+async fn token_login(engine: &Engine) -> (ValidSession, TokenGrant) {
+    if engine.user_by_username("alice").await.is_err() {
+        engine.create_user("alice", PASSWORD).await.unwrap();
+    }
+    let login = engine
+        .login(LoginAttempt {
+            username: "alice",
+            password: PASSWORD,
+            transport: Transport::Token,
+            ip: None,
+            user_agent: None,
+        })
+        .await
+        .unwrap();
+    let grant = engine.issue_tokens(&login.session).await.unwrap();
+    (login.session, grant)
+}
+
+fn same_token(a: &RefreshToken, b: &RefreshToken) -> bool {
+    a.encode() == b.encode()
+}
+
+#[tokio::test]
+async fn reuse_after_grace_revokes_the_session_in_the_store_not_only_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tessera.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let clock = clock();
+    let first = engine(sqlite_stores(&store), &clock, config()).await;
+    let (session, grant) = token_login(&first).await;
+    first.refresh(&grant.refresh_token).await.unwrap();
+    clock.advance(GRACE + Duration::from_secs(1));
+    assert!(matches!(
+        first.refresh(&grant.refresh_token).await,
+        Err(Error::InvalidGrant)
+    ));
+
+    // The theft is in the store: another instance, or this one after a restart, refuses the
+    // session too.
+    let id = &session.record().id;
+    let stored = store.session_by_id(id).await.unwrap().unwrap();
+    assert!(stored.revoked_at.is_some(), "revoked in the store");
+    let reopened = SqliteStore::open(&path).await.unwrap();
+    let second = engine(sqlite_stores(&reopened), &clock, config()).await;
+    assert!(matches!(
+        second.session_for_access(id).await,
+        Err(Error::Unauthenticated)
+    ));
+}
+
+#[tokio::test]
+async fn a_parent_replayed_inside_grace_after_its_successor_was_used_is_theft() {
+    let clock = clock();
+    let engine = engine(memory_stores(), &clock, config()).await;
+    let (session, grant) = token_login(&engine).await;
+    let successor = engine.refresh(&grant.refresh_token).await.unwrap();
+    // The real client moves on: the successor is spent too.
+    engine
+        .refresh(&successor.tokens.refresh_token)
+        .await
+        .unwrap();
+    // A thief replays the parent while its grace window is still open.
+    clock.advance(Duration::from_secs(1));
+    assert!(matches!(
+        engine.refresh(&grant.refresh_token).await,
+        Err(Error::InvalidGrant)
+    ));
+    assert!(matches!(
+        engine.session_for_access(&session.record().id).await,
+        Err(Error::Unauthenticated)
+    ));
+}
+
+#[tokio::test]
+async fn the_grace_window_ends_exactly_at_its_length() {
+    let clock = clock();
+    let engine = engine(memory_stores(), &clock, config()).await;
+
+    // One millisecond before the end: the same successor pair again.
+    let (_, grant) = token_login(&engine).await;
+    let successor = engine.refresh(&grant.refresh_token).await.unwrap();
+    clock.advance(GRACE - Duration::from_millis(1));
+    let retried = engine.refresh(&grant.refresh_token).await.unwrap();
+    assert!(same_token(
+        &retried.tokens.refresh_token,
+        &successor.tokens.refresh_token
+    ));
+    assert_eq!(
+        retried.tokens.access.token_id,
+        successor.tokens.access.token_id
+    );
+
+    // At the end itself: theft.
+    let (session, grant) = token_login(&engine).await;
+    engine.refresh(&grant.refresh_token).await.unwrap();
+    clock.advance(GRACE);
+    assert!(matches!(
+        engine.refresh(&grant.refresh_token).await,
+        Err(Error::InvalidGrant)
+    ));
+    assert!(matches!(
+        engine.session_for_access(&session.record().id).await,
+        Err(Error::Unauthenticated)
+    ));
+}
+
+#[tokio::test]
+async fn an_access_token_of_an_idle_expired_session_is_refused() {
+    let clock = clock();
+    let mut config = config();
+    // Idle timeout shorter than the access-token lifetime: a JWT can outlive its session's
+    // idleness, and must not outlive the check.
+    config.session = SessionPolicy::new(Duration::from_secs(60), Duration::from_secs(3600));
+    config.tokens.access_ttl = Duration::from_secs(300);
+    let engine = engine(memory_stores(), &clock, config).await;
+    let (session, _) = token_login(&engine).await;
+    let id = &session.record().id;
+    engine.session_for_access(id).await.unwrap();
+    clock.advance(Duration::from_secs(61));
+    assert!(matches!(
+        engine.session_for_access(id).await,
+        Err(Error::SessionExpired)
+    ));
+}
+
+#[tokio::test]
+async fn an_access_token_of_a_session_past_its_absolute_expiry_is_refused() {
+    let clock = clock();
+    let mut config = config();
+    config.session = SessionPolicy::new(Duration::from_secs(600), Duration::from_secs(900));
+    let engine = engine(memory_stores(), &clock, config).await;
+    let (session, grant) = token_login(&engine).await;
+    let id = &session.record().id;
+    // Keep it active (a refresh slides the idle expiry) until past the absolute expiry.
+    let mut refresh = grant.refresh_token;
+    for _ in 0..3 {
+        clock.advance(Duration::from_secs(290));
+        refresh = engine.refresh(&refresh).await.unwrap().tokens.refresh_token;
+    }
+    clock.advance(Duration::from_secs(60));
+    assert!(matches!(
+        engine.session_for_access(id).await,
+        Err(Error::SessionExpired)
+    ));
+}
