@@ -37,14 +37,18 @@ fn parse(text: &str) -> Scrape {
     Scrape::parse(text.lines().map(|line| Ok(line.to_owned()))).unwrap()
 }
 
+/// `GET /metrics` with `Authorization: {authorization}`, if given.
+async fn get_metrics(server: &TestServer, authorization: Option<&str>) -> reqwest::Response {
+    let mut request = client().get(server.url("/metrics"));
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
+    }
+    request.send().await.unwrap()
+}
+
 /// The scrape's text and its parse.
 async fn scrape(server: &TestServer) -> (String, Scrape) {
-    let response = client()
-        .get(server.url("/metrics"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let response = get_metrics(server, Some(&format!("Bearer {TOKEN}"))).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.headers()["content-type"],
@@ -79,44 +83,24 @@ fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
 #[tokio::test]
 async fn metrics_are_off_unless_configured() {
     let server = TestServer::start(|_| {}).await;
-    let response = client()
-        .get(server.url("/metrics"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let response = get_metrics(&server, Some(&format!("Bearer {TOKEN}"))).await;
     problem(response, StatusCode::NOT_FOUND, "not_found").await;
 }
 
 #[tokio::test]
 async fn the_scrape_needs_the_token_which_no_answer_shows() {
     let server = TestServer::start(with_token).await;
-    let without = client().get(server.url("/metrics")).send().await.unwrap();
+    let without = get_metrics(&server, None).await;
     let mut bodies = vec![problem(without, StatusCode::UNAUTHORIZED, "unauthenticated").await];
-    let wrong = client()
-        .get(server.url("/metrics"))
-        .bearer_auth(format!("{TOKEN}x"))
-        .send()
-        .await
-        .unwrap();
+    let wrong = get_metrics(&server, Some(&format!("Bearer {TOKEN}x"))).await;
     bodies.push(problem(wrong, StatusCode::UNAUTHORIZED, "unauthenticated").await);
-    let basic = client()
-        .get(server.url("/metrics"))
-        .basic_auth("metrics", Some(TOKEN))
-        .send()
-        .await
-        .unwrap();
+    let basic = get_metrics(&server, Some(&format!("Basic {TOKEN}"))).await;
     bodies.push(problem(basic, StatusCode::UNAUTHORIZED, "unauthenticated").await);
     for body in &bodies {
         assert!(!body.to_string().contains(TOKEN), "{body}");
     }
 
-    let right = client()
-        .get(server.url("/metrics"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let right = get_metrics(&server, Some(&format!("Bearer {TOKEN}"))).await;
     assert_eq!(right.status(), StatusCode::OK);
     let headers = format!("{:?}", right.headers());
     let text = right.text().await.unwrap();
@@ -272,7 +256,7 @@ async fn a_separate_bind_serves_metrics_there_only() {
     let metrics_address = free.local_addr().unwrap();
     drop(free);
     let server = TestServer::start(|config| config.metrics.bind = Some(metrics_address)).await;
-    let main = client().get(server.url("/metrics")).send().await.unwrap();
+    let main = get_metrics(&server, None).await;
     problem(main, StatusCode::NOT_FOUND, "not_found").await;
     let separate = format!("http://{metrics_address}");
     let mut scraped = None;
