@@ -39,6 +39,15 @@ impl CachedSession {
     }
 }
 
+/// Session-cache lookups since start, from [`crate::Engine::cache_lookups`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheLookups {
+    /// Checks answered from the cache.
+    pub hits: u64,
+    /// Checks that went to the session store.
+    pub misses: u64,
+}
+
 #[derive(Debug)]
 pub(crate) struct SessionCache {
     /// By session id: a session token carries its id, and the caller compares the token
@@ -47,6 +56,10 @@ pub(crate) struct SessionCache {
     /// Bumped by every revocation before the entry is removed.
     epoch: AtomicU64,
     capacity: usize,
+    /// Lookups that found the session, and those that did not (the cache off or untrusted
+    /// counts as a miss): for metrics only.
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl SessionCache {
@@ -55,6 +68,8 @@ impl SessionCache {
             by_id: DashMap::new(),
             epoch: AtomicU64::new(0),
             capacity,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
@@ -97,6 +112,20 @@ impl SessionCache {
             let seen = Timestamp::from_unix_millis(entry.last_seen.load(Ordering::Relaxed));
             now < entry.record.expires_at && now < seen.saturating_add(idle_timeout)
         });
+    }
+
+    /// Counts one lookup's result.
+    pub(crate) fn count(&self, hit: bool) {
+        let counter = if hit { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Hits and misses counted so far.
+    pub(crate) fn lookups(&self) -> CacheLookups {
+        CacheLookups {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -18,13 +18,13 @@ use dashmap::DashMap;
 
 pub use self::clients::NewClient;
 pub use self::config::EngineConfig;
-pub use self::login::{LoggedIn, LoginAttempt};
+pub use self::login::{LoggedIn, LoginAttempt, LoginOutcomes};
 pub use self::revocation::RevokeScope;
 pub use self::tokens::{AccessGrant, Refreshed, TokenGrant, TokenPolicy};
 pub use self::validation::ValidSession;
-use crate::cache::SessionCache;
+use crate::cache::{CacheLookups, SessionCache};
 use crate::id::{Secret, SessionId, UserId};
-use crate::password::PasswordHasher;
+use crate::password::{HashingLoad, PasswordHasher};
 use crate::store::{ClientStore, KeyStore, RefreshStore, SessionStore, StoreError, UserStore};
 use crate::throttle::LoginThrottle;
 use crate::time::{Clock, Timestamp};
@@ -81,6 +81,8 @@ struct Inner {
     usernames: DashMap<UserId, Arc<str>>,
     /// The key successor refresh tokens are derived under (shared by all instances).
     rotation_key: Vec<u8>,
+    /// Login attempts by outcome, for metrics.
+    logins: login::LoginCounters,
 }
 
 /// Name of the server secret refresh-token successors are derived under.
@@ -112,6 +114,7 @@ impl Engine {
                 revoked: DashMap::new(),
                 usernames: DashMap::new(),
                 rotation_key,
+                logins: login::LoginCounters::default(),
             }),
         };
         // Everything the log still holds: the revocations a restart must not forget.
@@ -132,6 +135,21 @@ impl Engine {
     /// Sessions held in the in-process cache (for metrics and tests).
     pub fn cached_sessions(&self) -> usize {
         self.inner.cache.len()
+    }
+
+    /// Session-cache hits and misses since start (for metrics).
+    pub fn cache_lookups(&self) -> CacheLookups {
+        self.inner.cache.lookups()
+    }
+
+    /// Login attempts by outcome since start (for metrics).
+    pub fn login_outcomes(&self) -> LoginOutcomes {
+        self.inner.logins.snapshot()
+    }
+
+    /// The password hasher's current load and its callers' waits so far (for metrics).
+    pub fn hashing_load(&self) -> HashingLoad {
+        self.inner.hasher.load()
     }
 
     fn now(&self) -> Timestamp {

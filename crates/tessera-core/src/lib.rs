@@ -63,16 +63,17 @@ pub mod throttle;
 pub mod time;
 pub mod user;
 
+pub use cache::CacheLookups;
 pub use engine::{
-    AccessGrant, Engine, EngineConfig, LoggedIn, LoginAttempt, NewClient, Refreshed, RevokeScope,
-    Stores, TokenGrant, TokenPolicy, ValidSession,
+    AccessGrant, Engine, EngineConfig, LoggedIn, LoginAttempt, LoginOutcomes, NewClient, Refreshed,
+    RevokeScope, Stores, TokenGrant, TokenPolicy, ValidSession,
 };
 pub use error::Error;
 pub use id::{
     ClientId, CsrfToken, EncodedToken, MalformedId, RandomnessError, RefreshToken, Secret,
     SessionId, SessionToken, SessionVerifier, TokenHash, TokenId, UserId,
 };
-pub use password::{PasswordHasher, PasswordPolicy, PasswordRejection};
+pub use password::{HashingLoad, PasswordHasher, PasswordPolicy, PasswordRejection};
 pub use session::{SessionPolicy, SessionRecord, Transport};
 pub use store::{
     ClientRecord, ClientStore, KeyRecord, KeyStore, RefreshRecord, RefreshStore, Revocation,

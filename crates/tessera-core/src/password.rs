@@ -8,7 +8,9 @@
 //! requests their share of the CPU.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::SaltString;
 use argon2::{
@@ -148,6 +150,19 @@ impl Default for HashingLimits {
     }
 }
 
+/// A snapshot of [`PasswordHasher::load`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashingLoad {
+    /// Hashes computing now.
+    pub running: usize,
+    /// Callers admitted and waiting for a hashing slot.
+    pub queued: usize,
+    /// Callers that got a slot since start.
+    pub slots_granted: u64,
+    /// Their summed wait for it.
+    pub total_wait: Duration,
+}
+
 /// Hashing could not be done.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -190,8 +205,14 @@ pub struct PasswordHasher {
 #[derive(Debug)]
 struct HasherInner {
     params: Params,
+    limits: HashingLimits,
     running: Arc<Semaphore>,
+    /// Held by every caller from admission to the end of its hash, running or not.
     waiting: Arc<Semaphore>,
+    /// Callers that got a hashing slot, and their summed wait for it in microseconds: read
+    /// by [`PasswordHasher::load`] for metrics, never on a login's decision.
+    admitted: AtomicU64,
+    waited_micros: AtomicU64,
     /// A hash of a random password, verified when the user does not exist so that an unknown
     /// username costs the same time as a wrong password.
     dummy_hash: String,
@@ -215,11 +236,18 @@ impl PasswordHasher {
         .map_err(|error| HashError::InvalidParams(Some(error)))?;
         let decoy = crate::id::Secret::generate()?.encode();
         let dummy_hash = hash_blocking(&argon_params, &decoy)?;
+        let limits = HashingLimits {
+            concurrency: limits.concurrency.max(1),
+            queue: limits.queue.max(1),
+        };
         Ok(PasswordHasher {
             inner: Arc::new(HasherInner {
                 params: argon_params,
-                running: Arc::new(Semaphore::new(limits.concurrency.max(1))),
-                waiting: Arc::new(Semaphore::new(limits.queue.max(1))),
+                limits,
+                running: Arc::new(Semaphore::new(limits.concurrency)),
+                waiting: Arc::new(Semaphore::new(limits.queue)),
+                admitted: AtomicU64::new(0),
+                waited_micros: AtomicU64::new(0),
                 dummy_hash,
             }),
         })
@@ -249,6 +277,19 @@ impl PasswordHasher {
             .map(|_| Verification::Invalid)
     }
 
+    /// How loaded the hasher is now, and how long callers have waited for a slot so far.
+    pub fn load(&self) -> HashingLoad {
+        let inner = &self.inner;
+        let running = inner.limits.concurrency - inner.running.available_permits();
+        let admitted = inner.limits.queue - inner.waiting.available_permits();
+        HashingLoad {
+            running,
+            queued: admitted.saturating_sub(running),
+            slots_granted: inner.admitted.load(Ordering::Relaxed),
+            total_wait: Duration::from_micros(inner.waited_micros.load(Ordering::Relaxed)),
+        }
+    }
+
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
@@ -256,10 +297,16 @@ impl PasswordHasher {
         let _waiting = Arc::clone(&self.inner.waiting)
             .try_acquire_owned()
             .map_err(|_| HashError::Busy)?;
+        let queued_at = Instant::now();
         let running = Arc::clone(&self.inner.running)
             .acquire_owned()
             .await
             .map_err(|_| HashError::Busy)?;
+        let waited = u64::try_from(queued_at.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.inner.admitted.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .waited_micros
+            .fetch_add(waited, Ordering::Relaxed);
         tokio::task::spawn_blocking(move || {
             let _running = running;
             work()

@@ -70,6 +70,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(routes::api())
         .merge(pages::router())
+        // Only matched routes: the request metrics label by route template, never raw path.
+        .route_layer(axum::middleware::from_fn(crate::metrics::tag_route))
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             Problem::new(

@@ -8,11 +8,13 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use tessera_core::{Error, SessionToken, ValidSession};
+use tessera_tokens::AccessError;
 
 use crate::AppState;
 use crate::cookies;
 pub use crate::cookies::CookieSettings;
 use crate::csrf::CSRF_HEADER;
+use crate::metrics::CheckOutcome;
 use crate::problem::Problem;
 
 /// How the session token arrived.
@@ -80,30 +82,44 @@ impl FromRequestParts<AppState> for Authenticated {
         state: &AppState,
     ) -> Result<Self, AuthRejection> {
         let http = &state.http;
-        let (token, carrier) = match presented_credential(&parts.headers, &http.cookies.name)? {
+        let metrics = &state.metrics;
+        let credential = presented_credential(&parts.headers, &http.cookies.name)
+            .inspect_err(|_| metrics.session_checked(None, CheckOutcome::Unauthenticated))?;
+        let (token, carrier) = match credential {
             Some(Credential::Session(token, carrier)) => (token, carrier),
             Some(Credential::AccessToken(jwt)) => return access_token(state, jwt).await,
             None => {
+                metrics.session_checked(None, CheckOutcome::Unauthenticated);
                 return Err(Problem::unauthenticated("no session cookie or bearer token").into());
             }
         };
         if carrier == Carrier::Cookie && !is_safe(&parts.method) {
-            http.origins.check(&parts.headers)?;
-            let csrf = parts
-                .headers
-                .get(CSRF_HEADER)
-                .and_then(|value| value.to_str().ok());
-            if !csrf.is_some_and(|csrf| token.verify_csrf(csrf)) {
-                return Err(Problem::csrf("missing or wrong X-CSRF-Token").into());
-            }
+            let checked = http.origins.check(&parts.headers).and_then(|()| {
+                let csrf = parts
+                    .headers
+                    .get(CSRF_HEADER)
+                    .and_then(|value| value.to_str().ok());
+                if csrf.is_some_and(|csrf| token.verify_csrf(csrf)) {
+                    Ok(())
+                } else {
+                    Err(Problem::csrf("missing or wrong X-CSRF-Token"))
+                }
+            });
+            checked.inspect_err(|_| {
+                metrics.session_checked(Some(carrier), CheckOutcome::CsrfFailed)
+            })?;
         }
         match state.engine.validate(&token).await {
-            Ok(session) => Ok(Authenticated {
-                session,
-                token: Some(token),
-                carrier,
-            }),
+            Ok(session) => {
+                metrics.session_checked(Some(carrier), CheckOutcome::Ok);
+                Ok(Authenticated {
+                    session,
+                    token: Some(token),
+                    carrier,
+                })
+            }
             Err(error) => {
+                metrics.session_checked(Some(carrier), CheckOutcome::of(&error));
                 // A cookie naming a dead session is cleared; on a store failure it is kept, so
                 // the client retries instead of losing its login.
                 let dead = matches!(error, Error::Unauthenticated | Error::SessionExpired);
@@ -120,11 +136,16 @@ impl FromRequestParts<AppState> for Authenticated {
 /// A bearer JWT: signature and claims checked against our own keys, then its `sid` against
 /// the revocation-coherent session cache. No CSRF check: nothing ambient carries it.
 async fn access_token(state: &AppState, jwt: &str) -> Result<Authenticated, AuthRejection> {
-    let session = state
-        .tokens
-        .authenticate(jwt)
-        .await
-        .map_err(Problem::from)?;
+    let checked = state.tokens.authenticate(jwt).await;
+    let outcome = match &checked {
+        Ok(_) => CheckOutcome::Ok,
+        Err(AccessError::Engine(error)) => CheckOutcome::of(error),
+        Err(_) => CheckOutcome::Unauthenticated,
+    };
+    state
+        .metrics
+        .session_checked(Some(Carrier::AccessToken), outcome);
+    let session = checked.map_err(Problem::from)?;
     Ok(Authenticated {
         session,
         token: None,

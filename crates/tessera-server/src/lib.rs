@@ -13,6 +13,7 @@
 //!   HTML pages and assets, mounted beside them.
 //! - [`auth`]: session cookie / bearer credential extraction and the cookie itself;
 //!   [`csrf`]: `Origin` / `Sec-Fetch-Site` checks (the CSRF token lives in the core).
+//! - [`metrics`]: `GET /metrics` — the series each instance counts, and the scrape.
 //! - [`problem`] (`application/problem+json`) and [`errors`]: every domain error as HTTP —
 //!   the one place statuses are decided, for the API and the OAuth endpoints alike.
 //!
@@ -46,6 +47,7 @@ pub mod danger;
 pub mod errors;
 pub mod extract;
 mod jobs;
+pub mod metrics;
 mod pages;
 pub mod problem;
 mod refresh_cookie;

@@ -29,6 +29,7 @@ use tower_http::catch_panic::{CatchPanic, CatchPanicLayer, ResponseForPanic};
 use crate::app::Routes;
 use crate::body::{SECURITY_HEADERS, starts_with_security_headers};
 use crate::extract::{PEER, too_large};
+use crate::metrics::Measure;
 use crate::problem::Problem;
 use crate::{Config, Services, jobs};
 use connections::{AcceptBackoff, Connection, Connections, DeadlineBody, request_timeout};
@@ -37,12 +38,16 @@ use connections::{AcceptBackoff, Connection, Connections, DeadlineBody, request_
 ///
 /// The layers wrap the router from outside, composed statically: `Router::layer` would box
 /// and clone every route once per layer per request, which costs more than the session check.
-pub type App = CatchPanic<MapResponse<Routes, fn(Response) -> Response>, AnswerPanic>;
+///
+/// [`Measure`] is outermost, so a panic answered `500` is counted too.
+pub type App = Measure<CatchPanic<MapResponse<Routes, fn(Response) -> Response>, AnswerPanic>>;
 
 /// Builds the [`App`] for `config` over the engine and tokens.
 pub fn app(config: &Config, services: Services) -> App {
     let headers: fn(Response) -> Response = security_headers;
+    let measure = services.metrics.layer();
     ServiceBuilder::new()
+        .layer(measure)
         .layer(CatchPanicLayer::custom(AnswerPanic))
         .map_response(headers)
         .service(Routes::new(crate::state::build(config, services)))
@@ -98,6 +103,10 @@ pub async fn serve(
         services.clone(),
         config.sessions.revocation_poll,
     ));
+    let metrics_listener = match config.metrics.bind {
+        Some(address) => Some(crate::metrics::listen(address, &services).await?),
+        None => None,
+    };
     let app = app(config, services);
     let mut builder = http1::Builder::new();
     // hyper starts the header timer on each read of a request head, the wait for the next
@@ -186,6 +195,9 @@ pub async fn serve(
     }
     maintenance.abort();
     follower.abort();
+    if let Some(metrics_listener) = metrics_listener {
+        metrics_listener.abort();
+    }
     Ok(())
 }
 

@@ -15,6 +15,7 @@ use tessera_store::sqlite::SqliteStore;
 use tessera_tokens::{Hs256Secret, TokenError, TokenSettings, Tokens};
 
 use crate::config::{self, Config, ConfigError};
+use crate::metrics::{self, Metrics, MetricsError};
 
 /// The engine and the token machinery, opened together from one configuration.
 #[derive(Debug, Clone)]
@@ -25,6 +26,8 @@ pub struct Services {
     pub tokens: Tokens,
     /// Pushes "the revocation log grew" from other instances, when the stores can.
     pub notifier: Option<Arc<dyn RevocationNotifier>>,
+    /// This instance's metrics, which the stores above already count into.
+    pub metrics: Metrics,
 }
 
 /// The server could not start.
@@ -43,6 +46,9 @@ pub enum StartError {
     /// The signing keys could not be loaded or created.
     #[error("could not set up the signing keys")]
     Tokens(#[from] TokenError),
+    /// The metrics could not be registered.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
 }
 
 /// Opens the stores the configuration names and builds the engine and the token machinery
@@ -57,7 +63,9 @@ pub async fn open_with_clock(
     config: &Config,
     clock: Arc<dyn Clock>,
 ) -> Result<Services, StartError> {
+    let metrics = Metrics::new(&config.metrics)?;
     let (stores, notifier) = connect_stores(config).await?;
+    let stores = metrics::instrument(stores, store_backends(config), &metrics);
     let auth = &config.auth;
     let hasher = PasswordHasher::new(
         HashingParams {
@@ -79,7 +87,25 @@ pub async fn open_with_clock(
         engine,
         tokens,
         notifier,
+        metrics,
     })
+}
+
+/// The `backend` label of each store [`connect_stores`] opens.
+fn store_backends(config: &Config) -> metrics::Backends {
+    let durable = match (&config.sessions.store, &config.database.url) {
+        (config::SessionBackend::Memory, _) => "memory",
+        (_, config::Database::Sqlite(_)) => "sqlite",
+        (_, config::Database::Postgres(_)) => "postgres",
+    };
+    let sessions = match config.sessions.store {
+        config::SessionBackend::Redis(_) => "redis",
+        _ => durable,
+    };
+    metrics::Backends {
+        users: durable,
+        sessions,
+    }
 }
 
 /// The stores the configuration names, and the push channel for revocations if they have

@@ -10,6 +10,7 @@ use tessera_tokens::Tokens;
 use utoipa::OpenApi as _;
 
 use crate::csrf::OriginPolicy;
+use crate::metrics::Metrics;
 use crate::routes::ApiDoc;
 use crate::{Config, Services, auth, csrf};
 
@@ -47,6 +48,8 @@ pub struct SharedState {
     pub revocation_poll: std::time::Duration,
     /// The OpenAPI document, serialized once.
     pub openapi: Bytes,
+    /// This instance's metrics and who may read them.
+    pub metrics: Metrics,
 }
 
 /// Settings that only matter to the HTTP layer.
@@ -92,5 +95,6 @@ pub(crate) fn build(config: &Config, services: Services) -> AppState {
         revocation_poll: config.sessions.revocation_poll,
         http,
         openapi,
+        metrics: services.metrics,
     })
 }

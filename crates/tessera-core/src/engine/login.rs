@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Engine, ValidSession};
 use crate::cache::CachedSession;
@@ -38,6 +39,54 @@ pub struct LoggedIn {
     pub token: SessionToken,
 }
 
+/// Login attempts since start by outcome, from [`Engine::login_outcomes`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoginOutcomes {
+    /// A session was opened.
+    pub ok: u64,
+    /// Unknown user or wrong password.
+    pub invalid_credentials: u64,
+    /// Refused by the account or address throttle.
+    pub rate_limited: u64,
+    /// Refused because the password hasher's queue was full.
+    pub busy: u64,
+    /// Failed otherwise (store unavailable, hashing or randomness failure).
+    pub failed: u64,
+}
+
+/// The counters behind [`LoginOutcomes`].
+#[derive(Debug, Default)]
+pub(super) struct LoginCounters {
+    ok: AtomicU64,
+    invalid_credentials: AtomicU64,
+    rate_limited: AtomicU64,
+    busy: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl LoginCounters {
+    fn count(&self, result: &Result<LoggedIn, Error>) {
+        let counter = match result {
+            Ok(_) => &self.ok,
+            Err(Error::InvalidCredentials) => &self.invalid_credentials,
+            Err(Error::RateLimited { .. }) => &self.rate_limited,
+            Err(Error::Busy) => &self.busy,
+            Err(_) => &self.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn snapshot(&self) -> LoginOutcomes {
+        LoginOutcomes {
+            ok: self.ok.load(Ordering::Relaxed),
+            invalid_credentials: self.invalid_credentials.load(Ordering::Relaxed),
+            rate_limited: self.rate_limited.load(Ordering::Relaxed),
+            busy: self.busy.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// Longest `User-Agent` kept with a session, in bytes.
 const MAX_USER_AGENT: usize = 256;
 
@@ -45,6 +94,12 @@ impl Engine {
     /// Checks a username and password and, if they are right and no throttle applies, opens a
     /// new session (always a new id and token: no fixation).
     pub async fn login(&self, attempt: LoginAttempt<'_>) -> Result<LoggedIn, Error> {
+        let result = self.attempt_login(attempt).await;
+        self.inner.logins.count(&result);
+        result
+    }
+
+    async fn attempt_login(&self, attempt: LoginAttempt<'_>) -> Result<LoggedIn, Error> {
         let inner = &self.inner;
         let now = self.now();
         let account_key = attempt.username.to_ascii_lowercase();

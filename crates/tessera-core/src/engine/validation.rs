@@ -132,10 +132,13 @@ impl Engine {
                 self.inner.revocations_synced_at.load(Ordering::SeqCst),
             );
             if now.duration_since(synced) > max {
+                self.inner.cache.count(false);
                 return None;
             }
         }
-        lookup(&self.inner.cache)
+        let found = lookup(&self.inner.cache);
+        self.inner.cache.count(found.is_some());
+        found
     }
 
     async fn validate_from_store(

@@ -72,6 +72,8 @@ pub struct Config {
     pub token: TokenConfig,
     /// `[log]`: logging.
     pub log: LogConfig,
+    /// `[metrics]`: `GET /metrics` and who may read it.
+    pub metrics: MetricsConfig,
     /// `[danger]`: settings that weaken security, for local development only.
     pub danger: DangerConfig,
 }
@@ -445,6 +447,23 @@ impl Default for LogConfig {
     }
 }
 
+/// `[metrics]`: `GET /metrics`, the Prometheus scrape. It says how busy the server is and
+/// how its stores answer, so it is not public: with neither key set `/metrics` answers `404`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// A separate address serving `GET /metrics` and nothing else (one only the monitoring
+    /// network reaches); the main listener then answers `/metrics` with `404`. Must differ
+    /// from `server.bind`.
+    /// Defaults to unset.
+    pub bind: Option<SocketAddr>,
+    /// The token scrapers send as `Authorization: Bearer …`, at least 32 bytes. Without
+    /// `bind`, `/metrics` is served on the main listener to requests that carry it; with
+    /// `bind`, the separate listener requires it too.
+    /// Defaults to unset.
+    pub bearer_token: Option<Secret>,
+}
+
 /// `[danger]`: never in production.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -633,6 +652,17 @@ impl Config {
         }
         if self.sessions.purge_interval < Duration::from_secs(1) {
             return invalid("sessions.purge_interval", "must be at least 1s");
+        }
+        if self.metrics.bind == Some(self.server.bind) {
+            return invalid("metrics.bind", "must differ from server.bind");
+        }
+        if self
+            .metrics
+            .bearer_token
+            .as_ref()
+            .is_some_and(|token| token.expose().len() < 32)
+        {
+            return invalid("metrics.bearer_token", "must be at least 32 bytes");
         }
         Ok(())
     }

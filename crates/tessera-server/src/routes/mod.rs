@@ -38,6 +38,7 @@ pub mod tokens;
         ops::healthz,
         ops::readyz,
         ops::openapi,
+        ops::metrics,
     ),
     modifiers(&SecuritySchemes)
 )]
@@ -103,6 +104,7 @@ pub fn api() -> Router<AppState> {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/openapi.json", get(ops::openapi))
+        .route("/metrics", get(ops::metrics))
 }
 
 /// The session check, the route every client calls on every page load.

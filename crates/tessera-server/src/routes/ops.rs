@@ -1,7 +1,7 @@
-//! Liveness, readiness and the API description.
+//! Liveness, readiness, metrics and the API description.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use crate::AppState;
@@ -35,4 +35,25 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Response, Problem> 
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1 document")))]
 pub async fn openapi(State(state): State<AppState>) -> Response {
     json(StatusCode::OK, state.openapi.to_vec())
+}
+
+/// Prometheus metrics, in the text format. Served here only when `metrics.bearer_token` is
+/// set (and `metrics.bind` is not), to requests with `Authorization: Bearer` and that token;
+/// otherwise `404`.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain"),
+        (status = 401, description = "`unauthenticated`: no or wrong metrics token", body = ProblemBody),
+        (status = 404, description = "`not_found`: metrics are off, or served on `metrics.bind`", body = ProblemBody),
+    )
+)]
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    if !state.metrics.on_main_listener() {
+        return Err(Problem::not_found("no such endpoint"));
+    }
+    state.metrics.scrape(&headers, &state.engine, &state.tokens)
 }
