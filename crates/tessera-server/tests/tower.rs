@@ -224,12 +224,7 @@ impl Proxy {
     }
 
     fn count(&self, path: &str) -> u64 {
-        self.counts
-            .lock()
-            .unwrap()
-            .get(path)
-            .copied()
-            .unwrap_or(0)
+        self.counts.lock().unwrap().get(path).copied().unwrap_or(0)
     }
 }
 
@@ -269,30 +264,31 @@ async fn forward(State(upstream): State<Upstream>, request: Request) -> Response
 
 /// An axum service protected by `auth`, on a loopback socket: its base URL.
 async fn orders_service(auth: TesseraAuth) -> String {
-    let app = Router::new()
-        .route(
-            "/orders",
-            get(|caller: Principal| async move {
-                Json(json!({
-                    "sub": caller.subject(),
-                    "sid": caller.session_id(),
-                    "jti": caller.token_id(),
-                    "aud": caller.audience(),
-                    "exp": caller.expires_at(),
-                }))
-            }),
-        )
-        .route(
-            "/catalog",
-            get(|caller: Option<Principal>| async move {
-                Json(json!({"signed_in": caller.is_some()}))
-            }),
-        )
-        .route(
-            "/orders/all",
-            get(|| async { "everyone's orders" }).route_layer(require_role("admin")),
-        )
-        .layer(auth);
+    let app =
+        Router::new()
+            .route(
+                "/orders",
+                get(|caller: Principal| async move {
+                    Json(json!({
+                        "sub": caller.subject(),
+                        "sid": caller.session_id(),
+                        "jti": caller.token_id(),
+                        "aud": caller.audience(),
+                        "exp": caller.expires_at(),
+                    }))
+                }),
+            )
+            .route(
+                "/catalog",
+                get(|caller: Option<Principal>| async move {
+                    Json(json!({"signed_in": caller.is_some()}))
+                }),
+            )
+            .route(
+                "/orders/all",
+                get(|| async { "everyone's orders" }).route_layer(require_role("admin")),
+            )
+            .layer(auth);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -348,34 +344,97 @@ fn forged_shapes(honest: &str, public_key: &[u8]) -> Vec<(&'static str, String)>
     let mut flipped = signature.as_bytes().to_vec();
     flipped[3] = if flipped[3] == b'A' { b'B' } else { b'A' };
     let mut shapes = vec![
-        ("alg none, unsigned", format!("{}.{payload}.", header_with("alg", json!("none")))),
-        ("alg None, signature kept", format!("{}.{payload}.{signature}", header_with("alg", json!("None")))),
+        (
+            "alg none, unsigned",
+            format!("{}.{payload}.", header_with("alg", json!("none"))),
+        ),
+        (
+            "alg None, signature kept",
+            format!(
+                "{}.{payload}.{signature}",
+                header_with("alg", json!("None"))
+            ),
+        ),
         ("HS256 keyed with the public key", hmac_with_public_key),
-        ("alg of another family", format!("{}.{payload}.{signature}", header_with("alg", json!("ES256")))),
-        ("kid injection", format!("{}.{payload}.{signature}", header_with("kid", json!("../../../dev/null")))),
+        (
+            "alg of another family",
+            format!(
+                "{}.{payload}.{signature}",
+                header_with("alg", json!("ES256"))
+            ),
+        ),
+        (
+            "kid injection",
+            format!(
+                "{}.{payload}.{signature}",
+                header_with("kid", json!("../../../dev/null"))
+            ),
+        ),
         ("no kid", {
             let mut without = header_json.clone();
             without.as_object_mut().unwrap().remove("kid");
             format!("{}.{payload}.{signature}", with_header(without))
         }),
-        ("embedded jwk", format!("{}.{payload}.{signature}", header_with("jwk", json!({"kty": "OKP", "crv": "Ed25519", "x": b64(public_key)})))),
-        ("jku", format!("{}.{payload}.{signature}", header_with("jku", json!("http://127.0.0.1:1/keys"))),),
-        ("crit", format!("{}.{payload}.{signature}", header_with("crit", json!(["exp"])))),
-        ("typ JWT", format!("{}.{payload}.{signature}", header_with("typ", json!("JWT")))),
-        ("duplicate kid member", format!(
-            "{}.{payload}.{signature}",
-            b64(format!(r#"{{"alg":"EdDSA","typ":"at+jwt","kid":"{kid}","kid":"{kid}"}}"#).as_bytes())
-        )),
-        ("claims changed under the signature", format!("{header}.{other_subject}.{signature}")),
-        ("one flipped signature character", format!("{header}.{payload}.{}", String::from_utf8(flipped).unwrap())),
+        (
+            "embedded jwk",
+            format!(
+                "{}.{payload}.{signature}",
+                header_with(
+                    "jwk",
+                    json!({"kty": "OKP", "crv": "Ed25519", "x": b64(public_key)})
+                )
+            ),
+        ),
+        (
+            "jku",
+            format!(
+                "{}.{payload}.{signature}",
+                header_with("jku", json!("http://127.0.0.1:1/keys"))
+            ),
+        ),
+        (
+            "crit",
+            format!(
+                "{}.{payload}.{signature}",
+                header_with("crit", json!(["exp"]))
+            ),
+        ),
+        (
+            "typ JWT",
+            format!("{}.{payload}.{signature}", header_with("typ", json!("JWT"))),
+        ),
+        (
+            "duplicate kid member",
+            format!(
+                "{}.{payload}.{signature}",
+                b64(
+                    format!(r#"{{"alg":"EdDSA","typ":"at+jwt","kid":"{kid}","kid":"{kid}"}}"#)
+                        .as_bytes()
+                )
+            ),
+        ),
+        (
+            "claims changed under the signature",
+            format!("{header}.{other_subject}.{signature}"),
+        ),
+        (
+            "one flipped signature character",
+            format!("{header}.{payload}.{}", String::from_utf8(flipped).unwrap()),
+        ),
         ("two segments", format!("{header}.{payload}")),
         ("four segments", format!("{honest}.{signature}")),
         ("empty signature", format!("{header}.{payload}.")),
-        ("standard base64 with padding", format!(
-            "{header}.{payload}.{}",
-            STANDARD.encode(URL_SAFE_NO_PAD.decode(signature).unwrap())
-        )),
-        ("oversized", format!("{header}.{}.{signature}", "A".repeat(9000))),
+        (
+            "standard base64 with padding",
+            format!(
+                "{header}.{payload}.{}",
+                STANDARD.encode(URL_SAFE_NO_PAD.decode(signature).unwrap())
+            ),
+        ),
+        (
+            "oversized",
+            format!("{header}.{}.{signature}", "A".repeat(9000)),
+        ),
         ("garbage", "not-a-token".to_owned()),
     ];
     shapes.retain(|(_, token)| token != honest);
@@ -402,7 +461,10 @@ async fn a_token_for_this_audience_passes_and_every_other_gets_401() {
         challenge(&other_audience),
         Some(r#"Bearer error="invalid_token""#)
     );
-    assert!(other_audience.text().await.unwrap().is_empty(), "no reason given");
+    assert!(
+        other_audience.text().await.unwrap().is_empty(),
+        "no reason given"
+    );
 
     let jwks: Value = reqwest::get(tessera.url("/.well-known/jwks.json"))
         .await
@@ -513,7 +575,9 @@ async fn a_logout_at_tessera_reaches_the_service_by_push_within_the_bound() {
     let (token, _) = tessera.login("bob").await;
     let (other, _) = tessera.login("bob").await;
     assert_eq!(
-        get_with(&format!("{orders}/orders"), Some(&token)).await.status(),
+        get_with(&format!("{orders}/orders"), Some(&token))
+            .await
+            .status(),
         StatusCode::OK
     );
     let snapshots_before = tessera.proxy.count("/v1/revocations");
@@ -527,7 +591,9 @@ async fn a_logout_at_tessera_reaches_the_service_by_push_within_the_bound() {
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
     let started = Instant::now();
     loop {
-        let status = get_with(&format!("{orders}/orders"), Some(&token)).await.status();
+        let status = get_with(&format!("{orders}/orders"), Some(&token))
+            .await
+            .status();
         if status == StatusCode::UNAUTHORIZED {
             break;
         }
@@ -545,7 +611,9 @@ async fn a_logout_at_tessera_reaches_the_service_by_push_within_the_bound() {
         "no snapshot was read: the push did it"
     );
     assert_eq!(
-        get_with(&format!("{orders}/orders"), Some(&other)).await.status(),
+        get_with(&format!("{orders}/orders"), Some(&other))
+            .await
+            .status(),
         StatusCode::OK,
         "the user's other session is untouched"
     );
@@ -562,7 +630,9 @@ async fn a_rotated_key_is_used_without_a_restart_and_random_kids_cost_a_few_fetc
     let kid_of = |token: &str| decoded(token.split('.').next().unwrap())["kid"].clone();
     let first_kid = kid_of(&token);
     assert_eq!(
-        get_with(&format!("{orders}/orders"), Some(&token)).await.status(),
+        get_with(&format!("{orders}/orders"), Some(&token))
+            .await
+            .status(),
         StatusCode::OK
     );
 
@@ -575,7 +645,10 @@ async fn a_rotated_key_is_used_without_a_restart_and_random_kids_cost_a_few_fetc
         if kid_of(&candidate) != first_kid {
             break candidate;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "no new key signed");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no new key signed"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     // The start-up fetch counts against the 5 s rate limit; a real rotation comes later.
@@ -613,7 +686,11 @@ async fn a_rotated_key_is_used_without_a_restart_and_random_kids_cost_a_few_fetc
                 .map(|token| get_with_owned(format!("{orders}/orders"), token.clone())),
         )
         .await;
-        assert!(answers.iter().all(|status| *status == StatusCode::UNAUTHORIZED));
+        assert!(
+            answers
+                .iter()
+                .all(|status| *status == StatusCode::UNAUTHORIZED)
+        );
     }
     let fetched = tessera.proxy.count("/.well-known/jwks.json") - fetches_before;
     eprintln!(
@@ -657,7 +734,9 @@ async fn with_tessera_down_the_service_answers_within_the_bound_then_503_then_re
     let (revoked, revoked_session) = tessera.login("erin").await;
     for token in [&kept, &revoked] {
         assert_eq!(
-            get_with(&format!("{orders}/orders"), Some(token)).await.status(),
+            get_with(&format!("{orders}/orders"), Some(token))
+                .await
+                .status(),
             StatusCode::OK
         );
     }
@@ -666,7 +745,9 @@ async fn with_tessera_down_the_service_answers_within_the_bound_then_503_then_re
     let stopped = Instant::now();
     // Within the bound the service keeps answering from memory.
     assert_eq!(
-        get_with(&format!("{orders}/orders"), Some(&kept)).await.status(),
+        get_with(&format!("{orders}/orders"), Some(&kept))
+            .await
+            .status(),
         StatusCode::OK
     );
     // A revocation made while Tessera (the server) is down: straight into its database.
@@ -689,7 +770,10 @@ async fn with_tessera_down_the_service_answers_within_the_bound_then_503_then_re
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let closed_after = stopped.elapsed();
-    assert!(closed_after >= bound - Duration::from_millis(600), "{closed_after:?}");
+    assert!(
+        closed_after >= bound - Duration::from_millis(600),
+        "{closed_after:?}"
+    );
     assert!(failed_closed.headers().contains_key("retry-after"));
     assert!(!health.is_ready());
     // Anonymous routes still work: nothing is decided on the stale set there.
@@ -701,7 +785,9 @@ async fn with_tessera_down_the_service_answers_within_the_bound_then_503_then_re
     tessera.launch().await;
     let restarted = Instant::now();
     loop {
-        let status = get_with(&format!("{orders}/orders"), Some(&kept)).await.status();
+        let status = get_with(&format!("{orders}/orders"), Some(&kept))
+            .await
+            .status();
         if status == StatusCode::OK {
             break;
         }
@@ -718,7 +804,9 @@ async fn with_tessera_down_the_service_answers_within_the_bound_then_503_then_re
     );
     assert!(health.is_ready());
     assert_eq!(
-        get_with(&format!("{orders}/orders"), Some(&revoked)).await.status(),
+        get_with(&format!("{orders}/orders"), Some(&revoked))
+            .await
+            .status(),
         StatusCode::UNAUTHORIZED,
         "the revocation made while Tessera was down is not missed"
     );

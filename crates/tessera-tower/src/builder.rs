@@ -151,7 +151,10 @@ impl TesseraAuthBuilder {
         };
         let base = self.issuer_url.trim_end_matches('/');
         let metadata: Metadata = tessera
-            .json(&format!("{base}/.well-known/oauth-authorization-server"), false)
+            .json(
+                &format!("{base}/.well-known/oauth-authorization-server"),
+                false,
+            )
             .await?;
         if metadata.issuer.trim_end_matches('/') != base {
             return Err(StartError::IssuerMismatch {

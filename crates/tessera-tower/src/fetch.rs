@@ -18,7 +18,11 @@ pub(crate) struct Tessera {
 impl Tessera {
     /// `GET url`, answered `200`: the body bytes. `authenticated` sends the client
     /// credentials (HTTP Basic).
-    pub(crate) async fn bytes(&self, url: &str, authenticated: bool) -> Result<Vec<u8>, FetchError> {
+    pub(crate) async fn bytes(
+        &self,
+        url: &str,
+        authenticated: bool,
+    ) -> Result<Vec<u8>, FetchError> {
         let mut request = self.http.get(url).timeout(self.timeout);
         if authenticated {
             request = self.credentials.apply(request);

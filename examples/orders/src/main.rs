@@ -29,9 +29,8 @@ use tessera_tower::{Principal, TesseraAuth, require_role};
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt().with_env_filter("info").init();
-    let variable = |name: &str, default: &str| {
-        std::env::var(name).unwrap_or_else(|_| default.to_owned())
-    };
+    let variable =
+        |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
     let (Ok(client_id), Ok(client_secret)) = (
         std::env::var("TESSERA_CLIENT_ID"),
         std::env::var("TESSERA_CLIENT_SECRET"),
