@@ -49,10 +49,20 @@ impl Rejection {
                 Some(HeaderValue::from_static(r#"Bearer error="invalid_token""#)),
             ),
             Rejection::InsufficientScope { scope } => {
-                let with_scope = HeaderValue::from_str(&format!(
-                    r#"Bearer error="insufficient_scope", scope="{scope}""#
-                ));
-                // A scope name with quotes or control characters is named in no challenge.
+                // RFC 6750 §3: scope tokens are %x21 / %x23-5B / %x5D-7E; another name
+                // (quotes, backslashes, controls) is left out of the challenge.
+                let quotable = !scope.is_empty()
+                    && scope
+                        .bytes()
+                        .all(|byte| matches!(byte, 0x21 | 0x23..=0x5B | 0x5D..=0x7E | b' '));
+                let with_scope = quotable
+                    .then(|| {
+                        HeaderValue::from_str(&format!(
+                            r#"Bearer error="insufficient_scope", scope="{scope}""#
+                        ))
+                        .ok()
+                    })
+                    .flatten();
                 let challenge = with_scope.unwrap_or(HeaderValue::from_static(
                     r#"Bearer error="insufficient_scope""#,
                 ));
@@ -89,3 +99,30 @@ impl std::fmt::Display for Rejection {
 }
 
 impl std::error::Error for Rejection {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_carry_the_rfc_6750_challenge_and_no_body() {
+        let unavailable = Rejection::Unavailable {
+            retry_after: Duration::from_millis(300),
+        }
+        .to_response::<String>();
+        assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(unavailable.headers()[RETRY_AFTER], "1");
+        assert!(unavailable.headers().get(WWW_AUTHENTICATE).is_none());
+        let odd_scope = Rejection::InsufficientScope {
+            scope: "a\"b".to_owned(),
+        }
+        .to_response::<String>();
+        assert_eq!(
+            odd_scope.headers()[WWW_AUTHENTICATE],
+            r#"Bearer error="insufficient_scope""#
+        );
+        let invalid = Rejection::InvalidToken.to_response::<String>();
+        assert_eq!(invalid.status(), StatusCode::UNAUTHORIZED);
+        assert!(invalid.body().is_empty());
+    }
+}

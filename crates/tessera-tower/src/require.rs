@@ -87,3 +87,84 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use axum::http::StatusCode;
+    use tessera_jose::{AccessClaims, Audience};
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    fn principal(scope: Option<&str>, roles: &[&str]) -> Principal {
+        Principal::from_claims(AccessClaims {
+            iss: "https://auth.example".into(),
+            sub: "user-1".into(),
+            aud: Audience::One("orders".into()),
+            exp: 2_000_000_000,
+            iat: 1_700_000_000,
+            nbf: None,
+            jti: "token-1".into(),
+            sid: "session-1".into(),
+            scope: scope.map(str::to_owned),
+            roles: roles.iter().map(|role| (*role).to_owned()).collect(),
+            client_id: None,
+        })
+    }
+
+    async fn status(require: Require, principal: Option<Principal>) -> (StatusCode, String) {
+        let inner = tower::service_fn(|_: Request<()>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(String::from("ok")))
+        });
+        let mut request = Request::new(());
+        if let Some(principal) = principal {
+            request.extensions_mut().insert(principal);
+        }
+        let response = require.layer(inner).oneshot(request).await.unwrap();
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .map(|value| value.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (response.status(), challenge)
+    }
+
+    #[tokio::test]
+    async fn a_scope_or_role_held_passes_and_one_missing_is_insufficient_scope() {
+        let reader = principal(Some("orders:read orders:write"), &["clerk"]);
+        assert_eq!(
+            status(require_scope("orders:write"), Some(reader.clone()))
+                .await
+                .0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            status(require_role("clerk"), Some(reader.clone())).await.0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            status(require_scope("orders"), Some(reader.clone())).await,
+            (
+                StatusCode::FORBIDDEN,
+                r#"Bearer error="insufficient_scope", scope="orders""#.to_owned()
+            ),
+            "scopes match whole entries only"
+        );
+        assert_eq!(
+            status(require_role("admin"), Some(reader)).await.0,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            status(require_scope("orders:read"), Some(principal(None, &[])))
+                .await
+                .0,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            status(require_scope("orders:read"), None).await,
+            (StatusCode::UNAUTHORIZED, "Bearer".to_owned())
+        );
+    }
+}

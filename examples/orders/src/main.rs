@@ -3,7 +3,7 @@
 //! Run it against a local `tessera serve` that issues tokens for the `orders` audience:
 //!
 //! ```text
-//! examples/orders/run.sh            # starts Tessera, registers a client and a user, runs this
+//! examples/orders/run.sh   # starts Tessera, registers the client, runs this service
 //! ```
 //!
 //! or by hand, with a client from `tessera client add orders`:
