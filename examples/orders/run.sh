@@ -21,6 +21,8 @@ export TESSERA_CLIENT_ID=$(sed -n 's/^client_id: *//p' <<<"$credentials")
 export TESSERA_CLIENT_SECRET=$(sed -n 's/^client_secret: *//p' <<<"$credentials")
 "$bin/tessera" serve &
 tessera=$!
-trap 'kill $tessera; rm -rf "$data"' EXIT
+trap 'kill $tessera ${orders:-} 2>/dev/null; rm -rf "$data"' EXIT INT TERM
 until curl -sf localhost:8080/healthz >/dev/null; do sleep 0.2; done
-"$bin/orders"
+"$bin/orders" &
+orders=$!
+wait $orders

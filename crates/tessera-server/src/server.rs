@@ -23,7 +23,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower::ServiceExt as _;
-use tower::util::{Either, MapResponse};
+use tower::util::MapResponse;
 use tower_http::catch_panic::{CatchPanic, CatchPanicLayer, ResponseForPanic};
 use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 
@@ -43,7 +43,10 @@ use connections::{AcceptBackoff, Connection, Connections, DeadlineBody, request_
 ///
 /// [`Measure`] is outermost, so a panic answered `500` is counted too.
 pub type App = Measure<
-    CatchPanic<MapResponse<Either<Cors<Routes>, Routes>, fn(Response) -> Response>, AnswerPanic>,
+    CatchPanic<
+        MapResponse<tower::util::Either<Cors<Routes>, Routes>, fn(Response) -> Response>,
+        AnswerPanic,
+    >,
 >;
 
 /// Builds the [`App`] for `config` over the engine and tokens.
