@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,20 +25,12 @@ use serde_json::{Value, json};
 use tessera_tower::{Principal, TesseraAuth, TesseraAuthBuilder, require_role};
 use tower::{Service as _, ServiceBuilder, ServiceExt as _};
 
-const PASSWORD: &str = "correct horse battery staple";
+mod common;
+
+use common::{PASSWORD, tessera_command as tessera};
+
 /// How fast a logout must reach the service by push (the feed's poll is set far above it).
 const PUSH_BOUND: Duration = Duration::from_secs(2);
-
-fn tessera(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    command.current_dir(dir).env("TESSERA__LOG__LEVEL", "warn");
-    for (name, _) in std::env::vars() {
-        if name.starts_with("TESSERA__") {
-            command.env_remove(name);
-        }
-    }
-    command
-}
 
 fn run(dir: &Path, env: &[(String, String)], args: &[&str]) -> Output {
     let output = tessera(dir)
