@@ -79,9 +79,7 @@ async fn main() -> Result<(), BoxError> {
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     let tag = format!("races{}", std::process::id());
 
-    println!(
-        "| store | chains × {CONCURRENT_REFRESHES} refreshes | logouts | forks | reuse → revoked | logout races | live after logout |"
-    );
+    println!("| store | chains × {CONCURRENT_REFRESHES} refreshes | logouts | forks | reuse → revoked | logout races | live after logout |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut all_clean = true;
 
@@ -312,10 +310,7 @@ async fn clean_up(pg_url: &str, schema: &str, redis_url: &str) -> Result<(), Box
             .query_async(&mut redis)
             .await?;
         if !keys.is_empty() {
-            let _: u64 = redis::cmd("UNLINK")
-                .arg(&keys)
-                .query_async(&mut redis)
-                .await?;
+            let _: u64 = redis::cmd("UNLINK").arg(&keys).query_async(&mut redis).await?;
         }
         if next == 0 {
             return Ok(());
