@@ -25,9 +25,11 @@ use tower::ServiceBuilder;
 use tower::ServiceExt as _;
 use tower::util::MapResponse;
 use tower_http::catch_panic::{CatchPanic, CatchPanicLayer, ResponseForPanic};
+use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 
 use crate::app::Routes;
 use crate::body::{SECURITY_HEADERS, starts_with_security_headers};
+use crate::csrf::Origin;
 use crate::extract::{PEER, too_large};
 use crate::metrics::Measure;
 use crate::problem::Problem;
@@ -40,7 +42,12 @@ use connections::{AcceptBackoff, Connection, Connections, DeadlineBody, request_
 /// and clone every route once per layer per request, which costs more than the session check.
 ///
 /// [`Measure`] is outermost, so a panic answered `500` is counted too.
-pub type App = Measure<CatchPanic<MapResponse<Routes, fn(Response) -> Response>, AnswerPanic>>;
+pub type App = Measure<
+    CatchPanic<
+        MapResponse<tower::util::Either<Cors<Routes>, Routes>, fn(Response) -> Response>,
+        AnswerPanic,
+    >,
+>;
 
 /// Builds the [`App`] for `config` over the engine and tokens.
 pub fn app(config: &Config, services: Services) -> App {
@@ -50,8 +57,42 @@ pub fn app(config: &Config, services: Services) -> App {
         .layer(measure)
         .layer(CatchPanicLayer::custom(AnswerPanic))
         .map_response(headers)
+        .option_layer(cors(&config.server.cors_origins))
         .service(Routes::new(crate::state::build(config, services)))
 }
+
+/// CORS for `server.cors_origins`, or none (no CORS headers at all) when it is empty.
+///
+/// Never credentials mode: a listed origin's page can send a bearer token it holds, but the
+/// browser sends no cookie cross-origin, so the cookie transport stays same-site.
+fn cors(origins: &[Origin]) -> Option<CorsLayer> {
+    use axum::http::Method;
+    use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+
+    if origins.is_empty() {
+        return None;
+    }
+    let origins = origins.to_vec();
+    // Compared as parsed origins, so `https://a.example` matches a configured
+    // `https://a.example:443`.
+    let listed = AllowOrigin::predicate(move |origin, _| {
+        origin
+            .to_str()
+            .ok()
+            .and_then(Origin::parse)
+            .is_some_and(|origin| origins.contains(&origin))
+    });
+    Some(
+        CorsLayer::new()
+            .allow_origin(listed)
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([AUTHORIZATION, CONTENT_TYPE])
+            .max_age(CORS_MAX_AGE),
+    )
+}
+
+/// How long a browser may reuse a preflight answer.
+const CORS_MAX_AGE: Duration = Duration::from_secs(600);
 
 /// Turns a handler panic into a `500` problem; the process and the connection live on.
 #[derive(Debug, Clone, Copy)]

@@ -59,6 +59,10 @@ pub struct HttpSettings {
     pub cookies: auth::CookieSettings,
     /// Origins allowed to make credentialed unsafe requests.
     pub origins: csrf::OriginPolicy,
+    /// Origins allowed to log in with the token transport: `origins` plus
+    /// `server.cors_origins` (no cookie is set, so a cross-origin page gains no ambient
+    /// credential).
+    pub token_origins: csrf::OriginPolicy,
     /// Whether `POST /v1/users` is open.
     pub registration: bool,
     /// Proxies whose `X-Forwarded-For` is believed.
@@ -69,15 +73,21 @@ pub struct HttpSettings {
 
 /// What the handlers share, for `config` over the engine and tokens.
 pub(crate) fn build(config: &Config, services: Services) -> AppState {
+    let own_origin = config
+        .server
+        .public_url
+        .as_ref()
+        .map(|url| url.origin().clone());
     let http = HttpSettings {
         cookies: crate::danger::cookie_settings(config),
-        origins: OriginPolicy::new(
-            config
-                .server
-                .public_url
-                .as_ref()
-                .map(|url| url.origin().clone()),
-            config.server.allowed_origins.clone(),
+        origins: OriginPolicy::new(own_origin.clone(), config.server.allowed_origins.clone()),
+        token_origins: OriginPolicy::new(
+            own_origin,
+            [
+                &config.server.allowed_origins[..],
+                &config.server.cors_origins[..],
+            ]
+            .concat(),
         ),
         registration: config.auth.registration,
         trusted_proxies: config

@@ -93,6 +93,12 @@ pub struct ServerConfig {
     /// Origins whose pages may call the API with the session cookie, besides Tessera's own.
     /// Defaults to none.
     pub allowed_origins: Vec<Origin>,
+    /// Origins whose pages may call the API cross-origin without cookies (the token
+    /// transport: bearer tokens, `/v1/token`, the `.well-known` documents): they get CORS
+    /// answers, never credentials mode, so cookies stay same-site. Empty sends no CORS
+    /// headers at all.
+    /// Defaults to none.
+    pub cors_origins: Vec<Origin>,
     /// Largest request body accepted, in bytes; at least `1024`.
     /// Defaults to `16384`.
     pub max_body_bytes: usize,
@@ -130,6 +136,7 @@ impl Default for ServerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
             allowed_origins: Vec::new(),
+            cors_origins: Vec::new(),
             max_body_bytes: 16 * 1024,
             max_header_bytes: 16 * 1024,
             trusted_proxies: Vec::new(),

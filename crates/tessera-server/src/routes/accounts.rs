@@ -94,16 +94,21 @@ pub async fn login(
     headers: HeaderMap,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Response, Problem> {
-    state.http.origins.check(&headers)?;
     let transport = match body.transport.as_deref() {
         None | Some("cookie") => Transport::Cookie,
         Some("token") => Transport::Token,
         Some(_) => {
+            state.http.origins.check(&headers)?;
             return Err(Problem::validation(
                 "transport must be \"cookie\" or \"token\"",
             ));
         }
     };
+    if transport == Transport::Token {
+        state.http.token_origins.check(&headers)?;
+    } else {
+        state.http.origins.check(&headers)?;
+    }
     if body.refresh_cookie && transport != Transport::Token {
         return Err(Problem::validation(
             "refresh_cookie needs transport \"token\"",

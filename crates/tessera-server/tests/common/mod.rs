@@ -231,3 +231,16 @@ pub async fn problem(response: Response, status: StatusCode, code: &str) -> Valu
     );
     body
 }
+
+/// The `tessera` binary, run in `dir` with quiet logs and none of the caller's
+/// `TESSERA__*` configuration.
+pub fn tessera_command(dir: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command.current_dir(dir).env("TESSERA__LOG__LEVEL", "warn");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("TESSERA__") {
+            command.env_remove(name);
+        }
+    }
+    command
+}

@@ -1,0 +1,170 @@
+//! Route guards: a scope or a role the caller must hold, answered `403 insufficient_scope`
+//! otherwise (RFC 6750 §3.1).
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::http::{Request, Response};
+use futures_util::future::{Either, Ready, ready};
+use tower::{Layer, Service};
+
+use crate::principal::Principal;
+use crate::rejection::Rejection;
+
+/// A layer that lets a request through only when its [`Principal`] holds a scope or a role.
+/// Put it on routes with `.route_layer(require_scope("orders:write"))`, inside
+/// [`TesseraAuth`](crate::TesseraAuth). Without a principal the answer is `401`.
+#[derive(Debug, Clone)]
+pub struct Require {
+    need: Arc<Need>,
+}
+
+#[derive(Debug)]
+enum Need {
+    Scope(String),
+    Role(String),
+}
+
+/// Requires `scope` in the token's `scope` claim.
+pub fn require_scope(scope: impl Into<String>) -> Require {
+    Require {
+        need: Arc::new(Need::Scope(scope.into())),
+    }
+}
+
+/// Requires `role` in the token's `roles` claim.
+pub fn require_role(role: impl Into<String>) -> Require {
+    Require {
+        need: Arc::new(Need::Role(role.into())),
+    }
+}
+
+impl Require {
+    fn check(&self, principal: Option<&Principal>) -> Result<(), Rejection> {
+        let principal = principal.ok_or(Rejection::MissingCredential)?;
+        match &*self.need {
+            Need::Scope(scope) => principal.require_scope(scope),
+            Need::Role(role) => principal.require_role(role),
+        }
+    }
+}
+
+impl<S> Layer<S> for Require {
+    type Service = RequireService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireService {
+            inner,
+            require: self.clone(),
+        }
+    }
+}
+
+/// The service [`Require`] wraps around a route.
+#[derive(Debug, Clone)]
+pub struct RequireService<S> {
+    inner: S,
+    require: Require,
+}
+
+impl<S, B, ResBody> Service<Request<B>> for RequireService<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    ResBody: Default,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = Either<Ready<Result<Response<ResBody>, S::Error>>, S::Future>;
+
+    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(context)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        match self.require.check(request.extensions().get::<Principal>()) {
+            Ok(()) => Either::Right(self.inner.call(request)),
+            Err(rejection) => Either::Left(ready(Ok(rejection.to_response()))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use axum::http::StatusCode;
+    use tessera_jose::{AccessClaims, Audience};
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    fn principal(scope: Option<&str>, roles: &[&str]) -> Principal {
+        Principal::from_claims(AccessClaims {
+            iss: "https://auth.example".into(),
+            sub: "user-1".into(),
+            aud: Audience::One("orders".into()),
+            exp: 2_000_000_000,
+            iat: 1_700_000_000,
+            nbf: None,
+            jti: "token-1".into(),
+            sid: "session-1".into(),
+            scope: scope.map(str::to_owned),
+            roles: roles.iter().map(|role| (*role).to_owned()).collect(),
+            client_id: None,
+        })
+    }
+
+    async fn status(require: Require, principal: Option<Principal>) -> (StatusCode, String) {
+        let inner = tower::service_fn(|_: Request<()>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(String::from("ok")))
+        });
+        let mut request = Request::new(());
+        if let Some(principal) = principal {
+            request.extensions_mut().insert(principal);
+        }
+        let response = require.layer(inner).oneshot(request).await.unwrap();
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .map(|value| value.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (response.status(), challenge)
+    }
+
+    #[tokio::test]
+    async fn a_scope_or_role_held_passes_and_one_missing_is_insufficient_scope() {
+        let reader = principal(Some("orders:read orders:write"), &["clerk"]);
+        assert_eq!(
+            status(require_scope("orders:write"), Some(reader.clone()))
+                .await
+                .0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            status(require_role("clerk"), Some(reader.clone())).await.0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            status(require_scope("orders"), Some(reader.clone())).await,
+            (
+                StatusCode::FORBIDDEN,
+                r#"Bearer error="insufficient_scope", scope="orders""#.to_owned()
+            ),
+            "scopes match whole entries only"
+        );
+        assert_eq!(
+            status(require_role("admin"), Some(reader)).await.0,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            status(require_scope("orders:read"), Some(principal(None, &[])))
+                .await
+                .0,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            status(require_scope("orders:read"), None).await,
+            (StatusCode::UNAUTHORIZED, "Bearer".to_owned())
+        );
+    }
+}
