@@ -1,5 +1,6 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use figment::Figment;
 use figment::providers::{Format as _, Toml};
 
 use super::*;
