@@ -3,7 +3,8 @@
 //! Two independent checks, both required where they apply:
 //!
 //! 1. **Where the request came from.** Browsers send `Sec-Fetch-Site` and `Origin` on unsafe
-//!    requests. `cross-site` is refused, `same-site` only passes with an allowed `Origin`, and
+//!    requests. `cross-site` — and any value other than `same-origin`, `none` and
+//!    `same-site` — is refused, `same-site` only passes with an allowed `Origin`, and
 //!    an `Origin` must be an allowed origin: Tessera's own — `server.public_url` when
 //!    configured, otherwise the origin whose host is the request's own `Host` — or one of
 //!    `server.allowed_origins`. `Origin: null` is refused. Clients that send neither header
@@ -96,13 +97,16 @@ impl OriginPolicy {
             Some(Some(origin)) => Some(self.allows(origin, headers)),
         };
         match headers.get("sec-fetch-site").map(|value| value.as_bytes()) {
-            Some(b"cross-site") => return Err(Problem::csrf("cross-site request refused")),
+            None | Some(b"same-origin" | b"none") => {}
             Some(b"same-site") if origin_allowed != Some(true) => {
                 return Err(Problem::csrf(
                     "same-site request from an origin that is not allowed",
                 ));
             }
-            _ => {}
+            Some(b"same-site") => {}
+            // `cross-site`, and any value a browser should not send: a header that does not
+            // vouch for the request is no reason to trust it.
+            Some(_) => return Err(Problem::csrf("cross-site request refused")),
         }
         match origin_allowed {
             Some(false) => Err(Problem::csrf("request from an origin that is not allowed")),
@@ -266,6 +270,14 @@ mod tests {
                 ]))
                 .is_ok()
         );
+        for unknown in ["Same-Origin", "same-origin ", "cross-origin", ""] {
+            assert!(
+                policy
+                    .check(&headers(&[("sec-fetch-site", unknown)]))
+                    .is_err(),
+                "{unknown:?}"
+            );
+        }
         assert!(
             policy
                 .check(&headers(&[("sec-fetch-site", "same-origin")]))
