@@ -128,17 +128,28 @@ pub fn too_large() -> Problem {
     )
 }
 
-/// serde's messages name fields (useful) but can quote the values sent (which may be a
-/// password in the wrong place): keep the former, drop the latter.
+/// serde's messages can quote what the client sent — a value (which may be a password in the
+/// wrong place) or an unknown field's name (a typo of a secret, say) — so only three shapes
+/// pass: "unknown field", without the name, and "missing field" or "duplicate field", whose
+/// names are our own fields'.
 fn describe_data_error(text: &str) -> String {
     const GENERIC: &str = "a field is missing or has the wrong type";
-    let message = text.rsplit(": ").next().unwrap_or(text);
+    // axum's "Failed to deserialize …: " prefix, then an optional field path.
+    let message = text.split_once(": ").map_or(text, |(_, rest)| rest);
     let message = message.split(" at line ").next().unwrap_or(message);
-    if (message.starts_with("unknown field")
-        || message.starts_with("missing field")
-        || message.starts_with("duplicate field"))
-        && message.len() < 200
-    {
+    if message.starts_with("unknown field") {
+        return "unknown field".to_owned();
+    }
+    let names_own_field = |kind: &str| {
+        message
+            .strip_prefix(kind)
+            .and_then(|rest| rest.strip_prefix(" `"))
+            .and_then(|rest| rest.strip_suffix('`'))
+            .is_some_and(|name| {
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            })
+    };
+    if names_own_field("missing field") || names_own_field("duplicate field") {
         message.to_owned()
     } else {
         GENERIC.to_owned()
@@ -223,16 +234,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn data_errors_name_fields_but_never_echo_values() {
+    fn data_errors_name_own_fields_but_never_echo_what_was_sent() {
+        let unknown = describe_data_error(
+            "Failed to deserialize the JSON body into the target type: unknown field `pasword`, expected `username` or `password` at line 1 column 12",
+        );
+        assert_eq!(unknown, "unknown field");
         assert_eq!(
             describe_data_error(
-                "Failed to deserialize the JSON body into the target type: unknown field `pasword`, expected `username` or `password` at line 1 column 12"
+                "Failed to deserialize the JSON body into the target type: missing field `password` at line 1 column 20"
             ),
-            "unknown field `pasword`, expected `username` or `password`"
+            "missing field `password`"
         );
-        let leaked = describe_data_error(
+        assert_eq!(
+            describe_data_error("Failed to deserialize query string: duplicate field `after`"),
+            "duplicate field `after`"
+        );
+        for leaky in [
             "Failed to deserialize the JSON body into the target type: username: invalid type: string \"hunter2-secret\", expected u32 at line 1 column 30",
-        );
-        assert!(!leaked.contains("hunter2"), "{leaked}");
+            // A field name crafted to look like another message after a `: `.
+            "Failed to deserialize the JSON body into the target type: unknown field `x: missing field `hunter`, expected `username` at line 1 column 9",
+            "Failed to deserialize the JSON body into the target type: missing field `hunter2 secret`",
+        ] {
+            let detail = describe_data_error(leaky);
+            assert!(!detail.contains("hunter"), "{detail}");
+        }
     }
 }
