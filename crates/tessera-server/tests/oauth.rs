@@ -117,6 +117,30 @@ async fn introspection_needs_client_credentials_and_reports_live_tokens() {
         );
     }
 
+    // Basic and client_secret_post together are refused (RFC 6749 §2.3), even when both name
+    // the same valid client.
+    for form in [
+        vec![
+            ("token", access),
+            ("client_id", &client_credentials.0),
+            ("client_secret", &client_credentials.1),
+        ],
+        vec![("token", access), ("client_id", &client_credentials.0)],
+    ] {
+        let both = client()
+            .post(server.url("/v1/introspect"))
+            .basic_auth(&client_credentials.0, Some(&client_credentials.1))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(both.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            both.json::<Value>().await.unwrap()["error"],
+            "invalid_request"
+        );
+    }
+
     // After logout both tokens are inactive.
     let logout = client()
         .post(server.url("/v1/logout"))

@@ -84,13 +84,21 @@ async fn form(
 }
 
 /// Authenticates the calling client: HTTP Basic (client_secret_basic) or, for form
-/// endpoints, `client_id` + `client_secret` parameters (client_secret_post).
+/// endpoints, `client_id` + `client_secret` parameters (client_secret_post). Both in one
+/// request is `invalid_request` (RFC 6749 §2.3): which one would be the client?
 async fn client(
     state: &AppState,
     headers: &HeaderMap,
     parameters: Option<&TokenParameters>,
 ) -> Result<(), Response> {
     let basic = headers.typed_get::<Authorization<Basic>>();
+    if basic.is_some()
+        && parameters.is_some_and(|form| form.client_id.is_some() || form.client_secret.is_some())
+    {
+        return Err(OAuthError::invalid_request(
+            "more than one client authentication method",
+        ));
+    }
     let credentials = match (&basic, parameters) {
         (Some(basic), _) => Some((basic.username(), basic.password())),
         (
