@@ -310,6 +310,8 @@ async fn the_revocation_stream_pushes_each_revocation() {
             .unwrap()
             .starts_with("text/event-stream")
     );
+    let cache_control: Vec<_> = stream.headers().get_all("cache-control").iter().collect();
+    assert_eq!(cache_control, ["no-store"]);
 
     let login = token_login(&server, "alice").await;
     let logout = client()

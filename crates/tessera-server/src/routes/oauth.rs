@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
+use axum::http::header::CACHE_CONTROL;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -368,9 +369,15 @@ pub async fn revocation_stream(
         },
     };
     let poll = state.revocation_poll;
-    Sse::new(feed(state, start, poll))
+    let mut response = Sse::new(feed(state, start, poll))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response()
+        .into_response();
+    // axum's SSE answer says `no-cache` (store, but revalidate); revocations, like every
+    // other API answer, are never to be stored.
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// Polls the revocation log and yields each new entry once, in order. A store failure ends
