@@ -7,7 +7,8 @@ use crate::time::Timestamp;
 
 /// A username as the user typed it, checked once.
 ///
-/// 1 to 64 characters from `A–Z a–z 0–9 . _ @ + -` (so e-mail addresses fit). Usernames are
+/// 1 to 64 characters from `A–Z a–z 0–9 . _ @ + -` (so e-mail addresses fit), but not `.` or
+/// `..`, which read as path segments wherever a name lands in a URL or a path. Usernames are
 /// unique without regard to ASCII case: `Alice` and `alice` are the same account, shown as
 /// first registered.
 #[derive(Clone, PartialEq, Eq)]
@@ -26,6 +27,9 @@ pub enum UsernameRejection {
     /// A character outside the allowed set.
     #[error("a username may contain only letters, digits and . _ @ + -")]
     Characters,
+    /// `.` or `..`.
+    #[error("a username cannot be `.` or `..`")]
+    Dots,
 }
 
 impl Username {
@@ -41,6 +45,9 @@ impl Username {
             |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'+' | b'-');
         if !text.bytes().all(allowed) {
             return Err(UsernameRejection::Characters);
+        }
+        if matches!(text, "." | "..") {
+            return Err(UsernameRejection::Dots);
         }
         Ok(Username {
             display: text.to_owned(),
@@ -120,5 +127,10 @@ mod tests {
                 "{bad:?}"
             );
         }
+        for dots in [".", ".."] {
+            assert_eq!(Username::parse(dots), Err(UsernameRejection::Dots));
+        }
+        assert!(Username::parse("...").is_ok());
+        assert!(Username::parse(".alice").is_ok());
     }
 }

@@ -41,7 +41,14 @@ async fn registration_returns_the_account_and_refuses_duplicates_and_weak_passwo
         )
         .await;
     }
-    for bad_name in ["", "has space", "x".repeat(65).as_str(), "ünicode"] {
+    for bad_name in [
+        "",
+        "has space",
+        "x".repeat(65).as_str(),
+        "ünicode",
+        ".",
+        "..",
+    ] {
         let response = server.register(bad_name, PASSWORD).await;
         problem(
             response,
