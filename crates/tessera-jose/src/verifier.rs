@@ -37,6 +37,11 @@ pub struct VerifierSettings {
     pub leeway: Duration,
     /// Tokens longer than this are rejected before any decoding. Defaults to `8192`.
     pub max_token_bytes: usize,
+    /// The longest lifetime (`exp - iat`, rounded up to whole seconds) a token may claim,
+    /// plus the leeway. Set it to the issuer's access-token lifetime, so a leaked signing key
+    /// cannot mint tokens that outlive its rotation by months.
+    /// Defaults to `None`: no bound.
+    pub max_lifetime: Option<Duration>,
 }
 
 impl VerifierSettings {
@@ -54,6 +59,7 @@ impl VerifierSettings {
             audiences,
             leeway: Self::DEFAULT_LEEWAY,
             max_token_bytes: Self::DEFAULT_MAX_TOKEN_BYTES,
+            max_lifetime: None,
         }
     }
 }
@@ -74,6 +80,8 @@ struct VerifierInner {
     audiences: Vec<String>,
     leeway_seconds: i64,
     max_token_bytes: usize,
+    /// `max_lifetime` plus the leeway, in whole seconds.
+    max_lifetime_seconds: Option<i64>,
 }
 
 /// One key a verifier accepts, bound to one algorithm, over the window it is published.
@@ -104,6 +112,7 @@ impl fmt::Debug for Verifier {
             .field("audiences", &self.inner.audiences)
             .field("leeway_seconds", &self.inner.leeway_seconds)
             .field("max_token_bytes", &self.inner.max_token_bytes)
+            .field("max_lifetime_seconds", &self.inner.max_lifetime_seconds)
             .finish()
     }
 }
@@ -215,6 +224,9 @@ pub enum VerifyError {
     /// `iat > now + leeway`.
     #[error("token was issued in the future")]
     IssuedInFuture,
+    /// `exp - iat` exceeds `max_lifetime` plus the leeway.
+    #[error("token claims a longer lifetime than the issuer grants")]
+    LifetimeTooLong,
 }
 
 /// Whether the header must say `typ: at+jwt`.
@@ -231,6 +243,13 @@ impl Verifier {
     ) -> Verifier {
         let leeway = settings.leeway.min(VerifierSettings::MAX_LEEWAY);
         let leeway_seconds = i64::try_from(leeway.as_secs()).unwrap_or(0);
+        let max_lifetime_seconds = settings.max_lifetime.map(|lifetime| {
+            // Rounded up: an issuer counting in milliseconds may round `exp` and `iat` apart.
+            let seconds = lifetime.as_secs() + u64::from(lifetime.subsec_nanos() > 0);
+            i64::try_from(seconds)
+                .unwrap_or(i64::MAX)
+                .saturating_add(leeway_seconds)
+        });
         let audiences = settings
             .audiences
             .into_iter()
@@ -243,6 +262,7 @@ impl Verifier {
                 audiences,
                 leeway_seconds,
                 max_token_bytes: settings.max_token_bytes,
+                max_lifetime_seconds,
             }),
         }
     }
@@ -278,7 +298,8 @@ impl Verifier {
     /// Verifies `token` at `now` (unix seconds) and returns its claims.
     ///
     /// Time rules, with `L` the leeway: accepted while `now < exp + L` (so `exp = now - L` is
-    /// already expired), `now >= nbf - L`, and `iat <= now + L`.
+    /// already expired), `now >= nbf - L`, `iat <= now + L`, and, with a `max_lifetime` `M`,
+    /// `exp - iat <= M + L`.
     pub fn verify(&self, token: &str, now: i64) -> Result<AccessClaims, VerifyError> {
         let payload = self.verify_signature(token, now, TypeCheck::AccessToken)?;
         let claims = parse_claims(&payload)?;
@@ -391,6 +412,12 @@ impl Verifier {
         }
         if claims.iat > now.saturating_add(leeway) {
             return Err(VerifyError::IssuedInFuture);
+        }
+        if inner
+            .max_lifetime_seconds
+            .is_some_and(|longest| claims.exp.saturating_sub(claims.iat) > longest)
+        {
+            return Err(VerifyError::LifetimeTooLong);
         }
         Ok(())
     }

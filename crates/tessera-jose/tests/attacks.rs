@@ -627,6 +627,48 @@ fn leeway_is_capped_and_zero_leeway_expires_at_exp() {
 }
 
 #[test]
+fn a_lifetime_beyond_the_bound_is_rejected_even_when_validly_signed() {
+    // A leaked key minting a year-long token: signed correctly, every other claim right.
+    let verifier_with = |max_lifetime: Option<Duration>| {
+        let mut settings: VerifierSettings = settings();
+        settings.max_lifetime = max_lifetime;
+        keyring(Algorithm::EdDSA).verifier(settings)
+    };
+    let lifetime = |seconds: i64| {
+        let mut claims = claims();
+        (claims.iat, claims.exp) = (NOW, NOW + seconds);
+        sign(Algorithm::EdDSA, &claims)
+    };
+    let year = lifetime(365 * 24 * 3600);
+    assert!(
+        verifier_with(None).verify(&year, NOW).is_ok(),
+        "no bound by default"
+    );
+    let bounded = verifier_with(Some(Duration::from_secs(600)));
+    assert!(matches!(
+        bounded.verify(&year, NOW),
+        Err(VerifyError::LifetimeTooLong)
+    ));
+    // The bound is `max_lifetime + leeway`, inclusive.
+    assert!(bounded.verify(&lifetime(600 + LEEWAY), NOW).is_ok());
+    assert!(matches!(
+        bounded.verify(&lifetime(600 + LEEWAY + 1), NOW),
+        Err(VerifyError::LifetimeTooLong)
+    ));
+    // A fractional bound rounds up to the next whole second.
+    let fractional = verifier_with(Some(Duration::from_millis(600_500)));
+    assert!(fractional.verify(&lifetime(601 + LEEWAY), NOW).is_ok());
+    assert!(fractional.verify(&lifetime(602 + LEEWAY), NOW).is_err());
+    // An `iat` far in the past cannot buy a longer life either.
+    let mut old = claims();
+    (old.iat, old.exp) = (i64::MIN, NOW + 60);
+    assert!(matches!(
+        bounded.verify(&sign(Algorithm::EdDSA, &old), NOW),
+        Err(VerifyError::LifetimeTooLong)
+    ));
+}
+
+#[test]
 fn time_claims_of_the_wrong_json_type_are_rejected() {
     for claim in ["exp", "iat", "nbf"] {
         for value in [
