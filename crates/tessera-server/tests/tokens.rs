@@ -326,6 +326,54 @@ async fn forged_and_foreign_access_tokens_are_refused() {
 }
 
 #[tokio::test]
+async fn validly_signed_tokens_living_longer_than_access_ttl_are_refused() {
+    let server = TestServer::start(|_| {}).await;
+    server.register("alice", PASSWORD).await;
+    // The server's own signing key, through a second opening of its store: what a leaked key
+    // (or a stolen database) lets an attacker sign.
+    let minter = tessera_server::open(&server.config).await.unwrap();
+    let login = server
+        .engine
+        .login(tessera_core::LoginAttempt {
+            username: "alice",
+            password: PASSWORD,
+            transport: tessera_core::Transport::Token,
+            ip: None,
+            user_agent: None,
+        })
+        .await
+        .unwrap();
+    let grant = server
+        .engine
+        .issue_tokens(&login.session)
+        .await
+        .unwrap()
+        .access;
+    let access_ttl = server.config.token.access_ttl;
+    let mint = |lifetime: Duration| {
+        let mut grant = grant.clone();
+        grant.expires_at = grant.issued_at.saturating_add(lifetime);
+        minter.tokens.sign_access(&grant).unwrap()
+    };
+    let honest = mint(access_ttl);
+    assert_eq!(session_status(&server, &honest).await, StatusCode::OK);
+    let year_long = mint(Duration::from_secs(365 * 24 * 3600));
+    let response = client()
+        .get(server.url("/v1/session"))
+        .bearer_auth(&year_long)
+        .send()
+        .await
+        .unwrap();
+    problem(response, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    // Just past access_ttl plus the leeway is refused as well.
+    let beyond = mint(access_ttl + server.config.token.leeway + Duration::from_secs(2));
+    assert_eq!(
+        session_status(&server, &beyond).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
 async fn token_endpoint_errors_are_oauth_shaped() {
     let server = TestServer::start(|_| {}).await;
     server.register("alice", PASSWORD).await;

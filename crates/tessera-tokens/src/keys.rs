@@ -48,6 +48,8 @@ impl SigningKeys {
         let mut verifier_settings =
             VerifierSettings::new(settings.issuer.clone(), settings.audience.clone());
         verifier_settings.leeway = settings.leeway;
+        // No token this server signs lives longer; one that claims to was not minted here.
+        verifier_settings.max_lifetime = Some(access_ttl);
         if settings.algorithm != Algorithm::HS256 {
             create_first_key(store.as_ref(), settings.algorithm, now).await?;
         }
