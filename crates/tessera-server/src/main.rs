@@ -37,6 +37,9 @@ enum Command {
         #[arg(long)]
         database_url: Option<Database>,
     },
+    /// Create the database (with its first signing key) if it does not exist yet. Only this
+    /// and `serve` create one; every other command needs it to exist.
+    Init,
     /// Manage accounts.
     #[command(subcommand)]
     User(UserCommand),
@@ -144,6 +147,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     init_logging(&config)?;
+    let creates_database = matches!(cli.command, Command::Serve { .. } | Command::Init);
     if !matches!(cli.command, Command::Serve { .. })
         && config.sessions.store == SessionBackend::Memory
     {
@@ -155,9 +159,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         // Before any store is opened: nothing is created for a deployment that cannot work.
         config.check_serving()?;
     }
+    // Run from the wrong directory, a command would otherwise administer a fresh, empty
+    // database with a signing key of its own, and say nothing.
+    if let Database::Sqlite(path) = &config.database.url
+        && !creates_database
+        && !path.exists()
+    {
+        bail!(
+            "no database at {}: run this command where `tessera serve` runs, point \
+             database.url (or --config) at its database, or create one with `tessera init`",
+            std::path::absolute(path)
+                .unwrap_or_else(|_| path.clone())
+                .display()
+        );
+    }
     let services = open(&config).await.context("could not open the store")?;
     match cli.command {
         Command::Serve { .. } => serve(config, services).await,
+        Command::Init => {
+            match &config.database.url {
+                Database::Sqlite(path) => println!("database ready: {}", path.display()),
+                // The URL may carry a password.
+                Database::Postgres(_) => println!("database ready"),
+            }
+            Ok(())
+        }
         Command::User(command) => user(&services.engine, command).await,
         Command::Session(command) => session(&services.engine, command).await,
         Command::Client(command) => client(&services.engine, command).await,

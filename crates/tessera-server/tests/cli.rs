@@ -194,6 +194,8 @@ impl Drop for Server {
 #[tokio::test]
 async fn the_cli_manages_users_and_sessions_while_the_server_runs() {
     let dir = tempfile::tempdir().unwrap();
+    let init = run(dir.path(), &["init"], None);
+    assert!(init.status.success(), "{}", text(&init.stderr));
     let added = run(
         dir.path(),
         &["user", "add", "alice"],
@@ -285,6 +287,7 @@ async fn the_cli_manages_users_and_sessions_while_the_server_runs() {
 #[tokio::test]
 async fn environment_variables_configure_the_server() {
     let dir = tempfile::tempdir().unwrap();
+    assert!(run(dir.path(), &["init"], None).status.success());
     let added = run(
         dir.path(),
         &["user", "add", "alice"],
@@ -353,6 +356,7 @@ async fn a_key_rotated_by_the_cli_is_published_by_the_running_server_at_once() {
 #[test]
 fn api_clients_are_added_listed_and_removed_and_their_secret_is_shown_once() {
     let dir = tempfile::tempdir().unwrap();
+    assert!(run(dir.path(), &["init"], None).status.success());
     let added = run(dir.path(), &["client", "add", "billing"], None);
     assert!(added.status.success(), "{}", text(&added.stderr));
     let output = text(&added.stdout);
@@ -428,4 +432,39 @@ fn serve_refuses_a_shared_store_without_an_issuer() {
             "{key}: a refused start created a data directory"
         );
     }
+}
+
+#[test]
+fn only_serve_and_init_create_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let commands: [&[&str]; 6] = [
+        &["user", "list"],
+        &["user", "add", "alice"],
+        &["session", "list"],
+        &["keys", "rotate"],
+        &["client", "list"],
+        &["client", "add", "billing"],
+    ];
+    let expected = std::path::absolute(dir.path().join("tessera-data/tessera.db")).unwrap();
+    for args in commands {
+        let refused = run(dir.path(), args, Some(&format!("{PASSWORD}\n")));
+        assert_eq!(refused.status.code(), Some(1), "{args:?}");
+        let message = text(&refused.stderr);
+        assert!(
+            message.contains(&format!("no database at {}", expected.display())),
+            "{args:?}: {message}"
+        );
+        assert!(message.contains("tessera init"), "{message}");
+        assert!(
+            !dir.path().join("tessera-data").exists(),
+            "{args:?} created the data directory"
+        );
+    }
+    let init = run(dir.path(), &["init"], None);
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    assert!(run(dir.path(), &["user", "list"], None).status.success());
+    assert!(
+        run(dir.path(), &["init"], None).status.success(),
+        "init is idempotent"
+    );
 }
