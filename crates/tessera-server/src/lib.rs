@@ -44,6 +44,7 @@ pub mod config;
 pub mod cookies;
 pub mod csrf;
 pub mod danger;
+mod data_files;
 pub mod errors;
 pub mod extract;
 mod jobs;

@@ -49,6 +49,9 @@ pub enum StartError {
     /// The metrics could not be registered.
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    /// The SQLite database's directory or file could not be created.
+    #[error("could not create the database's directory or file")]
+    DataFiles(#[source] std::io::Error),
 }
 
 /// Opens the stores the configuration names and builds the engine and the token machinery
@@ -128,6 +131,7 @@ async fn connect_stores(
     let (mut stores, log, mut notifier): (Stores, Arc<dyn RevocationLog>, _) =
         match &config.database.url {
             config::Database::Sqlite(path) => {
+                crate::data_files::prepare_sqlite(path).map_err(StartError::DataFiles)?;
                 let sqlite = Arc::new(SqliteStore::open(path).await?);
                 let stores = Stores {
                     users: sqlite.clone(),

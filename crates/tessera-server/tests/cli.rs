@@ -468,3 +468,31 @@ fn only_serve_and_init_create_a_database() {
         "init is idempotent"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn the_database_is_created_owner_only_and_a_shared_one_is_reported() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let init = run(dir.path(), &["init"], None);
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let data = dir.path().join("tessera-data");
+    let database = data.join("tessera.db");
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&database), 0o600);
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path) & 0o077, 0, "{}", path.display());
+    }
+    let quiet = run(dir.path(), &["user", "list"], None);
+    assert!(!text(&quiet.stderr).contains("group or others"));
+    std::fs::set_permissions(&database, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let warned = run(dir.path(), &["user", "list"], None);
+    assert!(warned.status.success());
+    assert!(
+        text(&warned.stderr).contains("group or others"),
+        "{}",
+        text(&warned.stderr)
+    );
+}
