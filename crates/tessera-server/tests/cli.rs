@@ -496,3 +496,24 @@ fn the_database_is_created_owner_only_and_a_shared_one_is_reported() {
         text(&warned.stderr)
     );
 }
+
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(run(dir.path(), &["init"], None).status.success());
+    let database = dir.path().join("tessera-data/tessera.db");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        // A warning to log.
+        std::fs::set_permissions(&database, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let logged = tessera(dir.path())
+        .args(["user", "list"])
+        .env("TESSERA__LOG__LEVEL", "debug")
+        .output()
+        .unwrap();
+    let stderr = text(&logged.stderr);
+    assert!(stderr.contains("DEBUG"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+}
