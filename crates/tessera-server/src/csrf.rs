@@ -59,6 +59,11 @@ impl Origin {
         })
     }
 
+    /// Whether the scheme is `https`.
+    pub fn is_https(&self) -> bool {
+        self.scheme == "https"
+    }
+
     fn matches_host_header(&self, host: &str) -> bool {
         let Ok(authority) = host.parse::<axum::http::uri::Authority>() else {
             return false;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use std::any::Any;
 
 use axum::body::{Body, Bytes};
-use axum::http::header::Entry;
+use axum::http::header::{Entry, STRICT_TRANSPORT_SECURITY};
 use axum::http::{HeaderValue, Request};
 use axum::response::{IntoResponse, Response};
 use http_body_util::Either;
@@ -51,8 +51,17 @@ pub type App = Measure<
 
 /// Builds the [`App`] for `config` over the engine and tokens.
 pub fn app(config: &Config, services: Services) -> App {
-    let headers: fn(Response) -> Response = security_headers;
     let measure = services.metrics.layer();
+    let https = config
+        .server
+        .public_url
+        .as_ref()
+        .is_some_and(|url| url.origin().is_https());
+    let headers: fn(Response) -> Response = if https {
+        security_headers_with_hsts
+    } else {
+        security_headers
+    };
     ServiceBuilder::new()
         .layer(measure)
         .layer(CatchPanicLayer::custom(AnswerPanic))
@@ -122,6 +131,18 @@ fn security_headers(mut response: Response) -> Response {
         if let Entry::Vacant(slot) = headers.entry(name) {
             slot.insert(HeaderValue::from_static(value));
         }
+    }
+    response
+}
+
+/// Browsers that reached Tessera over HTTPS once keep to HTTPS for a year, so a network
+/// attacker cannot strip TLS from a later visit. Only sent when `server.public_url` is
+/// `https` (behind a TLS-terminating proxy): over plain HTTP it would be ignored or wrong. No
+/// `includeSubDomains`: the operator's other hosts are not Tessera's to decide.
+fn security_headers_with_hsts(response: Response) -> Response {
+    let mut response = security_headers(response);
+    if let Entry::Vacant(slot) = response.headers_mut().entry(STRICT_TRANSPORT_SECURITY) {
+        slot.insert(HeaderValue::from_static("max-age=31536000"));
     }
     response
 }

@@ -1171,3 +1171,34 @@ async fn a_login_upgrades_a_hash_made_with_older_parameters() {
     // The new hash still verifies.
     server.login("alice", PASSWORD).await;
 }
+
+#[tokio::test]
+async fn an_https_public_url_turns_on_strict_transport_security() {
+    let https = TestServer::start(|config| {
+        config.server.public_url = Some("https://auth.example.com".parse().unwrap());
+    })
+    .await;
+    let http = TestServer::start(|config| {
+        config.server.public_url = Some("http://127.0.0.1:8080".parse().unwrap());
+    })
+    .await;
+    let unset = TestServer::start(|_| {}).await;
+    // A prebuilt JSON answer, the session check's own path, a problem, and a page.
+    let paths = ["/healthz", "/v1/session", "/v1/nope", "/login"];
+    for path in paths {
+        let response = client().get(https.url(path)).send().await.unwrap();
+        let values: Vec<_> = response
+            .headers()
+            .get_all("strict-transport-security")
+            .iter()
+            .collect();
+        assert_eq!(values, ["max-age=31536000"], "{path}");
+        for server in [&http, &unset] {
+            let response = client().get(server.url(path)).send().await.unwrap();
+            assert!(
+                !response.headers().contains_key("strict-transport-security"),
+                "{path}"
+            );
+        }
+    }
+}
