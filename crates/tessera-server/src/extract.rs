@@ -5,13 +5,14 @@ use std::net::{IpAddr, SocketAddr};
 use axum::body::Body;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_TYPE, FORWARDED};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Json, RequestPartsExt as _};
 use serde::de::DeserializeOwned;
 
 use crate::AppState;
+use crate::config::ProxyRange;
 use crate::problem::Problem;
 
 /// A JSON object body. Refuses other content types (415, which also stops the "simple
@@ -188,7 +189,8 @@ tokio::task_local! {
 }
 
 /// The client's address: the socket peer, or — when the peer is a trusted proxy — the
-/// nearest untrusted address in `X-Forwarded-For`.
+/// nearest untrusted address in `Forwarded` (RFC 7239), or in `X-Forwarded-For` when there
+/// is no `Forwarded` header.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub Option<IpAddr>);
 
@@ -203,30 +205,100 @@ impl FromRequestParts<AppState> for ClientIp {
                 Err(_) => return Ok(ClientIp(None)),
             },
         };
-        let trusted = &state.http.trusted_proxies;
-        let peer_ip = peer.ip().to_canonical();
-        if !trusted.contains(&peer_ip) {
-            return Ok(ClientIp(Some(peer_ip)));
-        }
-        // Walk X-Forwarded-For from the right (the entries our proxies appended) to the
-        // first address that is not one of ours.
-        let mut client = peer_ip;
-        for value in parts.headers.get_all("x-forwarded-for").iter().rev() {
-            let Ok(text) = value.to_str() else { break };
-            for entry in text.rsplit(',') {
-                match entry.trim().parse::<IpAddr>() {
-                    Ok(ip) => {
-                        client = ip.to_canonical();
-                        if !trusted.contains(&client) {
-                            return Ok(ClientIp(Some(client)));
-                        }
-                    }
-                    Err(_) => return Ok(ClientIp(Some(client))),
-                }
+        Ok(ClientIp(Some(client_address(
+            peer.ip(),
+            &parts.headers,
+            &state.http.trusted_proxies,
+        ))))
+    }
+}
+
+/// Walks the forwarding chain from the right (the entries our proxies appended) to the
+/// first address that is not one of ours. An entry that is not an address (`unknown`, an
+/// obfuscated name, anything malformed) ends the walk at the last address known.
+fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[ProxyRange]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|range| range.contains(ip));
+    let mut client = peer.to_canonical();
+    if !is_trusted(&client) {
+        return client;
+    }
+    let forwarded = headers.get_all(FORWARDED);
+    let use_forwarded = forwarded.iter().next().is_some();
+    let values = if use_forwarded {
+        forwarded
+    } else {
+        headers.get_all("x-forwarded-for")
+    };
+    for value in values.iter().rev() {
+        let Ok(text) = value.to_str() else {
+            return client;
+        };
+        for entry in text.rsplit(',') {
+            let hop = if use_forwarded {
+                forwarded_for(entry)
+            } else {
+                entry.trim().parse::<IpAddr>().ok()
+            };
+            let Some(ip) = hop else { return client };
+            client = ip.to_canonical();
+            if !is_trusted(&client) {
+                return client;
             }
         }
-        Ok(ClientIp(Some(client)))
     }
+    client
+}
+
+/// The address in the `for` parameter of one `Forwarded` element (`for=192.0.2.60;proto=
+/// http`, `for="[2001:db8::1]:4711"`), or `None` when there is none or it is not an address.
+fn forwarded_for(element: &str) -> Option<IpAddr> {
+    let mut address = None;
+    for pair in element.split(';') {
+        let (name, value) = pair.trim().split_once('=')?;
+        if !name.eq_ignore_ascii_case("for") {
+            continue;
+        }
+        // A repeated `for` makes the element ambiguous.
+        if address.is_some() {
+            return None;
+        }
+        let value = match value.strip_prefix('"') {
+            Some(quoted) => quoted.strip_suffix('"')?,
+            // Unquoted, a value is a token: no `[`, `]` or `:` (RFC 7239 §4, §6).
+            None if value.contains(['[', ']', ':', '"']) => return None,
+            None => value,
+        };
+        let node = match value.strip_prefix('[') {
+            // `[v6]` or `[v6]:port`.
+            Some(bracketed) => {
+                let (host, port) = bracketed.split_once(']')?;
+                if !(port.is_empty() || is_node_port(port.strip_prefix(':')?)) {
+                    return None;
+                }
+                host.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6)?
+            }
+            None => {
+                let (host, port) = value.split_once(':').unwrap_or((value, ""));
+                if !(port.is_empty() && !value.contains(':') || is_node_port(port)) {
+                    return None;
+                }
+                host.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)?
+            }
+        };
+        address = Some(node);
+    }
+    address
+}
+
+/// RFC 7239 §6: a port number, or an obfuscated port (`_` then letters, digits, `.`, `_`, `-`).
+fn is_node_port(port: &str) -> bool {
+    port.parse::<u16>().is_ok()
+        || port.strip_prefix('_').is_some_and(|rest| {
+            !rest.is_empty()
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        })
 }
 
 #[cfg(test)]
@@ -258,5 +330,88 @@ mod tests {
             let detail = describe_data_error(leaky);
             assert!(!detail.contains("hunter"), "{detail}");
         }
+    }
+
+    fn forwarding(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, value.parse().unwrap());
+        }
+        headers
+    }
+
+    fn ranges(texts: &[&str]) -> Vec<ProxyRange> {
+        texts.iter().map(|text| text.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_cidr_ranges() {
+        let trusted = ranges(&["10.0.0.0/8", "fd00::/8", "192.0.2.1"]);
+        let peer: IpAddr = "10.1.2.3".parse().unwrap();
+        let headers = forwarding(&[("x-forwarded-for", "203.0.113.9, 192.0.2.1, 10.9.9.9")]);
+        assert_eq!(
+            client_address(peer, &headers, &trusted),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        // A peer outside every range is the client, whatever it claims.
+        let outsider: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(client_address(outsider, &headers, &trusted), outsider);
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(
+            client_address(mapped, &headers, &trusted),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        for bad in ["10.0.0.1/8", "10.0.0.0/33", "10.0.0", "proxy.local", ""] {
+            assert!(bad.parse::<ProxyRange>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_forwarded_header_is_read_and_wins_over_x_forwarded_for() {
+        let trusted = ranges(&["10.0.0.0/8"]);
+        let peer: IpAddr = "10.0.0.1".parse().unwrap();
+        let client = |pairs: &[(&'static str, &str)]| {
+            client_address(peer, &forwarding(pairs), &trusted).to_string()
+        };
+        assert_eq!(
+            client(&[("forwarded", "for=203.0.113.9;proto=https, for=10.0.0.2")]),
+            "203.0.113.9"
+        );
+        assert_eq!(
+            client(&[
+                ("forwarded", "For=\"[2001:db8::1]:4711\""),
+                ("x-forwarded-for", "198.51.100.1")
+            ]),
+            "2001:db8::1"
+        );
+        assert_eq!(
+            client(&[("forwarded", "for=\"203.0.113.9:8080\";by=10.0.0.1")]),
+            "203.0.113.9"
+        );
+        // Header lines count as one list, the last line nearest.
+        assert_eq!(
+            client(&[
+                ("forwarded", "for=203.0.113.9"),
+                ("forwarded", "for=10.0.0.3")
+            ]),
+            "203.0.113.9"
+        );
+        // Anything that is not an address ends the walk at the last address known.
+        for stop in [
+            "for=203.0.113.9, for=unknown",
+            "for=203.0.113.9, for=_hidden",
+            "for=203.0.113.9, for=[2001:db8::1]",
+            "for=203.0.113.9, for=\"2001:db8::1\"",
+            "for=203.0.113.9, for=10.0.0.2;for=10.0.0.3",
+            "for=203.0.113.9, proto=https",
+            "for=203.0.113.9, for=\"10.0.0.2",
+            "for=203.0.113.9, for=10.0.0.2:99999",
+        ] {
+            assert_eq!(client(&[("forwarded", stop)]), "10.0.0.1", "{stop}");
+        }
+        assert_eq!(
+            client(&[("forwarded", "for=\"10.0.0.2:_port\", for=10.0.0.3")]),
+            "10.0.0.2"
+        );
     }
 }

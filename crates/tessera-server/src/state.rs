@@ -1,7 +1,6 @@
 //! What every handler can reach: the engine, the token machinery and the HTTP settings,
 //! built once from the configuration.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -9,6 +8,7 @@ use tessera_core::Engine;
 use tessera_tokens::Tokens;
 use utoipa::OpenApi as _;
 
+use crate::config::ProxyRange;
 use crate::csrf::OriginPolicy;
 use crate::metrics::Metrics;
 use crate::routes::ApiDoc;
@@ -65,8 +65,8 @@ pub struct HttpSettings {
     pub token_origins: csrf::OriginPolicy,
     /// Whether `POST /v1/users` is open.
     pub registration: bool,
-    /// Proxies whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<IpAddr>,
+    /// Proxies whose `Forwarded` or `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ProxyRange>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
 }
@@ -90,12 +90,7 @@ pub(crate) fn build(config: &Config, services: Services) -> AppState {
             .concat(),
         ),
         registration: config.auth.registration,
-        trusted_proxies: config
-            .server
-            .trusted_proxies
-            .iter()
-            .map(|ip| ip.to_canonical())
-            .collect(),
+        trusted_proxies: config.server.trusted_proxies.clone(),
         max_body_bytes: config.server.max_body_bytes,
     };
     let openapi = Bytes::from(ApiDoc::openapi().to_json().unwrap_or_default());

@@ -27,7 +27,7 @@
 //! `session.*` and `sessions.store` are public names (`PRODUCT.md`), so the sections keep
 //! them; these docs and the ones on each section say which is which instead.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -43,8 +43,8 @@ mod load;
 mod values;
 
 pub use values::{
-    Database, LogFormat, NotAnOrigin, PublicUrl, Secret, SessionBackend, UnknownDatabase,
-    UnknownSessionBackend,
+    Database, LogFormat, NotAProxyRange, NotAnOrigin, ProxyRange, PublicUrl, Secret,
+    SessionBackend, UnknownDatabase, UnknownSessionBackend,
 };
 
 /// The whole configuration. Every key has a default; unknown keys are errors, so a typo is
@@ -103,9 +103,10 @@ pub struct ServerConfig {
     /// Largest request head (request line and headers) accepted, in bytes; at least `8192`.
     /// Defaults to `16384`.
     pub max_header_bytes: usize,
-    /// Reverse proxies whose `X-Forwarded-For` is believed for the client address.
+    /// Reverse proxies whose `Forwarded` (RFC 7239) or, without it, `X-Forwarded-For` header
+    /// is believed for the client address: single addresses or CIDR ranges.
     /// Defaults to none: the socket's peer address is the client.
-    pub trusted_proxies: Vec<IpAddr>,
+    pub trusted_proxies: Vec<ProxyRange>,
     /// How long shutdown waits for requests in flight.
     /// Defaults to `10s`.
     #[serde(with = "humantime_serde")]

@@ -210,3 +210,22 @@ fn values_arrive_parsed() {
     );
     assert_eq!(config.log.format, LogFormat::Json);
 }
+
+#[test]
+fn trusted_proxies_take_addresses_and_cidr_ranges() {
+    let config =
+        load_toml("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.1\", \"fd00::/8\"]")
+            .unwrap();
+    let inside = |text: &str| {
+        let address: std::net::IpAddr = text.parse().unwrap();
+        config
+            .server
+            .trusted_proxies
+            .iter()
+            .any(|range| range.contains(&address))
+    };
+    assert!(inside("10.200.0.1") && inside("192.0.2.1") && inside("fd12::1"));
+    assert!(!inside("192.0.2.2") && !inside("11.0.0.1"));
+    let report = refused("[server]\ntrusted_proxies = [\"10.0.0.1/8\"]");
+    assert!(report.contains("CIDR"), "{report}");
+}

@@ -2,6 +2,7 @@
 //! of the server uses it as it is and never parses the text again.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -124,6 +125,41 @@ impl FromStr for Origin {
     }
 }
 
+/// One entry of `server.trusted_proxies`: a single address (`10.0.0.7`, `::1`) or a CIDR
+/// range (`10.0.0.0/8`, `fd00::/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyRange(ipnet::IpNet);
+
+impl ProxyRange {
+    /// Whether `address` is in the range.
+    pub fn contains(&self, address: &IpAddr) -> bool {
+        self.0.contains(address)
+    }
+}
+
+/// Text that is neither an IP address nor a CIDR range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("must be an IP address or a CIDR range like 10.0.0.0/8")]
+pub struct NotAProxyRange;
+
+impl FromStr for ProxyRange {
+    type Err = NotAProxyRange;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Ok(range) = text.parse::<ipnet::IpNet>() {
+            // Host bits set (`10.0.0.7/8`) are more likely a typo than a meaning.
+            return if range.addr() == range.network() {
+                Ok(ProxyRange(range))
+            } else {
+                Err(NotAProxyRange)
+            };
+        }
+        let address = text.parse::<IpAddr>().map_err(|_| NotAProxyRange)?;
+        // An IPv4-mapped IPv6 address is matched as the IPv4 address it is.
+        Ok(ProxyRange(ipnet::IpNet::from(address.to_canonical())))
+    }
+}
+
 /// `log.format`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -166,7 +202,7 @@ macro_rules! deserialize_from_str {
     )*};
 }
 
-deserialize_from_str!(Database, SessionBackend, PublicUrl, Origin);
+deserialize_from_str!(Database, SessionBackend, PublicUrl, Origin, ProxyRange);
 
 #[cfg(test)]
 mod tests {
