@@ -81,7 +81,8 @@ fn owner_only_file(_path: &Path) -> io::Result<()> {
 #[cfg(not(unix))]
 fn warn_if_shared(_path: &Path) {}
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)]
 mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 
