@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{COOKIE_NAME, PASSWORD, TestServer, client, problem, session_set_cookie};
+use common::{COOKIE_NAME, PASSWORD, Sent, TestServer, client, problem, session_set_cookie};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -79,13 +79,12 @@ async fn registration_can_be_closed() {
 async fn cookie_login_sets_a_host_prefixed_cookie_and_returns_the_session() {
     let server = TestServer::start(|_| {}).await;
     server.register("alice", PASSWORD).await;
-    let response = client()
-        .post(server.url("/v1/login"))
+    let response = server
+        .post("/v1/login")
         .header("user-agent", "test-agent/1.0")
         .json(&json!({"username": "alice", "password": PASSWORD, "transport": "cookie"}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["cache-control"], "no-store");
     let set_cookie = session_set_cookie(response.headers()).unwrap();
@@ -147,7 +146,7 @@ async fn a_token_with_the_right_session_id_and_a_wrong_secret_is_refused() {
         assert_eq!(forged[..21], login.token[..21], "same session id");
         let status = |token: String| {
             let url = server.url("/v1/session");
-            async move { client().get(url).bearer_auth(token).send().await.unwrap() }
+            async move { client().get(url).bearer_auth(token).sent().await }
         };
         problem(
             status(forged.clone()).await,
@@ -172,12 +171,11 @@ async fn a_token_with_the_right_session_id_and_a_wrong_secret_is_refused() {
 async fn the_current_session_is_read_by_cookie_or_bearer_and_nothing_else() {
     let server = TestServer::start(|_| {}).await;
     let login = server.user_session("alice").await;
-    let by_cookie = client()
-        .get(server.url("/v1/session"))
+    let by_cookie = server
+        .get("/v1/session")
         .header("cookie", login.cookie())
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(by_cookie.status(), StatusCode::OK);
     assert_eq!(by_cookie.headers()["cache-control"], "no-store");
     let body: Value = by_cookie.json().await.unwrap();
@@ -185,12 +183,11 @@ async fn the_current_session_is_read_by_cookie_or_bearer_and_nothing_else() {
     assert_eq!(body["session"]["user"]["username"], "alice");
     assert_eq!(body["csrf_token"], login.csrf.as_str());
 
-    let by_bearer = client()
-        .get(server.url("/v1/session"))
+    let by_bearer = server
+        .get("/v1/session")
         .bearer_auth(&login.token)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(by_bearer.status(), StatusCode::OK);
     let body: Value = by_bearer.json().await.unwrap();
     assert_eq!(body["session"]["id"], login.session_id());
@@ -199,11 +196,7 @@ async fn the_current_session_is_read_by_cookie_or_bearer_and_nothing_else() {
         "bearer clients need no CSRF token"
     );
 
-    let none = client()
-        .get(server.url("/v1/session"))
-        .send()
-        .await
-        .unwrap();
+    let none = server.get("/v1/session").sent().await;
     assert_eq!(
         none.headers()["www-authenticate"],
         "Bearer realm=\"tessera\""
@@ -217,28 +210,25 @@ async fn the_current_session_is_read_by_cookie_or_bearer_and_nothing_else() {
         format!("{COOKIE_NAME}={}; {COOKIE_NAME}={unknown}", login.token),
         format!("__host-tessera_session={}", login.token),
     ] {
-        let response = client()
-            .get(server.url("/v1/session"))
+        let response = server
+            .get("/v1/session")
             .header("cookie", cookie)
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         problem(response, StatusCode::UNAUTHORIZED, "unauthenticated").await;
     }
     // Session ids are only accepted from the cookie or the Authorization header.
-    let in_query = client()
-        .get(server.url(&format!("/v1/session?session={}", login.token)))
-        .send()
-        .await
-        .unwrap();
+    let in_query = server
+        .get(&format!("/v1/session?session={}", login.token))
+        .sent()
+        .await;
     problem(in_query, StatusCode::UNAUTHORIZED, "unauthenticated").await;
     for header in ["Basic YWxpY2U6cGFzcw==", "Bearer a.b.c", "Bearer"] {
-        let response = client()
-            .get(server.url("/v1/session"))
+        let response = server
+            .get("/v1/session")
             .header("authorization", header)
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         problem(response, StatusCode::UNAUTHORIZED, "unauthenticated").await;
     }
 }
@@ -287,47 +277,38 @@ async fn every_login_gets_a_new_session_and_planted_cookies_are_never_adopted() 
     let server = TestServer::start(|_| {}).await;
     let first = server.user_session("alice").await;
     let planted = tessera_core::SessionToken::generate().unwrap().encode();
-    let response = client()
-        .post(server.url("/v1/login"))
+    let response = server
+        .post("/v1/login")
         .header("cookie", format!("{COOKIE_NAME}={planted}"))
         .json(&json!({"username": "alice", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let second = common::Login::from_response(response).await;
     assert_ne!(second.token, first.token);
     assert_ne!(second.token, planted);
     assert_ne!(second.session_id(), first.session_id());
-    let planted_use = client()
-        .get(server.url("/v1/session"))
-        .bearer_auth(&planted)
-        .send()
-        .await
-        .unwrap();
+    let planted_use = server.get("/v1/session").bearer_auth(&planted).sent().await;
     assert_eq!(planted_use.status(), StatusCode::UNAUTHORIZED);
 
     // Logging in again from a browser that holds a live session ends that session.
-    let response = client()
-        .post(server.url("/v1/login"))
+    let response = server
+        .post("/v1/login")
         .header("cookie", second.cookie())
         .json(&json!({"username": "alice", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let third = common::Login::from_response(response).await;
-    let replaced = client()
-        .get(server.url("/v1/session"))
+    let replaced = server
+        .get("/v1/session")
         .bearer_auth(&second.token)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(replaced.status(), StatusCode::UNAUTHORIZED);
-    let current = client()
-        .get(server.url("/v1/session"))
+    let current = server
+        .get("/v1/session")
         .bearer_auth(&third.token)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(current.status(), StatusCode::OK);
 }
 
@@ -336,11 +317,7 @@ async fn cookie_authenticated_unsafe_requests_need_the_csrf_token_and_a_same_ori
     let server = TestServer::start(|_| {}).await;
     let login = server.user_session("alice").await;
     let other = server.user_session("bob").await;
-    let logout = || {
-        client()
-            .post(server.url("/v1/logout"))
-            .header("cookie", login.cookie())
-    };
+    let logout = || server.post("/v1/logout").header("cookie", login.cookie());
     let refused = [
         logout(),
         logout().header("x-csrf-token", "not-a-token"),
@@ -359,31 +336,25 @@ async fn cookie_authenticated_unsafe_requests_need_the_csrf_token_and_a_same_ori
             .header("origin", format!("http://{}.evil.test", server.addr.ip())),
     ];
     for request in refused {
-        problem(
-            request.send().await.unwrap(),
-            StatusCode::FORBIDDEN,
-            "csrf_failed",
-        )
-        .await;
+        problem(request.sent().await, StatusCode::FORBIDDEN, "csrf_failed").await;
     }
-    let revoke_others = client()
-        .delete(server.url("/v1/sessions?scope=all"))
+    let revoke_others = server
+        .delete("/v1/sessions?scope=all")
         .header("cookie", login.cookie())
         .header("sec-fetch-site", "cross-site")
         .header("x-csrf-token", &login.csrf);
     problem(
-        revoke_others.send().await.unwrap(),
+        revoke_others.sent().await,
         StatusCode::FORBIDDEN,
         "csrf_failed",
     )
     .await;
     // Nothing changed.
-    let still = client()
-        .get(server.url("/v1/session"))
+    let still = server
+        .get("/v1/session")
         .header("cookie", login.cookie())
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(still.status(), StatusCode::OK);
 
     // The right token from the same origin works.
@@ -391,18 +362,16 @@ async fn cookie_authenticated_unsafe_requests_need_the_csrf_token_and_a_same_ori
         .header("x-csrf-token", &login.csrf)
         .header("origin", &server.base)
         .header("sec-fetch-site", "same-origin")
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(ok.status(), StatusCode::NO_CONTENT);
 
     // Bearer requests carry no ambient credential and need no CSRF token.
-    let bearer = client()
-        .post(server.url("/v1/logout"))
+    let bearer = server
+        .post("/v1/logout")
         .bearer_auth(&other.token)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(bearer.status(), StatusCode::NO_CONTENT);
 }
 
@@ -410,22 +379,20 @@ async fn cookie_authenticated_unsafe_requests_need_the_csrf_token_and_a_same_ori
 async fn login_and_registration_refuse_cross_site_requests() {
     let server = TestServer::start(|_| {}).await;
     server.register("alice", PASSWORD).await;
-    let cross = client()
-        .post(server.url("/v1/login"))
+    let cross = server
+        .post("/v1/login")
         .header("origin", "https://evil.test")
         .json(&json!({"username": "alice", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert!(cross.headers().get("set-cookie").is_none());
     problem(cross, StatusCode::FORBIDDEN, "csrf_failed").await;
-    let cross = client()
-        .post(server.url("/v1/users"))
+    let cross = server
+        .post("/v1/users")
         .header("sec-fetch-site", "cross-site")
         .json(&json!({"username": "mallory", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     problem(cross, StatusCode::FORBIDDEN, "csrf_failed").await;
     // The account was not created.
     assert_eq!(
@@ -433,13 +400,12 @@ async fn login_and_registration_refuse_cross_site_requests() {
         StatusCode::CREATED
     );
     // A form post (a "simple" cross-site request) is refused by content type.
-    let form = client()
-        .post(server.url("/v1/login"))
+    let form = server
+        .post("/v1/login")
         .header("content-type", "application/x-www-form-urlencoded")
         .body("username=alice&password=x")
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     problem(
         form,
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -457,8 +423,8 @@ async fn configured_origins_replace_the_host_check() {
     .await;
     server.register("alice", PASSWORD).await;
     let login_from = |origin: &str| {
-        client()
-            .post(server.url("/v1/login"))
+        server
+            .post("/v1/login")
             .header("origin", origin)
             .json(&json!({"username": "alice", "password": PASSWORD}))
             .send()
@@ -490,8 +456,8 @@ async fn allowed_origins_add_to_the_servers_own_origin() {
     .await;
     let login = server.user_session("alice").await;
     let revoke_others_from = |origin: &str| {
-        client()
-            .delete(server.url("/v1/sessions?scope=others"))
+        server
+            .delete("/v1/sessions?scope=others")
             .header("cookie", login.cookie())
             .header("x-csrf-token", &login.csrf)
             .header("origin", origin)
@@ -511,13 +477,12 @@ async fn allowed_origins_add_to_the_servers_own_origin() {
 async fn logout_kills_every_credential_of_the_session_and_clears_the_cookie() {
     let server = TestServer::start(|_| {}).await;
     let login = server.user_session("alice").await;
-    let response = client()
-        .post(server.url("/v1/logout"))
+    let response = server
+        .post("/v1/logout")
         .header("cookie", login.cookie())
         .header("x-csrf-token", &login.csrf)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let cleared = session_set_cookie(response.headers()).unwrap();
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
@@ -525,12 +490,11 @@ async fn logout_kills_every_credential_of_the_session_and_clears_the_cookie() {
         cleared.starts_with(&format!("{COOKIE_NAME}=;")),
         "{cleared}"
     );
-    let replay = client()
-        .get(server.url("/v1/session"))
+    let replay = server
+        .get("/v1/session")
         .header("cookie", login.cookie())
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     // A dead cookie is cleared again on a 401.
     assert!(
         session_set_cookie(replay.headers())
@@ -538,15 +502,14 @@ async fn logout_kills_every_credential_of_the_session_and_clears_the_cookie() {
             .contains("Max-Age=0")
     );
     problem(replay, StatusCode::UNAUTHORIZED, "unauthenticated").await;
-    let bearer = client()
-        .get(server.url("/v1/session"))
+    let bearer = server
+        .get("/v1/session")
         .bearer_auth(&login.token)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     problem(bearer, StatusCode::UNAUTHORIZED, "unauthenticated").await;
     // Logout is not a GET.
-    let get = client().get(server.url("/v1/logout")).send().await.unwrap();
+    let get = server.get("/v1/logout").sent().await;
     problem(get, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
 }
 
@@ -558,12 +521,11 @@ async fn sessions_are_listed_without_secrets_and_revoked_one_others_or_all() {
     let tablet = server.login("alice", PASSWORD).await;
     let bob = server.user_session("bob").await;
 
-    let list = client()
-        .get(server.url("/v1/sessions"))
+    let list = server
+        .get("/v1/sessions")
         .bearer_auth(&laptop.token)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(list.status(), StatusCode::OK);
     let text = list.text().await.unwrap();
     for secret in [
@@ -600,8 +562,8 @@ async fn sessions_are_listed_without_secrets_and_revoked_one_others_or_all() {
 
     // Revoke one: it dies, the others live; someone else's or a made-up id is 404.
     let revoke = |id: &str, login: &common::Login| {
-        client()
-            .delete(server.url(&format!("/v1/sessions/{id}")))
+        server
+            .delete(&format!("/v1/sessions/{id}"))
             .header("cookie", login.cookie())
             .header("x-csrf-token", &login.csrf)
             .send()
@@ -631,27 +593,18 @@ async fn sessions_are_listed_without_secrets_and_revoked_one_others_or_all() {
     let session_url = server.url("/v1/session");
     let status = |token: String| {
         let url = session_url.clone();
-        async move {
-            client()
-                .get(url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
+        async move { client().get(url).bearer_auth(token).sent().await.status() }
     };
     assert_eq!(status(phone.token.clone()).await, StatusCode::UNAUTHORIZED);
     assert_eq!(status(bob.token.clone()).await, StatusCode::OK);
 
     // Bad scopes are refused and change nothing.
     for query in ["", "?scope=everyone", "?scope=others&x=1"] {
-        let response = client()
-            .delete(server.url(&format!("/v1/sessions{query}")))
+        let response = server
+            .delete(&format!("/v1/sessions{query}"))
             .bearer_auth(&laptop.token)
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         problem(
             response,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -662,12 +615,11 @@ async fn sessions_are_listed_without_secrets_and_revoked_one_others_or_all() {
     assert_eq!(status(tablet.token.clone()).await, StatusCode::OK);
 
     // Others: the caller survives.
-    let others = client()
-        .delete(server.url("/v1/sessions?scope=others"))
+    let others = server
+        .delete("/v1/sessions?scope=others")
         .bearer_auth(&laptop.token)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(others.status(), StatusCode::OK);
     assert_eq!(others.json::<Value>().await.unwrap()["revoked"], 1);
     assert_eq!(status(tablet.token.clone()).await, StatusCode::UNAUTHORIZED);
@@ -675,13 +627,12 @@ async fn sessions_are_listed_without_secrets_and_revoked_one_others_or_all() {
 
     // All: the caller too, and the cookie is cleared.
     let another = server.login("alice", PASSWORD).await;
-    let all = client()
-        .delete(server.url("/v1/sessions?scope=all"))
+    let all = server
+        .delete("/v1/sessions?scope=all")
         .header("cookie", laptop.cookie())
         .header("x-csrf-token", &laptop.csrf)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(all.status(), StatusCode::OK);
     assert!(
         session_set_cookie(all.headers())
@@ -705,12 +656,7 @@ async fn idle_sessions_expire_and_activity_slides_the_idle_expiry() {
     })
     .await;
     let login = server.user_session("alice").await;
-    let get = || {
-        client()
-            .get(server.url("/v1/session"))
-            .bearer_auth(&login.token)
-            .send()
-    };
+    let get = || server.get("/v1/session").bearer_auth(&login.token).send();
     // Activity every 45 s keeps it alive well past the 60 s idle timeout.
     for _ in 0..5 {
         server.advance(Duration::from_secs(45));
@@ -729,12 +675,11 @@ async fn idle_sessions_expire_and_activity_slides_the_idle_expiry() {
         "session_expired",
     )
     .await;
-    let list = client()
-        .get(server.url("/v1/sessions"))
+    let list = server
+        .get("/v1/sessions")
         .bearer_auth(&login.token)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(list.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -753,21 +698,19 @@ async fn sessions_end_at_the_absolute_expiry_whatever_their_activity() {
     );
     for _ in 0..3 {
         server.advance(Duration::from_secs(40));
-        let response = client()
-            .get(server.url("/v1/session"))
+        let response = server
+            .get("/v1/session")
             .bearer_auth(&login.token)
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(response.status(), StatusCode::OK);
     }
     server.advance(Duration::from_secs(40));
-    let response = client()
-        .get(server.url("/v1/session"))
+    let response = server
+        .get("/v1/session")
         .header("cookie", login.cookie())
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     problem(response, StatusCode::UNAUTHORIZED, "session_expired").await;
 }
 
@@ -783,22 +726,20 @@ async fn the_idle_extension_survives_a_restart_within_the_touch_interval() {
     let login = server.user_session("alice").await;
     for _ in 0..8 {
         server.advance(Duration::from_secs(30));
-        let response = client()
-            .get(server.url("/v1/session"))
+        let response = server
+            .get("/v1/session")
             .bearer_auth(&login.token)
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(response.status(), StatusCode::OK);
     }
     let server = server.restart().await;
     server.advance(Duration::from_secs(80));
-    let response = client()
-        .get(server.url("/v1/session"))
+    let response = server
+        .get("/v1/session")
         .bearer_auth(&login.token)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(
         response.status(),
         StatusCode::OK,
@@ -868,7 +809,7 @@ async fn failed_logins_are_throttled_per_client_address() {
 #[tokio::test]
 async fn malformed_and_oversized_input_gets_a_clear_4xx_and_changes_nothing() {
     let server = TestServer::start(|_| {}).await;
-    let post = |path: &str| client().post(server.url(path));
+    let post = |path: &str| server.post(path);
     let cases = [
         (
             post("/v1/users")
@@ -946,14 +887,13 @@ async fn malformed_and_oversized_input_gets_a_clear_4xx_and_changes_nothing() {
     ];
     for (index, (request, status, code)) in cases.into_iter().enumerate() {
         println!("case {index}");
-        problem(request.send().await.unwrap(), status, code).await;
+        problem(request.sent().await, status, code).await;
     }
     // The wrong-type error never echoes the value sent.
     let response = post("/v1/users")
         .json(&json!({"username": "eve", "password": 12345678901u64}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let body = problem(
         response,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -968,34 +908,24 @@ async fn malformed_and_oversized_input_gets_a_clear_4xx_and_changes_nothing() {
     );
 
     // Oversized headers are refused by the HTTP layer before any handler runs.
-    let huge = client()
-        .get(server.url("/v1/session"))
+    let huge = server
+        .get("/v1/session")
         .header("cookie", format!("{COOKIE_NAME}={}", "A".repeat(40_000)))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(huge.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
-    let huge_token = client()
-        .get(server.url("/v1/session"))
+    let huge_token = server
+        .get("/v1/session")
         .bearer_auth("A".repeat(9000))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert!(
         huge_token.status().is_client_error(),
         "{}",
         huge_token.status()
     );
     // The server is still healthy.
-    assert_eq!(
-        client()
-            .get(server.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(server.get("/healthz").sent().await.status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -1003,18 +933,17 @@ async fn sessions_and_revocations_survive_a_restart_and_no_raw_token_is_stored()
     let server = TestServer::start(|_| {}).await;
     let kept = server.user_session("alice").await;
     let revoked = server.login("alice", PASSWORD).await;
-    let response = client()
-        .post(server.url("/v1/logout"))
+    let response = server
+        .post("/v1/logout")
         .bearer_auth(&revoked.token)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 
     let server = server.restart().await;
     let get = |token: &str| {
-        client()
-            .get(server.url("/v1/session"))
+        server
+            .get("/v1/session")
             .bearer_auth(token.to_owned())
             .send()
     };
@@ -1081,16 +1010,15 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 #[tokio::test]
 async fn operations_endpoints_answer() {
     let server = TestServer::start(|_| {}).await;
-    let health = client().get(server.url("/healthz")).send().await.unwrap();
+    let health = server.get("/healthz").sent().await;
     assert_eq!(health.status(), StatusCode::OK);
-    let ready = client().get(server.url("/readyz")).send().await.unwrap();
+    let ready = server.get("/readyz").sent().await;
     assert_eq!(ready.status(), StatusCode::OK);
     assert_eq!(ready.json::<Value>().await.unwrap()["status"], "ready");
-    let openapi: Value = client()
-        .get(server.url("/openapi.json"))
-        .send()
+    let openapi: Value = server
+        .get("/openapi.json")
+        .sent()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -1186,7 +1114,7 @@ async fn an_https_public_url_turns_on_strict_transport_security() {
     // A prebuilt JSON answer, the session check's own path, a problem, and a page.
     let paths = ["/healthz", "/v1/session", "/v1/nope", "/login"];
     for path in paths {
-        let response = client().get(https.url(path)).send().await.unwrap();
+        let response = client().get(https.url(path)).sent().await;
         let values: Vec<_> = response
             .headers()
             .get_all("strict-transport-security")
@@ -1194,7 +1122,7 @@ async fn an_https_public_url_turns_on_strict_transport_security() {
             .collect();
         assert_eq!(values, ["max-age=31536000"], "{path}");
         for server in [&http, &unset] {
-            let response = client().get(server.url(path)).send().await.unwrap();
+            let response = server.get(path).sent().await;
             assert!(
                 !response.headers().contains_key("strict-transport-security"),
                 "{path}"

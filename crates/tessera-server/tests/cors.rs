@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{PASSWORD, TestServer, client};
+use common::{PASSWORD, Sent, TestServer, client};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -54,19 +54,17 @@ async fn preflight(server: &TestServer, origin: &str, path: &str, method: &str) 
             "access-control-request-headers",
             "authorization, content-type",
         )
-        .send()
+        .sent()
         .await
-        .unwrap()
 }
 
 async fn token_login(server: &TestServer, origin: &str) -> Response {
-    client()
-        .post(server.url("/v1/login"))
+    server
+        .post("/v1/login")
         .header("origin", origin)
         .json(&json!({"username": "alice", "password": PASSWORD, "transport": "token"}))
-        .send()
+        .sent()
         .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -99,13 +97,12 @@ async fn a_listed_origin_gets_preflight_answers_and_can_use_the_token_transport(
     let access = tokens["access_token"].as_str().unwrap();
     let refresh = tokens["refresh_token"].as_str().unwrap();
 
-    let session = client()
-        .get(server.url("/v1/session"))
+    let session = server
+        .get("/v1/session")
         .header("origin", LISTED)
         .bearer_auth(access)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(session.status(), StatusCode::OK);
     assert_eq!(
         header(&session, "access-control-allow-origin"),
@@ -113,13 +110,12 @@ async fn a_listed_origin_gets_preflight_answers_and_can_use_the_token_transport(
     );
     never_credentials(&session);
 
-    let refreshed = client()
-        .post(server.url("/v1/token"))
+    let refreshed = server
+        .post("/v1/token")
         .header("origin", LISTED)
         .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(refreshed.status(), StatusCode::OK);
     assert_eq!(
         header(&refreshed, "access-control-allow-origin"),
@@ -127,22 +123,20 @@ async fn a_listed_origin_gets_preflight_answers_and_can_use_the_token_transport(
     );
     never_credentials(&refreshed);
 
-    let jwks = client()
-        .get(server.url("/.well-known/jwks.json"))
+    let jwks = server
+        .get("/.well-known/jwks.json")
         .header("origin", LISTED)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(header(&jwks, "access-control-allow-origin"), Some(LISTED));
 
     // The cookie transport stays same-site: a listed CORS origin is no CSRF-allowed origin.
-    let cookie_login = client()
-        .post(server.url("/v1/login"))
+    let cookie_login = server
+        .post("/v1/login")
         .header("origin", LISTED)
         .json(&json!({"username": "alice", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(cookie_login.status(), StatusCode::FORBIDDEN);
 }
 
@@ -154,12 +148,11 @@ async fn an_unlisted_origin_gets_no_cors_headers() {
     let answer = preflight(&server, UNLISTED, "/v1/session", "GET").await;
     assert_eq!(header(&answer, "access-control-allow-origin"), None);
     never_credentials(&answer);
-    let session = client()
-        .get(server.url("/v1/session"))
+    let session = server
+        .get("/v1/session")
         .header("origin", UNLISTED)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(header(&session, "access-control-allow-origin"), None);
     never_credentials(&session);
     let login = token_login(&server, UNLISTED).await;

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{PASSWORD, TestServer, client, problem};
+use common::{PASSWORD, Sent, TestServer, client, problem};
 use prometheus_parse::{Scrape, Value};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -39,11 +39,11 @@ fn parse(text: &str) -> Scrape {
 
 /// `GET /metrics` with `Authorization: {authorization}`, if given.
 async fn get_metrics(server: &TestServer, authorization: Option<&str>) -> reqwest::Response {
-    let mut request = client().get(server.url("/metrics"));
+    let mut request = server.get("/metrics");
     if let Some(authorization) = authorization {
         request = request.header("authorization", authorization);
     }
-    request.send().await.unwrap()
+    request.sent().await
 }
 
 /// The scrape's text and its parse.
@@ -121,46 +121,34 @@ async fn counters_move_as_the_test_acts() {
     let cookie = server.login("alice", PASSWORD).await;
     let failed = server.login_response("alice", "wrong password").await;
     problem(failed, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
-    let checked = client()
-        .get(server.url("/v1/session"))
+    let checked = server
+        .get("/v1/session")
         .header("cookie", cookie.cookie())
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(checked.status(), StatusCode::OK);
-    let token_login: serde_json::Value = client()
-        .post(server.url("/v1/login"))
+    let token_login: serde_json::Value = server
+        .post("/v1/login")
         .json(&json!({"username": "alice", "password": PASSWORD, "transport": "token"}))
-        .send()
+        .sent()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     let jwt = token_login["access_token"].as_str().unwrap();
-    let checked = client()
-        .get(server.url("/v1/session"))
-        .bearer_auth(jwt)
-        .send()
-        .await
-        .unwrap();
+    let checked = server.get("/v1/session").bearer_auth(jwt).sent().await;
     assert_eq!(checked.status(), StatusCode::OK);
-    let refused = client()
-        .get(server.url("/v1/session"))
-        .send()
-        .await
-        .unwrap();
+    let refused = server.get("/v1/session").sent().await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     let probe = "/no-such-path-7f3a9c";
-    let missing = client().get(server.url(probe)).send().await.unwrap();
+    let missing = server.get(probe).sent().await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     let unknown_session = "s_probe_7f3a9c";
-    let revoked = client()
-        .delete(server.url(&format!("/v1/sessions/{unknown_session}")))
+    let revoked = server
+        .delete(&format!("/v1/sessions/{unknown_session}"))
         .bearer_auth(jwt)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(revoked.status(), StatusCode::NOT_FOUND);
 
     let (after_text, after) = scrape(&server).await;
@@ -274,11 +262,7 @@ async fn a_separate_bind_serves_metrics_there_only() {
     assert_eq!(scraped.status(), StatusCode::OK);
     let scrape = parse(&scraped.text().await.unwrap());
     assert!(value(&scrape, "tessera_signing_keys_published", &[]) >= 1.0);
-    let other = client()
-        .get(format!("{separate}/v1/session"))
-        .send()
-        .await
-        .unwrap();
+    let other = client().get(format!("{separate}/v1/session")).sent().await;
     assert_eq!(other.status(), StatusCode::NOT_FOUND);
 }
 

@@ -8,17 +8,16 @@ mod common;
 
 use std::time::Duration;
 
-use common::{PASSWORD, TestServer, client};
+use common::{PASSWORD, Sent, TestServer, client};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 async fn token_login(server: &TestServer, username: &str) -> Value {
-    client()
-        .post(server.url("/v1/login"))
+    server
+        .post("/v1/login")
         .json(&json!({"username": username, "password": PASSWORD, "transport": "token"}))
-        .send()
+        .sent()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap()
@@ -38,13 +37,12 @@ async fn introspect(
     (id, secret): &(String, String),
     token: &str,
 ) -> reqwest::Response {
-    client()
-        .post(server.url("/v1/introspect"))
+    server
+        .post("/v1/introspect")
         .basic_auth(id, Some(secret))
         .form(&[("token", token)])
-        .send()
+        .sent()
         .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -80,16 +78,15 @@ async fn introspection_needs_client_credentials_and_reports_live_tokens() {
     assert_eq!(junk, json!({"active": false}));
 
     // client_secret_post works too; bad or missing credentials are invalid_client.
-    let post = client()
-        .post(server.url("/v1/introspect"))
+    let post = server
+        .post("/v1/introspect")
         .form(&[
             ("token", access),
             ("client_id", &client_credentials.0),
             ("client_secret", &client_credentials.1),
         ])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(post.json::<Value>().await.unwrap()["active"], true);
     let wrong = (
         client_credentials.0.clone(),
@@ -97,12 +94,11 @@ async fn introspection_needs_client_credentials_and_reports_live_tokens() {
     );
     for response in [
         introspect(&server, &wrong, access).await,
-        client()
-            .post(server.url("/v1/introspect"))
+        server
+            .post("/v1/introspect")
             .form(&[("token", access)])
-            .send()
-            .await
-            .unwrap(),
+            .sent()
+            .await,
     ] {
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert!(
@@ -127,13 +123,12 @@ async fn introspection_needs_client_credentials_and_reports_live_tokens() {
         ],
         vec![("token", access), ("client_id", &client_credentials.0)],
     ] {
-        let both = client()
-            .post(server.url("/v1/introspect"))
+        let both = server
+            .post("/v1/introspect")
             .basic_auth(&client_credentials.0, Some(&client_credentials.1))
             .form(&form)
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(both.status(), StatusCode::BAD_REQUEST);
         assert_eq!(
             both.json::<Value>().await.unwrap()["error"],
@@ -142,12 +137,7 @@ async fn introspection_needs_client_credentials_and_reports_live_tokens() {
     }
 
     // After logout both tokens are inactive.
-    let logout = client()
-        .post(server.url("/v1/logout"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap();
+    let logout = server.post("/v1/logout").bearer_auth(access).sent().await;
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
     for token in [access, refresh] {
         let answer: Value = introspect(&server, &client_credentials, token)
@@ -169,9 +159,8 @@ async fn revoking_a_token_ends_its_session_and_always_answers_200() {
             client()
                 .post(url)
                 .form(&[("token", token)])
-                .send()
+                .sent()
                 .await
-                .unwrap()
                 .status()
         }
     };
@@ -180,12 +169,11 @@ async fn revoking_a_token_ends_its_session_and_always_answers_200() {
         revoke(by_refresh["refresh_token"].as_str().unwrap().to_owned()).await,
         StatusCode::OK
     );
-    let status = client()
-        .get(server.url("/v1/session"))
+    let status = server
+        .get("/v1/session")
         .bearer_auth(by_refresh["access_token"].as_str().unwrap())
-        .send()
+        .sent()
         .await
-        .unwrap()
         .status();
     assert_eq!(
         status,
@@ -198,8 +186,8 @@ async fn revoking_a_token_ends_its_session_and_always_answers_200() {
         revoke(by_access["access_token"].as_str().unwrap().to_owned()).await,
         StatusCode::OK
     );
-    let refreshed = client()
-        .post(server.url("/v1/token"))
+    let refreshed = server
+        .post("/v1/token")
         .form(&[
             ("grant_type", "refresh_token"),
             (
@@ -207,9 +195,8 @@ async fn revoking_a_token_ends_its_session_and_always_answers_200() {
                 by_access["refresh_token"].as_str().unwrap(),
             ),
         ])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(
         refreshed.json::<Value>().await.unwrap()["error"],
         "invalid_grant"
@@ -224,12 +211,11 @@ async fn revoking_a_token_ends_its_session_and_always_answers_200() {
     ] {
         assert_eq!(revoke(token.to_owned()).await, StatusCode::OK, "{token}");
     }
-    let no_token = client()
-        .post(server.url("/v1/revoke"))
+    let no_token = server
+        .post("/v1/revoke")
         .form(&[("nothing", "x")])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(no_token.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
         no_token.json::<Value>().await.unwrap()["error"],
@@ -245,14 +231,7 @@ async fn the_revocation_feed_lists_revoked_sessions_after_a_cursor() {
     let feed = |after: u64| {
         let url = server.url(&format!("/v1/revocations?after={after}"));
         let (id, secret) = client_credentials.clone();
-        async move {
-            client()
-                .get(url)
-                .basic_auth(id, Some(secret))
-                .send()
-                .await
-                .unwrap()
-        }
+        async move { client().get(url).basic_auth(id, Some(secret)).sent().await }
     };
     let empty: Value = feed(0).await.json().await.unwrap();
     assert_eq!(empty["revocations"], json!([]));
@@ -261,12 +240,11 @@ async fn the_revocation_feed_lists_revoked_sessions_after_a_cursor() {
     let first = token_login(&server, "alice").await;
     let second = token_login(&server, "alice").await;
     for login in [&first, &second] {
-        let logout = client()
-            .post(server.url("/v1/logout"))
+        let logout = server
+            .post("/v1/logout")
             .bearer_auth(login["access_token"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(logout.status(), StatusCode::NO_CONTENT);
     }
     let page: Value = feed(start).await.json().await.unwrap();
@@ -282,11 +260,7 @@ async fn the_revocation_feed_lists_revoked_sessions_after_a_cursor() {
     let after: Value = feed(cursor).await.json().await.unwrap();
     assert_eq!(after["revocations"], json!([]));
 
-    let anonymous = client()
-        .get(server.url("/v1/revocations"))
-        .send()
-        .await
-        .unwrap();
+    let anonymous = server.get("/v1/revocations").sent().await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -297,12 +271,11 @@ async fn the_revocation_stream_pushes_each_revocation() {
             .await;
     server.register("alice", PASSWORD).await;
     let (id, secret) = credentials(&server).await;
-    let mut stream = client()
-        .get(server.url("/v1/revocations/stream"))
+    let mut stream = server
+        .get("/v1/revocations/stream")
         .basic_auth(&id, Some(&secret))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(stream.status(), StatusCode::OK);
     assert!(
         stream.headers()["content-type"]
@@ -314,12 +287,11 @@ async fn the_revocation_stream_pushes_each_revocation() {
     assert_eq!(cache_control, ["no-store"]);
 
     let login = token_login(&server, "alice").await;
-    let logout = client()
-        .post(server.url("/v1/logout"))
+    let logout = server
+        .post("/v1/logout")
         .bearer_auth(login["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
 
     let sid = login["session"]["id"].as_str().unwrap();

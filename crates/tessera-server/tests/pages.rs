@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{COOKIE_NAME, Login, PASSWORD, TestServer, client, session_set_cookie};
+use common::{COOKIE_NAME, Login, PASSWORD, Sent, TestServer, session_set_cookie};
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -64,7 +64,7 @@ struct Visitor {
 
 impl Visitor {
     async fn arrive(server: &TestServer, path: &str) -> Visitor {
-        let response = client().get(server.url(path)).send().await.unwrap();
+        let response = server.get(path).sent().await;
         assert_eq!(response.status(), StatusCode::OK, "GET {path}");
         let form_cookie = set_cookie_value(response.headers(), FORM_COOKIE)
             .expect("the form page sets the form cookie");
@@ -92,14 +92,11 @@ async fn post_form(
     fields: &[(&str, &str)],
     origin: Option<&str>,
 ) -> Response {
-    let mut request = client()
-        .post(server.url(path))
-        .header("cookie", cookie)
-        .form(fields);
+    let mut request = server.post(path).header("cookie", cookie).form(fields);
     if let Some(origin) = origin {
         request = request.header("origin", origin);
     }
-    request.send().await.unwrap()
+    request.sent().await
 }
 
 fn assert_page_headers(response: &Response, what: &str) {
@@ -133,12 +130,7 @@ async fn page(response: Response, what: &str) -> (StatusCode, String) {
 }
 
 async fn get_page(server: &TestServer, path: &str, cookie: &str) -> Response {
-    client()
-        .get(server.url(path))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap()
+    server.get(path).header("cookie", cookie).sent().await
 }
 
 fn location(response: &Response) -> &str {
@@ -163,7 +155,7 @@ async fn every_page_has_the_strict_policy_and_is_never_cached() {
     let server = TestServer::start(|_| {}).await;
     let login = server.user_session("alice").await;
     for path in ["/login", "/register"] {
-        let response = client().get(server.url(path)).send().await.unwrap();
+        let response = server.get(path).sent().await;
         let (status, _) = page(response, path).await;
         assert_eq!(status, StatusCode::OK, "{path}");
     }
@@ -193,14 +185,7 @@ async fn every_form_carries_a_csrf_token() {
     let login = server.user_session("alice").await;
     server.login("alice", PASSWORD).await;
     for path in ["/login", "/register"] {
-        let html = client()
-            .get(server.url(path))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let html = server.get(path).sent().await.text().await.unwrap();
         let tokens = csrf_fields(&html);
         assert_eq!(html.matches("<form").count(), 1, "{path}");
         assert_eq!(tokens.len(), 1, "{path}");
@@ -309,12 +294,11 @@ async fn register_log_in_revoke_and_log_out_without_javascript() {
     .await;
     assert_eq!(others.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&others), "/account?notice=others-revoked");
-    let gone = client()
-        .get(server.url("/v1/session"))
+    let gone = server
+        .get("/v1/session")
         .bearer_auth(&tablet.token)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(gone.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(live_sessions(&server, "alice").await, 1);
 
@@ -344,7 +328,7 @@ async fn register_log_in_revoke_and_log_out_without_javascript() {
             .contains("Max-Age=0"),
         "a dead cookie is cleared"
     );
-    let anonymous = client().get(server.url("/account")).send().await.unwrap();
+    let anonymous = server.get("/account").sent().await;
     assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&anonymous), "/login");
 }
@@ -413,14 +397,13 @@ async fn the_login_form_needs_its_cookie_its_token_and_a_same_origin_post() {
         // The form comes back usable: it carries a token again.
         assert_eq!(csrf_fields(&html).len(), 1, "{what}");
     }
-    let cross_site = client()
-        .post(server.url("/login"))
+    let cross_site = server
+        .post("/login")
         .header("cookie", visitor.cookie())
         .header("sec-fetch-site", "cross-site")
         .form(&[&credentials[..], &[("csrf_token", visitor.csrf.as_str())]].concat())
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
     assert_eq!(
         live_sessions(&server, "alice").await,
@@ -549,14 +532,14 @@ async fn account_actions_need_the_session_token_and_a_same_origin_post() {
     ];
     for path in ["/account/revoke-others", "/logout"] {
         for (what, fields, headers) in &cases {
-            let mut request = client()
-                .post(server.url(path))
+            let mut request = server
+                .post(path)
                 .header("cookie", browser.cookie())
                 .form(fields);
             for (name, value) in headers {
                 request = request.header(*name, *value);
             }
-            let response = request.send().await.unwrap();
+            let response = request.sent().await;
             let (status, html) = page(response, what).await;
             assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {what}");
             assert!(html.contains("<h1>Request refused</h1>"), "{path}: {what}");
@@ -564,14 +547,13 @@ async fn account_actions_need_the_session_token_and_a_same_origin_post() {
         }
     }
     // JSON is not a form.
-    let json_body = client()
-        .post(server.url("/logout"))
+    let json_body = server
+        .post("/logout")
         .header("cookie", browser.cookie())
         .header("origin", &server.base)
         .json(&json!({"csrf_token": browser.csrf}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let (status, _) = page(json_body, "json").await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     // Without a session there is nothing to refuse: off to the login page.
@@ -669,11 +651,7 @@ async fn registration_errors_come_back_on_the_form() {
 #[tokio::test]
 async fn closed_registration_has_no_page_and_no_link() {
     let server = TestServer::start(|config| config.auth.registration = false).await;
-    let (status, html) = page(
-        client().get(server.url("/register")).send().await.unwrap(),
-        "closed",
-    )
-    .await;
+    let (status, html) = page(server.get("/register").sent().await, "closed").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(html.contains("Registration is closed"));
     let login = Visitor::arrive(&server, "/login").await;
@@ -690,14 +668,7 @@ async fn closed_registration_has_no_page_and_no_link() {
         .await;
     assert_eq!(posted.status(), StatusCode::NOT_FOUND);
     assert!(server.engine.user_by_username("bob").await.is_err());
-    let html = client()
-        .get(server.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = server.get("/login").sent().await.text().await.unwrap();
     assert!(!html.contains("/register"), "{html}");
 }
 
@@ -710,11 +681,7 @@ async fn assets_are_compiled_in_and_revalidated_with_a_strong_etag() {
         ("example.js", "text/javascript; charset=utf-8"),
         ("example.html", "text/html; charset=utf-8"),
     ] {
-        let response = client()
-            .get(server.url(&format!("/assets/{name}")))
-            .send()
-            .await
-            .unwrap();
+        let response = server.get(&format!("/assets/{name}")).sent().await;
         assert_eq!(response.status(), StatusCode::OK, "{name}");
         let headers = response.headers().clone();
         assert_eq!(headers["content-type"], content_type, "{name}");
@@ -726,21 +693,16 @@ async fn assets_are_compiled_in_and_revalidated_with_a_strong_etag() {
             "{name}: {etag}"
         );
         assert!(!response.bytes().await.unwrap().is_empty());
-        let again = client()
-            .get(server.url(&format!("/assets/{name}")))
+        let again = server
+            .get(&format!("/assets/{name}"))
             .header("if-none-match", &etag)
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{name}");
         assert!(again.bytes().await.unwrap().is_empty());
     }
     // The example app needs to call the API, and nothing else.
-    let example = client()
-        .get(server.url("/assets/example.html"))
-        .send()
-        .await
-        .unwrap();
+    let example = server.get("/assets/example.html").sent().await;
     let csp = example.headers()["content-security-policy"]
         .to_str()
         .unwrap();
@@ -749,11 +711,10 @@ async fn assets_are_compiled_in_and_revalidated_with_a_strong_etag() {
         "{csp}"
     );
     // The client stores nothing where a script could read it later.
-    let script = client()
-        .get(server.url("/assets/tessera.js"))
-        .send()
+    let script = server
+        .get("/assets/tessera.js")
+        .sent()
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -765,25 +726,20 @@ async fn assets_are_compiled_in_and_revalidated_with_a_strong_etag() {
     ] {
         assert!(!script.contains(forbidden), "tessera.js uses {forbidden}");
     }
-    let missing = client()
-        .get(server.url("/assets/nothing.js"))
-        .send()
-        .await
-        .unwrap();
+    let missing = server.get("/assets/nothing.js").sent().await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
 
 /// A token-transport login that asks for the refresh cookie.
 async fn cookie_token_login(server: &TestServer) -> (Value, String) {
-    let response = client()
-        .post(server.url("/v1/login"))
+    let response = server
+        .post("/v1/login")
         .json(&json!({
             "username": "alice", "password": PASSWORD,
             "transport": "token", "refresh_cookie": true,
         }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let line = set_cookie_line(response.headers(), REFRESH_COOKIE).expect("a refresh cookie");
     let value = set_cookie_value(response.headers(), REFRESH_COOKIE).unwrap();
@@ -806,8 +762,8 @@ async fn refresh_with_cookie(
     headers: &[(&str, &str)],
     json_body: bool,
 ) -> Response {
-    let mut request = client()
-        .post(server.url("/v1/token"))
+    let mut request = server
+        .post("/v1/token")
         .header("cookie", format!("{REFRESH_COOKIE}={cookie}"));
     for (name, value) in headers {
         request = request.header(*name, *value);
@@ -817,7 +773,7 @@ async fn refresh_with_cookie(
     } else {
         request.form(&[("grant_type", "refresh_token")])
     };
-    request.send().await.unwrap()
+    request.sent().await
 }
 
 #[tokio::test]
@@ -865,13 +821,12 @@ async fn the_refresh_cookie_rotates_from_same_origin_json_requests_only() {
     let latest = set_cookie_value(by_metadata.headers(), REFRESH_COOKIE).unwrap();
 
     // No cookie and no parameter.
-    let none = client()
-        .post(server.url("/v1/token"))
+    let none = server
+        .post("/v1/token")
         .header("origin", &origin)
         .json(&json!({"grant_type": "refresh_token"}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(none.status(), StatusCode::BAD_REQUEST);
     let body: Value = none.json().await.unwrap();
     assert_eq!(body["error"], "invalid_request");
@@ -900,12 +855,11 @@ async fn the_refresh_cookie_rotates_from_same_origin_json_requests_only() {
 async fn the_refresh_cookie_is_for_the_token_transport_and_logout_clears_it() {
     let server = TestServer::start(|_| {}).await;
     server.register("alice", PASSWORD).await;
-    let refused = client()
-        .post(server.url("/v1/login"))
+    let refused = server
+        .post("/v1/login")
         .json(&json!({"username": "alice", "password": PASSWORD, "refresh_cookie": true}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     common::problem(
         refused,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -914,24 +868,22 @@ async fn the_refresh_cookie_is_for_the_token_transport_and_logout_clears_it() {
     .await;
 
     // Without the flag, the token transport is unchanged: refresh token in the body.
-    let plain: Value = client()
-        .post(server.url("/v1/login"))
+    let plain: Value = server
+        .post("/v1/login")
         .json(&json!({"username": "alice", "password": PASSWORD, "transport": "token"}))
-        .send()
+        .sent()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert!(plain["refresh_token"].is_string(), "{plain}");
 
     let (login, cookie) = cookie_token_login(&server).await;
-    let out = client()
-        .post(server.url("/v1/logout"))
+    let out = server
+        .post("/v1/logout")
         .bearer_auth(login["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(out.status(), StatusCode::NO_CONTENT);
     let clear = set_cookie_line(out.headers(), REFRESH_COOKIE).expect("cleared");
     assert!(

@@ -10,17 +10,16 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{PASSWORD, TestServer, client, problem};
+use common::{PASSWORD, Sent, TestServer, client, problem};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 async fn token_login(server: &TestServer, username: &str) -> Value {
-    let response = client()
-        .post(server.url("/v1/login"))
+    let response = server
+        .post("/v1/login")
         .json(&json!({"username": username, "password": PASSWORD, "transport": "token"}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["cache-control"], "no-store");
     assert!(
@@ -31,24 +30,22 @@ async fn token_login(server: &TestServer, username: &str) -> Value {
 }
 
 async fn refresh(server: &TestServer, refresh_token: &str) -> reqwest::Response {
-    client()
-        .post(server.url("/v1/token"))
+    server
+        .post("/v1/token")
         .form(&[
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token),
         ])
-        .send()
+        .sent()
         .await
-        .unwrap()
 }
 
 async fn session_status(server: &TestServer, bearer: &str) -> StatusCode {
-    client()
-        .get(server.url("/v1/session"))
+    server
+        .get("/v1/session")
         .bearer_auth(bearer)
-        .send()
+        .sent()
         .await
-        .unwrap()
         .status()
 }
 
@@ -86,11 +83,10 @@ async fn token_login_returns_a_signed_access_token_bound_to_the_session() {
     assert_eq!(session["transport"], "token");
 
     // The JWKS publishes the key that signed it, and nothing private.
-    let jwks: Value = client()
-        .get(server.url("/.well-known/jwks.json"))
-        .send()
+    let jwks: Value = server
+        .get("/.well-known/jwks.json")
+        .sent()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -106,22 +102,12 @@ async fn token_login_returns_a_signed_access_token_bound_to_the_session() {
     }
 
     // Any route that takes a session takes the JWT.
-    let current = client()
-        .get(server.url("/v1/session"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap();
+    let current = server.get("/v1/session").bearer_auth(access).sent().await;
     assert_eq!(current.status(), StatusCode::OK);
     let current: Value = current.json().await.unwrap();
     assert_eq!(current["session"]["id"], session["id"]);
     assert!(current.get("csrf_token").is_none());
-    let list = client()
-        .get(server.url("/v1/sessions"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap();
+    let list = server.get("/v1/sessions").bearer_auth(access).sent().await;
     assert_eq!(list.status(), StatusCode::OK);
 }
 
@@ -207,9 +193,8 @@ async fn ten_concurrent_refreshes_share_one_successor_and_nobody_is_logged_out()
                         ("grant_type", "refresh_token"),
                         ("refresh_token", parent.as_str()),
                     ])
-                    .send()
-                    .await
-                    .unwrap();
+                    .sent()
+                    .await;
                 assert_eq!(response.status(), StatusCode::OK);
                 response.json::<Value>().await.unwrap()
             })
@@ -256,9 +241,8 @@ async fn logout_and_revocation_kill_jwts_on_the_very_next_request() {
         )))
         .header("cookie", browser.cookie())
         .header("x-csrf-token", &browser.csrf)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(revoke.status(), StatusCode::NO_CONTENT);
     assert_eq!(
         session_status(&server, &phone_access).await,
@@ -268,12 +252,11 @@ async fn logout_and_revocation_kill_jwts_on_the_very_next_request() {
     assert_eq!(refresh_after.status(), StatusCode::BAD_REQUEST);
 
     // Logout with the JWT itself (no CSRF token needed for a bearer credential).
-    let logout = client()
-        .post(server.url("/v1/logout"))
+    let logout = server
+        .post("/v1/logout")
         .bearer_auth(&tablet_access)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
     assert_eq!(
         session_status(&server, &tablet_access).await,
@@ -314,12 +297,7 @@ async fn forged_and_foreign_access_tokens_are_refused() {
         format!("{access}.extra"),
         format!("{}.{}.{}", parts[0], parts[1], "A".repeat(86)),
     ] {
-        let response = client()
-            .get(server.url("/v1/session"))
-            .bearer_auth(&forged)
-            .send()
-            .await
-            .unwrap();
+        let response = server.get("/v1/session").bearer_auth(&forged).sent().await;
         problem(response, StatusCode::UNAUTHORIZED, "unauthenticated").await;
     }
     assert_eq!(session_status(&server, access).await, StatusCode::OK);
@@ -358,12 +336,11 @@ async fn validly_signed_tokens_living_longer_than_access_ttl_are_refused() {
     let honest = mint(access_ttl);
     assert_eq!(session_status(&server, &honest).await, StatusCode::OK);
     let year_long = mint(Duration::from_secs(365 * 24 * 3600));
-    let response = client()
-        .get(server.url("/v1/session"))
+    let response = server
+        .get("/v1/session")
         .bearer_auth(&year_long)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     problem(response, StatusCode::UNAUTHORIZED, "unauthenticated").await;
     // Just past access_ttl plus the leeway is refused as well.
     let beyond = mint(access_ttl + server.config.token.leeway + Duration::from_secs(2));
@@ -379,7 +356,7 @@ async fn token_endpoint_errors_are_oauth_shaped() {
     server.register("alice", PASSWORD).await;
     let login = token_login(&server, "alice").await;
     let refresh_token = login["refresh_token"].as_str().unwrap();
-    let post = || client().post(server.url("/v1/token"));
+    let post = || server.post("/v1/token");
     let cases = [
         (
             post().form(&[("refresh_token", refresh_token)]),
@@ -428,7 +405,7 @@ async fn token_endpoint_errors_are_oauth_shaped() {
         ),
     ];
     for (index, (request, error)) in cases.into_iter().enumerate() {
-        let response = request.send().await.unwrap();
+        let response = request.sent().await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "case {index}");
         assert_eq!(response.headers()["content-type"], "application/json");
         let body: Value = response.json().await.unwrap();
@@ -438,9 +415,8 @@ async fn token_endpoint_errors_are_oauth_shaped() {
     // JSON is accepted too, and none of the failures above spent the token.
     let response = post()
         .json(&json!({"grant_type": "refresh_token", "refresh_token": refresh_token}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 
@@ -450,11 +426,10 @@ async fn discovery_metadata_points_at_the_endpoints() {
         config.server.public_url = Some("https://auth.example.com".parse().unwrap())
     })
     .await;
-    let metadata: Value = client()
-        .get(server.url("/.well-known/oauth-authorization-server"))
-        .send()
+    let metadata: Value = server
+        .get("/.well-known/oauth-authorization-server")
+        .sent()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -475,20 +450,18 @@ async fn signing_keys_survive_a_restart() {
     let server = TestServer::start(|_| {}).await;
     server.register("alice", PASSWORD).await;
     let login = token_login(&server, "alice").await;
-    let jwks_before: Value = client()
-        .get(server.url("/.well-known/jwks.json"))
-        .send()
+    let jwks_before: Value = server
+        .get("/.well-known/jwks.json")
+        .sent()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     let server = server.restart().await;
-    let jwks_after: Value = client()
-        .get(server.url("/.well-known/jwks.json"))
-        .send()
+    let jwks_after: Value = server
+        .get("/.well-known/jwks.json")
+        .sent()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -551,11 +524,10 @@ async fn every_supported_algorithm_signs_and_verifies_end_to_end() {
             StatusCode::OK,
             "{algorithm}"
         );
-        let jwks: Value = client()
-            .get(server.url("/.well-known/jwks.json"))
-            .send()
+        let jwks: Value = server
+            .get("/.well-known/jwks.json")
+            .sent()
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -570,11 +542,10 @@ async fn every_supported_algorithm_signs_and_verifies_end_to_end() {
 }
 
 async fn jwks_kids(server: &TestServer) -> Vec<String> {
-    let jwks: Value = client()
-        .get(server.url("/.well-known/jwks.json"))
-        .send()
+    let jwks: Value = server
+        .get("/.well-known/jwks.json")
+        .sent()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

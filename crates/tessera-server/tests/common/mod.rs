@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use reqwest::header::{HeaderMap, SET_COOKIE};
-use reqwest::{Client, Response, StatusCode};
+use reqwest::{Client, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tessera_core::{Clock, ManualClock, SystemClock, Timestamp};
@@ -103,6 +103,21 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// `GET path` on this server, from the suite's [`client`] (no redirects followed).
+    pub fn get(&self, path: &str) -> RequestBuilder {
+        client().get(self.url(path))
+    }
+
+    /// `POST path` on this server.
+    pub fn post(&self, path: &str) -> RequestBuilder {
+        client().post(self.url(path))
+    }
+
+    /// `DELETE path` on this server.
+    pub fn delete(&self, path: &str) -> RequestBuilder {
+        client().delete(self.url(path))
     }
 
     pub fn advance(&self, duration: std::time::Duration) {
@@ -207,6 +222,19 @@ pub fn session_set_cookie(headers: &HeaderMap) -> Option<String> {
 }
 
 /// A client with no cookie jar and no redirects: every header is the test's own.
+/// Sends a request built with [`client`] and fails the test if it never reaches the server;
+/// what the server answered (any status) is for the test to judge.
+pub trait Sent {
+    /// `send().await`, unwrapped.
+    fn sent(self) -> impl std::future::Future<Output = Response> + Send;
+}
+
+impl Sent for RequestBuilder {
+    async fn sent(self) -> Response {
+        self.send().await.expect("the request reaches the server")
+    }
+}
+
 pub fn client() -> Client {
     Client::builder()
         .redirect(reqwest::redirect::Policy::none())
