@@ -70,6 +70,30 @@ async fn introspection_needs_client_credentials_and_reports_live_tokens() {
         .unwrap();
     assert_eq!(active["active"], true);
     assert_eq!(active["token_type"], "refresh_token");
+    // A session token (what a same-origin service receives in the cookie or a bearer
+    // header): active with its user until the session ends.
+    let cookie_login = server.login("alice", PASSWORD).await;
+    let session: Value = introspect(&server, &client_credentials, &cookie_login.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(session["active"], true, "{session}");
+    assert_eq!(session["token_type"], "session_token");
+    assert_eq!(session["username"], "alice");
+    assert_eq!(session["sid"].as_str(), Some(cookie_login.session_id()));
+    let logout = server
+        .post("/v1/logout")
+        .bearer_auth(&cookie_login.token)
+        .sent()
+        .await;
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let ended: Value = introspect(&server, &client_credentials, &cookie_login.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ended, json!({"active": false}));
     let junk: Value = introspect(&server, &client_credentials, "junk")
         .await
         .json()

@@ -14,7 +14,7 @@ use futures_util::stream::{self, Stream};
 use headers::authorization::Basic;
 use headers::{Authorization, HeaderMapExt as _};
 use serde::{Deserialize, Serialize};
-use tessera_core::{Error, RefreshToken, Revocation, SessionId};
+use tessera_core::{Error, RefreshToken, Revocation, SessionId, SessionToken};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
@@ -41,7 +41,8 @@ pub struct TokenParameters {
 pub struct Introspection {
     /// Whether the token is valid and its session live right now.
     pub active: bool,
-    /// `access_token` or `refresh_token`.
+    /// `access_token`, `refresh_token` or `session_token` (an opaque session token from the
+    /// cookie or a bearer header).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<&'static str>,
     /// User id.
@@ -50,10 +51,10 @@ pub struct Introspection {
     /// Session id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
-    /// Expiry, Unix seconds.
+    /// Expiry, Unix seconds (a session token: its idle expiry as of this check).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exp: Option<i64>,
-    /// Issue time, Unix seconds.
+    /// Issue time, Unix seconds (a session token: the login).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iat: Option<i64>,
     /// Access tokens: the token id.
@@ -62,7 +63,7 @@ pub struct Introspection {
     /// Access tokens: the issuer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
-    /// The username.
+    /// The username (access and session tokens).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
 }
@@ -182,6 +183,28 @@ async fn introspection(state: &AppState, token: &str) -> Result<Introspection, E
             Ok(_) | Err(Error::Unauthenticated | Error::SessionExpired) => {
                 Ok(Introspection::default())
             }
+            Err(other) => Err(other),
+        };
+    }
+    // An opaque session token (a cookie's value, or a bearer session token) presented to a
+    // service routed behind Tessera's origin: checked like any request that carries it, so
+    // it counts as activity and a revoked or expired session is inactive.
+    if let Ok(session_token) = SessionToken::parse(token) {
+        return match state.engine.validate(&session_token).await {
+            Ok(session) => {
+                let record = session.record();
+                Ok(Introspection {
+                    active: true,
+                    token_type: Some("session_token"),
+                    sub: Some(record.user_id.as_str().to_owned()),
+                    sid: Some(record.id.as_str().to_owned()),
+                    exp: Some(session.idle_expires_at().unix_seconds()),
+                    iat: Some(record.created_at.unix_seconds()),
+                    username: Some(session.username().to_owned()),
+                    ..Introspection::default()
+                })
+            }
+            Err(Error::Unauthenticated | Error::SessionExpired) => Ok(Introspection::default()),
             Err(other) => Err(other),
         };
     }
