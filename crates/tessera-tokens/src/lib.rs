@@ -169,10 +169,9 @@ impl Tokens {
     pub fn verify(&self, jwt: &str) -> Result<Arc<AccessClaims>, VerifyError> {
         let now = self.now();
         let leeway = UnixSeconds::of_duration(self.inner.keys.settings().leeway);
-        let current = self.inner.keys.current();
-        self.inner
-            .verified
-            .verify(&current.verifier, jwt, now.get(), leeway)
+        self.inner.verified.verify(jwt, now.get(), leeway, || {
+            self.inner.keys.current().verifier.verify(jwt, now.get())
+        })
     }
 
     /// The published verification keys as a JWK Set document.

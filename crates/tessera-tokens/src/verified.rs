@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 use sha2::{Digest, Sha256};
-use tessera_jose::{AccessClaims, Verifier, VerifyError};
+use tessera_jose::{AccessClaims, VerifyError};
 
 /// Verified tokens remembered at most; beyond it new ones are verified every time.
 const CAPACITY: usize = 100_000;
@@ -22,13 +22,13 @@ pub(crate) struct VerifiedTokens {
 
 impl VerifiedTokens {
     /// The claims of `token`, from memory if it was verified before and has not expired
-    /// (`exp + leeway`), else from `verifier`.
+    /// (`exp + leeway`), else from `verify` (only then is the current keyring loaded).
     pub(crate) fn verify(
         &self,
-        verifier: &Verifier,
         token: &str,
         now: i64,
         leeway: i64,
+        verify: impl FnOnce() -> Result<AccessClaims, VerifyError>,
     ) -> Result<Arc<AccessClaims>, VerifyError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(claims) = self.by_hash.get(&key)
@@ -36,7 +36,7 @@ impl VerifiedTokens {
         {
             return Ok(Arc::clone(claims.value()));
         }
-        let claims = Arc::new(verifier.verify(token, now)?);
+        let claims = Arc::new(verify()?);
         if self.count.load(Ordering::Relaxed) < CAPACITY
             && self.by_hash.insert(key, Arc::clone(&claims)).is_none()
         {
