@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, store conformance (memory, SQLite, PostgreSQL, Redis), HTTP
 # through real sockets, CLI, several instances, doc tests, and the browser tests in headless
-# Chromium.
+# Chromium; then the schema-driven check of the API document (scripts/schemathesis.sh).
 # Usage: bash scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -77,4 +77,13 @@ if ! command -v redis-cli >/dev/null || ! redis_up; then
 fi
 command -v redis-server >/dev/null || { echo "scripts/test.sh: redis-server is missing (apt-get install redis-server); the Redis hang tests start their own" >&2; exit 1; }
 
-exec cargo test --workspace --all-features --locked "$@"
+# The cargo tests, then the schema-driven run of the API document against a real server
+# (scripts/schemathesis.sh); both run whatever the other's outcome, and either failing fails.
+cargo_status=0
+cargo test --workspace --all-features --locked "$@" || cargo_status=$?
+schemathesis_status=0
+bash scripts/schemathesis.sh || schemathesis_status=$?
+if [ "$cargo_status" -ne 0 ] || [ "$schemathesis_status" -ne 0 ]; then
+    echo "scripts/test.sh: failed (cargo test: $cargo_status, scripts/schemathesis.sh: $schemathesis_status)" >&2
+    exit 1
+fi

@@ -6,12 +6,11 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use tessera_core::Engine;
 use tessera_tokens::Tokens;
-use utoipa::OpenApi as _;
 
 use crate::config::ProxyRange;
 use crate::csrf::OriginPolicy;
 use crate::metrics::Metrics;
-use crate::routes::ApiDoc;
+use crate::routes;
 use crate::{Config, Services, auth, csrf};
 
 /// What every handler can reach, behind one shared allocation: axum clones the state for
@@ -93,7 +92,7 @@ pub(crate) fn build(config: &Config, services: Services) -> AppState {
         trusted_proxies: config.server.trusted_proxies.clone(),
         max_body_bytes: config.server.max_body_bytes,
     };
-    let openapi = Bytes::from(ApiDoc::openapi().to_json().unwrap_or_default());
+    let openapi = Bytes::from(routes::document(config).to_json().unwrap_or_default());
     AppState::new(SharedState {
         engine: services.engine,
         tokens: services.tokens,

@@ -13,14 +13,17 @@ use crate::auth::{Authenticated, Carrier, presented_token};
 use crate::body::{CurrentSession, SessionBody, UserBody, json, to_json};
 use crate::extract::{ApiJson, ClientIp};
 use crate::problem::{Problem, ProblemBody};
+use crate::routes::tokens::TokenResponse;
 
 /// `POST /v1/users`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// 1–64 characters: letters, digits and `. _ @ + -`; unique regardless of case.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._@+-]+$")]
     pub username: String,
-    /// At least `auth.password_min_length` characters, not a common password.
+    /// At least `auth.password_min_length` characters and at most `auth.password_max_bytes`
+    /// bytes of UTF-8; not a common password, nor the username.
     pub password: String,
 }
 
@@ -34,11 +37,43 @@ pub struct LoginRequest {
     pub password: String,
     /// `"cookie"` (default) or `"token"`.
     #[serde(default)]
+    #[schema(value_type = Option<LoginTransport>)]
     pub transport: Option<String>,
     /// Token transport only: put the refresh token in the `__Secure-tessera_refresh` cookie
     /// (HttpOnly, `Path=/v1/token`) instead of the body, for browser apps. Defaults to `false`.
     #[serde(default)]
     pub refresh_cookie: bool,
+}
+
+/// How a login hands out its session (`LoginRequest::transport`), for the document: the
+/// handler reads the field as text so an unknown value gets its own message.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum LoginTransport {
+    /// The session cookie, and a CSRF token in the body.
+    Cookie,
+    /// A JWT access token and a refresh token in the body.
+    Token,
+}
+
+/// The answer to `POST /v1/login`, by transport. Describes the document only: the handler
+/// writes each body from its own type ([`CurrentSession`], [`TokenResponse`]).
+#[derive(Debug, ToSchema)]
+#[serde(untagged)]
+pub enum LoginResponse<'a> {
+    /// `transport: "cookie"`: the session cookie is in `Set-Cookie`.
+    Cookie(CookieLogin<'a>),
+    /// `transport: "token"`.
+    Token(TokenResponse<'a>),
+}
+
+/// The body of a cookie-transport login: [`CurrentSession`] with its CSRF token always there.
+#[derive(Debug, ToSchema)]
+pub struct CookieLogin<'a> {
+    /// The new session.
+    pub session: SessionBody<'a>,
+    /// The session's CSRF token, to send as `X-CSRF-Token` on unsafe requests.
+    pub csrf_token: String,
 }
 
 /// Creates an account.
@@ -47,9 +82,12 @@ pub struct LoginRequest {
     request_body = NewUser,
     responses(
         (status = 201, description = "Created", body = UserBody),
-        (status = 403, description = "Registration closed, or a cross-site request (`csrf_failed`)", body = ProblemBody),
+        (status = 400, description = "`malformed_request`: the body is not a JSON object", body = ProblemBody),
+        (status = 403, description = "`registration_closed`, or `csrf_failed` for a cross-site request", body = ProblemBody),
         (status = 409, description = "`username_taken`", body = ProblemBody),
-        (status = 422, description = "`validation_failed`: username or password refused", body = ProblemBody),
+        (status = 415, description = "`unsupported_media_type`: the body is not `application/json`", body = ProblemBody),
+        (status = 422, description = "`validation_failed`: username or password refused, or unknown, missing or repeated fields", body = ProblemBody),
+        (status = 503, description = "`server_busy` (every password-hashing slot taken) or `store_unavailable`, with `Retry-After`", body = ProblemBody),
     )
 )]
 pub async fn create_user(
@@ -80,10 +118,12 @@ pub async fn create_user(
     post, path = "/v1/login", tag = "sessions",
     request_body = LoginRequest,
     responses(
-        (status = 200, description = "Logged in. Cookie transport: `Set-Cookie` carries the session and the body is a `CurrentSession`. Token transport: the body is a `TokenResponse`", body = CurrentSession),
+        (status = 200, description = "Logged in. Cookie transport: `Set-Cookie` carries the session and the body is a `CookieLogin`. Token transport: the body is a `TokenResponse`, not cached", body = LoginResponse),
+        (status = 400, description = "`malformed_request`: the body is not a JSON object", body = ProblemBody),
         (status = 401, description = "`invalid_credentials` (unknown user and wrong password alike)", body = ProblemBody),
         (status = 403, description = "`csrf_failed`: cross-site login", body = ProblemBody),
-        (status = 422, description = "`validation_failed`: unknown transport", body = ProblemBody),
+        (status = 415, description = "`unsupported_media_type`: the body is not `application/json`", body = ProblemBody),
+        (status = 422, description = "`validation_failed`: unknown transport, `refresh_cookie` without the token transport, or unknown, missing or repeated fields", body = ProblemBody),
         (status = 429, description = "`rate_limited`, with `Retry-After`", body = ProblemBody),
         (status = 503, description = "`server_busy` or `store_unavailable`, with `Retry-After`", body = ProblemBody),
     )
@@ -164,9 +204,10 @@ pub async fn login(
     responses(
         (status = 204, description = "Logged out; the session cookie and the refresh cookie are cleared"),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ProblemBody),
-        (status = 403, description = "`csrf_failed`", body = ProblemBody),
+        (status = 403, description = "`csrf_failed`: the cookie without a matching `X-CSRF-Token`, or a cross-site request", body = ProblemBody),
+        (status = 503, description = "`store_unavailable`, with `Retry-After`", body = ProblemBody),
     ),
-    security(("cookie" = []), ("bearer" = []))
+    security(("cookie" = [], "csrf" = []), ("bearer" = []))
 )]
 pub async fn logout(
     State(state): State<AppState>,

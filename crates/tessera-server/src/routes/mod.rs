@@ -1,11 +1,14 @@
 //! The JSON API: its handlers, their routes and the OpenAPI document generated from them.
 
 use axum::Router;
-use axum::routing::{delete, get, post};
+use axum::http::Method;
+use axum::routing::{MethodRouter, delete, get, post};
+use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi};
 
-use crate::AppState;
+use crate::{AppState, Config};
 
 pub mod accounts;
 pub mod oauth;
@@ -13,12 +16,12 @@ pub mod ops;
 pub mod sessions;
 pub mod tokens;
 
-/// The API's OpenAPI document.
+/// The API's OpenAPI document; [`document`] is the one served.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(
         title = "Tessera",
-        description = "Server-side sessions and JWT access tokens over one session record: a cookie, a bearer session token, or a short-lived JWT with a rotating refresh token. Errors are application/problem+json with a stable `code`; the OAuth endpoints (/v1/token, /v1/revoke, /v1/introspect) answer OAuth error JSON (RFC 6749 §5.2)."
+        description = "Server-side sessions and JWT access tokens over one session record: a cookie, a bearer session token, or a short-lived JWT with a rotating refresh token. Errors are application/problem+json (RFC 9457) with a stable `code`; the OAuth endpoints (/v1/token, /v1/revoke, /v1/introspect, and the revocation feed's client authentication) answer OAuth error JSON (RFC 6749 §5.2). Any request whose declared body exceeds `server.max_body_bytes` is answered 413 before its body is read, and one whose body does not arrive within `server.body_timeout` 408; an unknown path is 404 `not_found` and an unrouted method 405 `method_not_allowed`; a failure of the server itself is 500 `internal_error`."
     ),
     paths(
         accounts::create_user,
@@ -40,9 +43,114 @@ pub mod tokens;
         ops::openapi,
         ops::metrics,
     ),
-    modifiers(&SecuritySchemes)
+    modifiers(&SecuritySchemes, &ProblemMediaType, &BodyLimits)
 )]
 pub struct ApiDoc;
+
+/// The document as served under `config`: [`ApiDoc`] with the configured password limits.
+pub fn document(config: &Config) -> utoipa::openapi::OpenApi {
+    let mut document = ApiDoc::openapi();
+    let password = document
+        .components
+        .as_mut()
+        .and_then(|components| components.schemas.get_mut("NewUser"))
+        .and_then(|new_user| match new_user {
+            RefOr::T(Schema::Object(object)) => object.properties.get_mut("password"),
+            _ => None,
+        });
+    if let Some(RefOr::T(Schema::Object(password))) = password {
+        // Characters here; the server counts the maximum in bytes, so this is the bound a
+        // client can check before sending, and the description says the rest.
+        password.min_length = Some(config.auth.password_min_length);
+        password.max_length = Some(config.auth.password_max_bytes);
+    }
+    document
+}
+
+/// The schema every problem answer carries.
+const PROBLEM_SCHEMA: &str = "#/components/schemas/ProblemBody";
+
+/// Declares every [`ProblemBody`](crate::problem::ProblemBody) answer as
+/// `application/problem+json`, the type [`Problem`](crate::problem::Problem) always sends:
+/// one place instead of a `content_type` on each of the annotations' error lines.
+#[derive(Debug)]
+struct ProblemMediaType;
+
+impl Modify for ProblemMediaType {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for operation in openapi.paths.paths.values_mut().flat_map(operations_mut) {
+            for response in operation.responses.responses.values_mut() {
+                let RefOr::T(response) = response else {
+                    continue;
+                };
+                let is_problem = response.content.get("application/json").is_some_and(|content| {
+                    matches!(&content.schema, Some(RefOr::Ref(schema)) if schema.ref_location == PROBLEM_SCHEMA)
+                });
+                if is_problem
+                    && let Some(content) = response.content.shift_remove("application/json")
+                {
+                    response
+                        .content
+                        .insert("application/problem+json".to_owned(), content);
+                }
+            }
+        }
+    }
+}
+
+/// Adds the answers of the connection layer (`server::respond`) to every operation that
+/// takes a body: `413` for a declared length over `server.max_body_bytes` and `408` for a
+/// body that misses `server.body_timeout`, both problem+json whatever the route.
+#[derive(Debug)]
+struct BodyLimits;
+
+impl Modify for BodyLimits {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let answer = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::new(PROBLEM_SCHEMA)))
+                        .build(),
+                )
+                .build()
+        };
+        for operation in openapi.paths.paths.values_mut().flat_map(operations_mut) {
+            if operation.request_body.is_none() {
+                continue;
+            }
+            let responses = &mut operation.responses.responses;
+            responses.entry("408".to_owned()).or_insert_with(|| {
+                RefOr::T(answer(
+                    "`request_timeout`: the body did not arrive within `server.body_timeout`",
+                ))
+            });
+            responses.entry("413".to_owned()).or_insert_with(|| {
+                RefOr::T(answer(
+                    "`payload_too_large`: the body is over `server.max_body_bytes`",
+                ))
+            });
+        }
+    }
+}
+
+/// The operations of one path.
+fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.options,
+        &mut item.head,
+        &mut item.patch,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .flatten()
+}
 
 #[derive(Debug)]
 struct SecuritySchemes;
@@ -54,7 +162,21 @@ impl Modify for SecuritySchemes {
             "cookie",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                 "__Host-tessera_session",
-                "Session cookie set by POST /v1/login; unsafe methods also need X-CSRF-Token",
+                "Session cookie set by POST /v1/login (named by `session.cookie_name`)",
+            ))),
+        );
+        components.add_security_scheme(
+            "csrf",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-CSRF-Token",
+                "The session's CSRF token (`csrf_token` of the login and session answers): required with the cookie on unsafe methods",
+            ))),
+        );
+        components.add_security_scheme(
+            "refresh_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "__Secure-tessera_refresh",
+                "Refresh-token cookie set by a token-transport login with `refresh_cookie: true`",
             ))),
         );
         components.add_security_scheme(
@@ -75,36 +197,77 @@ impl Modify for SecuritySchemes {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "metrics",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("`metrics.bearer_token`"))
+                    .build(),
+            ),
+        );
     }
 }
 
 /// The JSON API's routes: the accounts, sessions, token and OAuth endpoints, discovery and
-/// operations. The HTML pages are mounted beside them, in [`crate::app`].
+/// operations — exactly [`operations`]. The HTML pages are mounted beside them, in
+/// [`crate::app`].
 pub fn api() -> Router<AppState> {
-    Router::new()
-        .route("/v1/users", post(accounts::create_user))
-        .route("/v1/login", post(accounts::login))
-        .route("/v1/logout", post(accounts::logout))
-        .route(SESSION_PATH, get(sessions::current))
-        .route(
+    routed()
+        .into_iter()
+        .fold(Router::new(), |router, (_, path, handler)| {
+            router.route(path, handler)
+        })
+}
+
+/// The method and path of every operation [`api`] routes. `tests/openapi.rs` holds this list
+/// equal to the document's operations and asks the server each one, so a route added without
+/// its `#[utoipa::path]` (or documented without a route) fails the suite.
+pub fn operations() -> Vec<(Method, &'static str)> {
+    routed()
+        .into_iter()
+        .map(|(method, path, _)| (method, path))
+        .collect()
+}
+
+/// The one list of the API's routes: each method says what its handler is routed for.
+fn routed() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
+    vec![
+        (Method::POST, "/v1/users", post(accounts::create_user)),
+        (Method::POST, "/v1/login", post(accounts::login)),
+        (Method::POST, "/v1/logout", post(accounts::logout)),
+        (Method::GET, SESSION_PATH, get(sessions::current)),
+        (Method::GET, "/v1/sessions", get(sessions::list)),
+        (
+            Method::DELETE,
             "/v1/sessions",
-            get(sessions::list).delete(sessions::revoke_many),
-        )
-        .route("/v1/sessions/{id}", delete(sessions::revoke_one))
-        .route("/v1/token", post(tokens::token))
-        .route("/v1/introspect", post(oauth::introspect))
-        .route("/v1/revoke", post(oauth::revoke))
-        .route("/v1/revocations", get(oauth::revocations))
-        .route("/v1/revocations/stream", get(oauth::revocation_stream))
-        .route("/.well-known/jwks.json", get(tokens::jwks))
-        .route(
+            delete(sessions::revoke_many),
+        ),
+        (
+            Method::DELETE,
+            "/v1/sessions/{id}",
+            delete(sessions::revoke_one),
+        ),
+        (Method::POST, "/v1/token", post(tokens::token)),
+        (Method::POST, "/v1/introspect", post(oauth::introspect)),
+        (Method::POST, "/v1/revoke", post(oauth::revoke)),
+        (Method::GET, "/v1/revocations", get(oauth::revocations)),
+        (
+            Method::GET,
+            "/v1/revocations/stream",
+            get(oauth::revocation_stream),
+        ),
+        (Method::GET, "/.well-known/jwks.json", get(tokens::jwks)),
+        (
+            Method::GET,
             "/.well-known/oauth-authorization-server",
             get(tokens::metadata),
-        )
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/openapi.json", get(ops::openapi))
-        .route("/metrics", get(ops::metrics))
+        ),
+        (Method::GET, "/healthz", get(ops::healthz)),
+        (Method::GET, "/readyz", get(ops::readyz)),
+        (Method::GET, "/openapi.json", get(ops::openapi)),
+        (Method::GET, "/metrics", get(ops::metrics)),
+    ]
 }
 
 /// The session check, the route every client calls on every page load.

@@ -135,9 +135,10 @@ async fn client(
     post, path = "/v1/introspect", tag = "tokens",
     request_body(content = TokenParameters, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, body = Introspection),
-        (status = 400, description = "`invalid_request`", body = OAuthError),
-        (status = 401, description = "`invalid_client`", body = OAuthError),
+        (status = 200, description = "The token's state, not cached", body = Introspection),
+        (status = 400, description = "`invalid_request`: another body type, or malformed, unknown or repeated parameters", body = OAuthError),
+        (status = 401, description = "`invalid_client`, with `WWW-Authenticate: Basic`", body = OAuthError),
+        (status = 503, description = "`temporarily_unavailable`, with `Retry-After`", body = OAuthError),
     ),
     security(("client" = []))
 )]
@@ -232,9 +233,9 @@ async fn introspection(state: &AppState, token: &str) -> Result<Introspection, E
     post, path = "/v1/revoke", tag = "tokens",
     request_body(content = TokenParameters, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "Revoked, or nothing to revoke"),
-        (status = 400, description = "`invalid_request`", body = OAuthError),
-        (status = 503, description = "`temporarily_unavailable`", body = OAuthError),
+        (status = 200, description = "Revoked, or nothing to revoke; no body"),
+        (status = 400, description = "`invalid_request`: another body type, or malformed, unknown or repeated parameters", body = OAuthError),
+        (status = 503, description = "`temporarily_unavailable`, with `Retry-After`", body = OAuthError),
     )
 )]
 pub async fn revoke(State(state): State<AppState>, request: Request) -> Response {
@@ -320,8 +321,10 @@ fn entry(state: &AppState, revocation: &Revocation) -> RevocationEntry {
     get, path = "/v1/revocations", tag = "tokens",
     params(FeedQuery),
     responses(
-        (status = 200, body = RevocationFeed),
-        (status = 401, description = "`invalid_client`", body = OAuthError),
+        (status = 200, description = "Revocations after `after`", body = RevocationFeed),
+        (status = 401, description = "`invalid_client`, with `WWW-Authenticate: Basic`", body = OAuthError),
+        (status = 422, description = "`validation_failed`: a malformed or unknown query parameter (checked before the client)", body = crate::problem::ProblemBody),
+        (status = 503, description = "`temporarily_unavailable`, with `Retry-After`", body = OAuthError),
     ),
     security(("client" = []))
 )]
@@ -367,8 +370,10 @@ pub async fn revocations(
     get, path = "/v1/revocations/stream", tag = "tokens",
     params(FeedQuery),
     responses(
-        (status = 200, description = "text/event-stream of `revocation` events"),
-        (status = 401, description = "`invalid_client`", body = OAuthError),
+        (status = 200, description = "Server-sent `revocation` events, each a `RevocationEntry`; it does not end", content_type = "text/event-stream"),
+        (status = 401, description = "`invalid_client`, with `WWW-Authenticate: Basic`", body = OAuthError),
+        (status = 422, description = "`validation_failed`: a malformed or unknown query parameter (checked before the client)", body = crate::problem::ProblemBody),
+        (status = 503, description = "`temporarily_unavailable`, with `Retry-After`", body = OAuthError),
     ),
     security(("client" = []))
 )]

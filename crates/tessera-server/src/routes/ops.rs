@@ -19,7 +19,7 @@ pub async fn healthz() -> Response {
     get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, body = Status),
-        (status = 503, description = "`store_unavailable`", body = ProblemBody),
+        (status = 503, description = "`store_unavailable`, with `Retry-After`", body = ProblemBody),
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<Response, Problem> {
@@ -32,7 +32,10 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Response, Problem> 
 }
 
 /// This document: the API, generated from the code.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1 document")))]
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1 document", body = Object))
+)]
 pub async fn openapi(State(state): State<AppState>) -> Response {
     json(StatusCode::OK, state.openapi.to_vec())
 }
@@ -43,10 +46,11 @@ pub async fn openapi(State(state): State<AppState>) -> Response {
 #[utoipa::path(
     get, path = "/metrics", tag = "operations",
     responses(
-        (status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain"),
+        (status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain; version=0.0.4"),
         (status = 401, description = "`unauthenticated`: no or wrong metrics token", body = ProblemBody),
         (status = 404, description = "`not_found`: metrics are off, or served on `metrics.bind`", body = ProblemBody),
-    )
+    ),
+    security(("metrics" = []))
 )]
 pub async fn metrics(
     State(state): State<AppState>,

@@ -6,7 +6,7 @@ use axum::http::header::SET_COOKIE;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tessera_core::{RevokeScope, SessionId};
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::{Authenticated, Carrier};
@@ -20,7 +20,7 @@ use crate::problem::{Problem, ProblemBody};
     responses(
         (status = 200, description = "The current session", body = CurrentSession),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ProblemBody),
-        (status = 503, description = "`store_unavailable`", body = ProblemBody),
+        (status = 503, description = "`store_unavailable`, with `Retry-After`", body = ProblemBody),
     ),
     security(("cookie" = []), ("bearer" = []))
 )]
@@ -41,6 +41,7 @@ pub async fn current(auth: Authenticated) -> Response {
     responses(
         (status = 200, description = "Live sessions, newest first", body = SessionList),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ProblemBody),
+        (status = 503, description = "`store_unavailable`, with `Retry-After`", body = ProblemBody),
     ),
     security(("cookie" = []), ("bearer" = []))
 )]
@@ -70,11 +71,12 @@ pub async fn list(State(state): State<AppState>, auth: Authenticated) -> Result<
     params(("id" = String, Path, description = "Public session id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, description = "`unauthenticated`", body = ProblemBody),
-        (status = 403, description = "`csrf_failed`", body = ProblemBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ProblemBody),
+        (status = 403, description = "`csrf_failed`: the cookie without a matching `X-CSRF-Token`, or a cross-site request", body = ProblemBody),
         (status = 404, description = "`not_found`: no such live session of the caller's", body = ProblemBody),
+        (status = 503, description = "`store_unavailable`, with `Retry-After`", body = ProblemBody),
     ),
-    security(("cookie" = []), ("bearer" = []))
+    security(("cookie" = [], "csrf" = []), ("bearer" = []))
 )]
 pub async fn revoke_one(
     State(state): State<AppState>,
@@ -98,7 +100,19 @@ pub async fn revoke_one(
 #[serde(deny_unknown_fields)]
 pub struct ScopeQuery {
     /// `others` (every session but the caller's) or `all`.
+    #[param(value_type = RevokeScopeName, inline)]
     pub scope: String,
+}
+
+/// The values of `scope`, for the document: the handler reads the parameter as text so an
+/// unknown value gets its own message.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum RevokeScopeName {
+    /// Every session of the caller's but the one making the request.
+    Others,
+    /// Every session of the caller's.
+    All,
 }
 
 /// Revokes the caller's other sessions, or all of them.
@@ -107,11 +121,12 @@ pub struct ScopeQuery {
     params(ScopeQuery),
     responses(
         (status = 200, description = "Revoked; with `scope=all` the cookie is cleared", body = Revoked),
-        (status = 401, description = "`unauthenticated`", body = ProblemBody),
-        (status = 403, description = "`csrf_failed`", body = ProblemBody),
-        (status = 422, description = "`validation_failed`: missing or unknown scope", body = ProblemBody),
+        (status = 401, description = "`unauthenticated` or `session_expired`", body = ProblemBody),
+        (status = 403, description = "`csrf_failed`: the cookie without a matching `X-CSRF-Token`, or a cross-site request", body = ProblemBody),
+        (status = 422, description = "`validation_failed`: missing or unknown scope, or an unknown parameter", body = ProblemBody),
+        (status = 503, description = "`store_unavailable`, with `Retry-After`", body = ProblemBody),
     ),
-    security(("cookie" = []), ("bearer" = []))
+    security(("cookie" = [], "csrf" = []), ("bearer" = []))
 )]
 pub async fn revoke_many(
     State(state): State<AppState>,

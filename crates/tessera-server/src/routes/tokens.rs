@@ -20,12 +20,23 @@ use crate::refresh_cookie::{self, RefreshCookie};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
-    /// `refresh_token`.
+    /// `refresh_token`, the one grant this server supports.
+    #[schema(value_type = GrantType)]
     pub grant_type: String,
-    /// The refresh token to spend.
+    /// The refresh token to spend. Without it, the `__Secure-tessera_refresh` cookie's, for a
+    /// same-origin JSON request (see `refresh_cookie` at login).
     pub refresh_token: Option<String>,
     /// Ignored: every refresh keeps the session's scope.
     pub scope: Option<String>,
+}
+
+/// The grants of `POST /v1/token`, for the document: the handler reads `grant_type` as text
+/// so that any other value is `unsupported_grant_type` (RFC 6749 §5.2).
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum GrantType {
+    /// Spend a refresh token for a new pair.
+    RefreshToken,
 }
 
 /// A token response (RFC 6749 §5.1), also the body of a token-transport login.
@@ -76,12 +87,17 @@ pub(crate) fn token_response(
 /// answer is `invalid_grant`.
 #[utoipa::path(
     post, path = "/v1/token", tag = "tokens",
-    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    request_body(content(
+        (TokenRequest = "application/x-www-form-urlencoded"),
+        (TokenRequest = "application/json"),
+    )),
     responses(
-        (status = 200, description = "A new token pair", body = TokenResponse),
-        (status = 400, description = "`invalid_request`, `invalid_grant` or `unsupported_grant_type`", body = OAuthError),
-        (status = 503, description = "`temporarily_unavailable`", body = OAuthError),
-    )
+        (status = 200, description = "A new token pair, not cached", body = TokenResponse),
+        (status = 400, description = "`invalid_request` (malformed, unknown or repeated parameters, another body type, no refresh token), `invalid_grant` or `unsupported_grant_type`", body = OAuthError),
+        (status = 403, description = "`invalid_request`: the refresh cookie, from a request another site could have made", body = OAuthError),
+        (status = 503, description = "`temporarily_unavailable`, with `Retry-After`", body = OAuthError),
+    ),
+    security((), ("refresh_cookie" = []))
 )]
 pub async fn token(State(state): State<AppState>, request: Request) -> Response {
     let cookie = RefreshCookie::read(&state, request.headers());
@@ -147,7 +163,10 @@ async fn parse_token_request(state: &AppState, request: Request) -> Result<Token
 }
 
 /// The public keys access tokens are verified with (RFC 7517); never private parts.
-#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "tokens", responses((status = 200, description = "JWK Set")))]
+#[utoipa::path(
+    get, path = "/.well-known/jwks.json", tag = "tokens",
+    responses((status = 200, description = "JWK Set, cacheable for 60 s", body = JwkSet, content_type = "application/jwk-set+json"))
+)]
 pub async fn jwks(State(state): State<AppState>) -> Response {
     let mut response = (StatusCode::OK, state.tokens.jwks_json()).into_response();
     let headers = response.headers_mut();
@@ -161,6 +180,14 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
         HeaderValue::from_static("public, max-age=60"),
     );
     response
+}
+
+/// A JWK Set (RFC 7517 §5), for the document: the body is the key ring's own JSON.
+#[derive(Debug, ToSchema)]
+pub struct JwkSet {
+    /// The public verification keys, each with its `kid`.
+    #[schema(value_type = Vec<Object>)]
+    pub keys: Vec<serde_json::Value>,
 }
 
 /// Authorization server metadata (RFC 8414).
