@@ -16,6 +16,7 @@ bin="${CARGO_TARGET_DIR:-$root/target}/debug"
 data=$(mktemp -d)
 export TESSERA__TOKEN__AUDIENCE='["tessera", "orders"]'
 cd "$data"
+"$bin/tessera" init
 credentials=$("$bin/tessera" client add orders)
 export TESSERA_CLIENT_ID=$(sed -n 's/^client_id: *//p' <<<"$credentials")
 export TESSERA_CLIENT_SECRET=$(sed -n 's/^client_secret: *//p' <<<"$credentials")

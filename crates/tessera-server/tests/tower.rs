@@ -84,6 +84,8 @@ impl Tessera {
         .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
         .collect();
         env.dedup_by(|later, earlier| later.0 == earlier.0);
+        // Only `serve` and `init` create a database; the client is registered before serving.
+        run(dir.path(), &env, &["init"]);
         let added = run(dir.path(), &env, &["client", "add", "orders"]);
         let added = String::from_utf8(added.stdout).unwrap();
         let field = |name: &str| {
