@@ -192,7 +192,11 @@ async fn run(
     // A second instance over the same stores, as behind a load balancer.
     let other = Engine::new(stores(), hasher()?, Arc::new(clock.clone()), config).await?;
     let username = format!("racer{}", std::process::id());
-    engine.create_user(&username, PASSWORD).await?;
+    // PostgreSQL + Redis reuses the PostgreSQL run's users.
+    match engine.create_user(&username, PASSWORD).await {
+        Ok(_) | Err(tessera_core::Error::UsernameTaken) => {}
+        Err(error) => return Err(error.into()),
+    }
     let mut outcome = Outcome::default();
 
     // Concurrent refreshes of one unspent token: all must get the same successor.
