@@ -106,7 +106,12 @@ enum SessionCommand {
     /// Revoke one session by id, or every session of a user.
     Revoke {
         /// The session id.
-        #[arg(required_unless_present = "user", conflicts_with = "user")]
+        // Ids are base64url, so one in 64 starts with `-`: never read it as a flag.
+        #[arg(
+            required_unless_present = "user",
+            conflicts_with = "user",
+            allow_hyphen_values = true
+        )]
         id: Option<String>,
         /// Revoke all of this user's sessions instead.
         #[arg(long)]

@@ -517,3 +517,18 @@ fn logs_to_a_pipe_carry_no_colour_codes() {
     assert!(stderr.contains("DEBUG"), "{stderr}");
     assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
 }
+
+#[test]
+fn a_session_id_that_starts_with_a_hyphen_is_an_id_not_a_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(run(dir.path(), &["init"], None).status.success());
+    // Base64url ids start with `-` one time in 64; this one names no session.
+    let revoked = run(
+        dir.path(),
+        &["session", "revoke", "-YAAAAAAAAAAAAAAAAAAAA"],
+        None,
+    );
+    let stderr = text(&revoked.stderr);
+    assert_eq!(revoked.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("unexpected argument"), "{stderr}");
+}
