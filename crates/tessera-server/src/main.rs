@@ -4,7 +4,7 @@
 
 use std::io::{BufRead as _, IsTerminal as _};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
@@ -13,6 +13,7 @@ use tessera_core::{Engine, Error, SessionId};
 use tessera_server::body::rfc3339;
 use tessera_server::config::{Database, LogFormat, SessionBackend};
 use tessera_server::{Config, Services, open, server};
+use tessera_store::sqlite::SqliteStore;
 
 /// Run the Tessera session and token server, and administer its users, sessions, signing keys
 /// and API clients.
@@ -52,6 +53,13 @@ enum Command {
     /// Manage API clients (resource servers that introspect tokens or follow revocations).
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Write a consistent copy of the SQLite database to PATH while the server runs (a plain
+    /// file copy is unsafe: it misses what the write-ahead log holds). The copy holds the
+    /// signing keys, so it is created readable by its owner only. PostgreSQL: use pg_dump.
+    Backup {
+        /// Where to write the copy; must not exist.
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,6 +186,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .display()
         );
     }
+    if let Command::Backup { path } = &cli.command {
+        return backup(&config, path).await;
+    }
     let services = open(&config).await.context("could not open the store")?;
     match cli.command {
         Command::Serve { .. } => serve(config, services).await,
@@ -192,6 +203,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(command) => user(&services.engine, command).await,
         Command::Session(command) => session(&services.engine, command).await,
         Command::Client(command) => client(&services.engine, command).await,
+        // Answered above, before any service starts.
+        Command::Backup { .. } => Ok(()),
         Command::Keys(KeysCommand::Rotate) => {
             let rotated = services
                 .tokens
@@ -206,6 +219,60 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `tessera backup PATH`: an online, consistent copy of the SQLite database.
+async fn backup(config: &Config, destination: &Path) -> anyhow::Result<()> {
+    let Database::Sqlite(source) = &config.database.url else {
+        bail!(
+            "database.url is PostgreSQL: back it up with pg_dump --format=custom \
+             (docs/operations.md, \"Backing up and restoring\")"
+        );
+    };
+    create_owner_only(destination).with_context(|| {
+        format!(
+            "could not create {} (a backup never overwrites: choose a new path)",
+            destination.display()
+        )
+    })?;
+    let copied = async {
+        let store = SqliteStore::open(source)
+            .await
+            .context("could not open the database")?;
+        let copied = store
+            .backup_into(destination)
+            .await
+            .context("could not copy the database");
+        store.close().await;
+        copied
+    }
+    .await;
+    if let Err(error) = copied {
+        // Half a copy must not pass for a backup.
+        std::fs::remove_file(destination).ok();
+        return Err(error);
+    }
+    let size = std::fs::metadata(destination)
+        .map(|metadata| metadata.len())
+        .unwrap_or(0);
+    println!(
+        "backed up {} to {} ({size} bytes)",
+        source.display(),
+        destination.display()
+    );
+    Ok(())
+}
+
+/// Creates an empty file that only its owner can read, failing if anything is at `path`.
+fn create_owner_only(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    options.open(path).map(drop)
 }
 
 async fn serve(config: Config, services: Services) -> anyhow::Result<()> {

@@ -532,3 +532,107 @@ fn a_session_id_that_starts_with_a_hyphen_is_an_id_not_a_flag() {
     assert_eq!(revoked.status.code(), Some(1), "{stderr}");
     assert!(!stderr.contains("unexpected argument"), "{stderr}");
 }
+
+#[tokio::test]
+async fn backup_copies_the_live_database_owner_only_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = run(dir.path(), &["init"], None);
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    let added = run(
+        dir.path(),
+        &["user", "add", "alice"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    let server = Server::start(dir.path(), &[]).await;
+    // A session written through the running server lives in the WAL until a checkpoint: a
+    // copy of the database file alone would not have it.
+    let token = server.login("alice").await;
+    let (status, body) = server.session(&token).await;
+    assert_eq!(status, StatusCode::OK);
+    let session_id = body["session"]["id"].as_str().unwrap().to_owned();
+
+    let copy = dir.path().join("backup.db");
+    let backup = run(dir.path(), &["backup", copy.to_str().unwrap()], None);
+    assert!(backup.status.success(), "{}", text(&backup.stderr));
+    assert!(text(&backup.stdout).contains("backed up"), "{}", text(&backup.stdout));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the copy holds the signing keys");
+    }
+    let after = run(dir.path(), &["user", "add", "bob"], Some(&format!("{PASSWORD}\n")));
+    assert!(after.status.success(), "{}", text(&after.stderr));
+
+    // The copy is a database of its own, of the moment it was taken.
+    let from_copy = |args: &[&str]| {
+        let mut command = tessera(dir.path());
+        command
+            .args(args)
+            .env("TESSERA__DATABASE__URL", format!("sqlite://{}", copy.display()));
+        command.output().unwrap()
+    };
+    let users = from_copy(&["user", "list"]);
+    assert!(users.status.success(), "{}", text(&users.stderr));
+    let users = text(&users.stdout);
+    assert!(users.contains("alice"), "{users}");
+    assert!(!users.contains("bob"), "{users}");
+    let sessions = from_copy(&["session", "list", "--user", "alice"]);
+    assert!(sessions.status.success(), "{}", text(&sessions.stderr));
+    assert!(
+        text(&sessions.stdout).contains(&session_id),
+        "the session in the WAL is in the copy: {}",
+        text(&sessions.stdout)
+    );
+
+    // A second backup to the same path is refused and leaves the first intact.
+    let before = std::fs::read(&copy).unwrap();
+    let again = run(dir.path(), &["backup", copy.to_str().unwrap()], None);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again.stderr).contains("never overwrites"), "{}", text(&again.stderr));
+    assert_eq!(std::fs::read(&copy).unwrap(), before);
+    drop(server);
+
+    // PostgreSQL has its own tool; the command says which instead of guessing.
+    let postgres = tessera(dir.path())
+        .args(["backup", "elsewhere.db"])
+        .env("TESSERA__DATABASE__URL", "postgres://postgres@127.0.0.1:5432/postgres")
+        .env("TESSERA__SERVER__PUBLIC_URL", "https://auth.example.com")
+        .output()
+        .unwrap();
+    assert_eq!(postgres.status.code(), Some(1));
+    assert!(text(&postgres.stderr).contains("pg_dump"), "{}", text(&postgres.stderr));
+    assert!(!dir.path().join("elsewhere.db").exists());
+}
+
+#[tokio::test]
+async fn an_older_binary_refuses_a_database_a_newer_one_migrated() {
+    use sqlx::Connection as _;
+    let dir = tempfile::tempdir().unwrap();
+    let init = run(dir.path(), &["init"], None);
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    // What a newer release leaves behind: a migration this binary does not know.
+    let database = dir.path().join("tessera-data/tessera.db");
+    let mut connection = sqlx::SqliteConnection::connect(&format!("sqlite://{}", database.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99990101, 'from the future', TRUE, x'00', 0)",
+    )
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    connection.close().await.unwrap();
+
+    for args in [&["user", "list"][..], &["init"][..]] {
+        let refused = run(dir.path(), args, None);
+        assert_eq!(refused.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&refused.stderr).contains("99990101"),
+            "{args:?}: {}",
+            text(&refused.stderr)
+        );
+    }
+}

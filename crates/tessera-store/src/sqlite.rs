@@ -116,6 +116,29 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
+    /// Writes a consistent copy of the whole database into `destination`, while it serves.
+    ///
+    /// Uses SQLite's `VACUUM INTO`, which reads inside one transaction (so the copy is one
+    /// point in time, commits in the WAL included, however busy the writers are) and writes a
+    /// compact, self-contained file — unlike a copy of the database file, which misses or
+    /// tears whatever the WAL still holds. `destination` must not exist or must be an empty
+    /// file; the caller creates it with the permissions it wants, since the copy holds the
+    /// private signing keys.
+    pub async fn backup_into(&self, destination: &Path) -> Result<(), StoreError> {
+        let destination = destination.to_str().ok_or_else(|| {
+            StoreError::unavailable(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the backup path is not valid UTF-8",
+            ))
+        })?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(destination)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     /// Starts a transaction that holds the write lock from its first statement, so it waits
     /// (up to the busy timeout) instead of failing when another writer is busy.
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
