@@ -27,6 +27,14 @@ impl Config {
         Config::extract(Figment::from(file).merge(Env::prefixed("TESSERA__").split("__")))
     }
 
+    /// Parses TOML text alone — no file, no environment — and checks it as
+    /// [`Config::load`] does. For the fuzz target `fuzz/fuzz_targets/config.rs`, which reaches
+    /// the loader through it; not a supported API.
+    #[doc(hidden)]
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        Config::extract(Figment::from(Toml::string(text)))
+    }
+
     /// Parses what `figment` holds (keys it lacks keep their defaults) and checks it.
     pub(super) fn extract(figment: Figment) -> Result<Self, ConfigError> {
         let config: Config = figment

@@ -1,13 +1,10 @@
 use std::path::{Path, PathBuf};
 
-use figment::Figment;
-use figment::providers::{Format as _, Toml};
-
 use super::*;
 
 /// What `tessera.toml` holding `text` loads to, through the same parse and checks as a file.
 fn load_toml(text: &str) -> Result<Config, ConfigError> {
-    Config::extract(Figment::from(Toml::string(text)))
+    Config::from_toml_str(text)
 }
 
 /// The error a configuration of `text` is refused with, and its causes, as a report shows it.
