@@ -49,6 +49,9 @@ pub enum Error {
     /// A client with that name exists already.
     #[error("a client with that name exists")]
     ClientNameTaken,
+    /// No client has that name.
+    #[error("no such client")]
+    ClientNotFound,
     /// No such session (or not the caller's).
     #[error("no such session")]
     SessionNotFound,

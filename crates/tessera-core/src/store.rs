@@ -65,6 +65,20 @@ pub trait UserStore: Send + Sync + fmt::Debug + 'static {
     /// Every user, oldest first.
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
 
+    /// One page of users in username-key order (byte order of [`Username::key`]): at most
+    /// `limit` users whose key is greater than `after` (all of them when `None`) and, when
+    /// `contains` is given, contains it (compared exactly: the caller folds case).
+    ///
+    /// Paging by key rather than by position keeps a walk through the pages stable while
+    /// users are added or deleted: passing the last key of one page as `after` of the next
+    /// never repeats a user and never skips one that existed for the whole walk.
+    async fn users_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        contains: Option<&str>,
+    ) -> Result<Vec<User>, StoreError>;
+
     /// Replaces the password hash (after a rehash or a password change). `false` if there is
     /// no such user.
     async fn set_password_hash(&self, id: &UserId, password_hash: &str)
@@ -291,7 +305,8 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError>;
 }
 
-/// A resource server allowed to introspect tokens and read the revocation feed.
+/// A resource server allowed to introspect tokens and read the revocation feed, or an
+/// operator's script allowed the admin API as well.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClientRecord {
     /// Public client id.
@@ -302,6 +317,9 @@ pub struct ClientRecord {
     pub secret_hash: TokenHash,
     /// When it was added.
     pub created_at: Timestamp,
+    /// Whether it carries the admin scope: it may call the admin API (`/v1/admin/…`). Clients
+    /// are not admins unless added as one; clients stored before the scope existed are not.
+    pub admin: bool,
 }
 
 impl fmt::Debug for ClientRecord {
@@ -310,6 +328,7 @@ impl fmt::Debug for ClientRecord {
             .field("id", &self.id)
             .field("name", &self.name)
             .field("created_at", &self.created_at)
+            .field("admin", &self.admin)
             .finish_non_exhaustive()
     }
 }
@@ -317,7 +336,8 @@ impl fmt::Debug for ClientRecord {
 /// Registered API clients (resource servers).
 #[async_trait]
 pub trait ClientStore: Send + Sync + fmt::Debug + 'static {
-    /// Adds a client. [`StoreError::Conflict`] if the id or the name exists.
+    /// Adds a client, its admin scope included. [`StoreError::Conflict`] if the id or the name
+    /// exists.
     async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError>;
 
     /// The client with this id, or `None`.

@@ -1,19 +1,23 @@
 //! Who is calling: the session cookie, a bearer session token or a bearer JWT access token,
 //! checked on every request that needs a session, with CSRF protection for
-//! cookie-authenticated unsafe requests.
+//! cookie-authenticated unsafe requests; and, for the admin API, an API client with the admin
+//! scope ([`AdminClient`]).
 
 use axum::extract::FromRequestParts;
 use axum::http::header::{AUTHORIZATION, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
-use tessera_core::{Error, SessionToken, ValidSession};
+use headers::authorization::Basic;
+use headers::{Authorization, HeaderMapExt as _};
+use tessera_core::{ClientRecord, Error, SessionToken, ValidSession};
 use tessera_tokens::AccessError;
 
 use crate::AppState;
 use crate::cookies;
 pub use crate::cookies::CookieSettings;
 use crate::csrf::CSRF_HEADER;
+use crate::extract::ClientIp;
 use crate::metrics::CheckOutcome;
 use crate::problem::Problem;
 
@@ -129,6 +133,46 @@ impl FromRequestParts<AppState> for Authenticated {
                     problem: error.into(),
                 })
             }
+        }
+    }
+}
+
+/// A request of an API client with the admin scope (`tessera client add NAME --admin`),
+/// authenticated by its id and secret in HTTP Basic (`client_secret_basic`, as
+/// `/v1/introspect` takes them). Nothing else opens the admin API: a session cookie, a
+/// bearer token or a client without the scope does not.
+///
+/// Refusals are problem+json: no credentials `401 unauthenticated` and wrong ones `401
+/// invalid_client`, both with `WWW-Authenticate: Basic`; a client without the scope `403
+/// forbidden`. Failed attempts count towards the per-address login limit, so an address
+/// over it gets `429 rate_limited` until its window closes. A request a browser marks as
+/// cross-site is refused (`403 csrf_failed`) before the credentials are checked: a browser
+/// may have cached Basic credentials for the origin and would send them with it.
+#[derive(Debug)]
+pub struct AdminClient(pub ClientRecord);
+
+impl FromRequestParts<AppState> for AdminClient {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        state.http.origins.check(&parts.headers)?;
+        let Some(Authorization(basic)) = parts.headers.typed_get::<Authorization<Basic>>() else {
+            return Err(Problem::unauthenticated(
+                "admin client credentials (HTTP Basic) are required",
+            )
+            .basic_challenge());
+        };
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
+        match state
+            .engine
+            .authenticate_client_from(basic.username(), basic.password(), ip)
+            .await
+        {
+            Ok(client) if client.admin => Ok(AdminClient(client)),
+            Ok(_) => Err(Problem::forbidden(
+                "this client does not carry the admin scope",
+            )),
+            Err(error) => Err(Problem::from(error).basic_challenge()),
         }
     }
 }

@@ -74,6 +74,7 @@ impl From<Error> for Problem {
                 "Client name taken",
                 "a client with that name exists already",
             ),
+            Error::ClientNotFound => Problem::not_found("no such client"),
             Error::SessionNotFound => Problem::not_found("no such session"),
             Error::UserNotFound => Problem::not_found("no such user"),
             Error::Busy => Problem::new(
@@ -99,8 +100,13 @@ impl From<TokenError> for Problem {
     fn from(error: TokenError) -> Self {
         match error {
             TokenError::Store(error) => Error::Store(error).into(),
+            TokenError::SymmetricRotation => Problem::new(
+                StatusCode::CONFLICT,
+                "rotation_unsupported",
+                "Rotation unsupported",
+                "the HS256 key is configured, not generated: change token.hs256_secret to rotate it",
+            ),
             error @ (TokenError::Key(_)
-            | TokenError::SymmetricRotation
             | TokenError::NoSigningKey
             | TokenError::Sign(_)
             | TokenError::Randomness(_)) => {
@@ -222,6 +228,8 @@ impl OAuthError {
             | Error::SessionExpired
             | Error::SessionNotFound
             | Error::UserNotFound => invalid_grant(),
+            // No OAuth endpoint removes clients; were one to, an unknown one is a bad request.
+            Error::ClientNotFound => Self::invalid_request("no such client"),
             Error::InvalidCredentials => Self::response(
                 StatusCode::BAD_REQUEST,
                 "invalid_grant",
@@ -337,6 +345,7 @@ mod tests {
             Error::InvalidGrant,
             Error::InvalidClient,
             Error::ClientNameTaken,
+            Error::ClientNotFound,
             Error::SessionNotFound,
             Error::UserNotFound,
         ];

@@ -50,7 +50,8 @@ enum Command {
     /// Manage the access-token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Manage API clients (resource servers that introspect tokens or follow revocations).
+    /// Manage API clients (resource servers that introspect tokens or follow revocations, and
+    /// admin clients for the admin API).
     #[command(subcommand)]
     Client(ClientCommand),
     /// Write a consistent copy of the SQLite database to PATH while the server runs (a plain
@@ -68,6 +69,9 @@ enum ClientCommand {
     Add {
         /// A name for people, unique.
         name: String,
+        /// Give it the admin scope: its credentials also open the admin API (/v1/admin/…).
+        #[arg(long)]
+        admin: bool,
     },
     /// List clients (never their secrets).
     List,
@@ -383,7 +387,11 @@ async fn session(engine: &Engine, command: SessionCommand) -> anyhow::Result<()>
 
 async fn client(engine: &Engine, command: ClientCommand) -> anyhow::Result<()> {
     match command {
-        ClientCommand::Add { name } => match engine.create_client(&name).await {
+        ClientCommand::Add { name, admin } => match if admin {
+            engine.create_admin_client(&name).await
+        } else {
+            engine.create_client(&name).await
+        } {
             Ok(client) => {
                 println!("client_id:     {}", client.record.id);
                 println!("client_secret: {}", client.secret.encode());
@@ -393,16 +401,20 @@ async fn client(engine: &Engine, command: ClientCommand) -> anyhow::Result<()> {
             Err(error) => return Err(error).context("could not create the client"),
         },
         ClientCommand::List => {
-            let rows = engine
-                .clients()
-                .await?
-                .into_iter()
-                .map(|client| [client.id, client.name, rfc3339(client.created_at)]);
-            print_table(["ID", "NAME", "CREATED"], rows);
+            let rows = engine.clients().await?.into_iter().map(|client| {
+                let scope = if client.admin { "admin" } else { "-" };
+                [
+                    client.id,
+                    client.name,
+                    rfc3339(client.created_at),
+                    scope.to_owned(),
+                ]
+            });
+            print_table(["ID", "NAME", "CREATED", "SCOPE"], rows);
         }
         ClientCommand::Remove { name } => match engine.delete_client(&name).await {
             Ok(()) => println!("removed client {name}"),
-            Err(Error::InvalidClient) => bail!("no client named {name:?}"),
+            Err(Error::ClientNotFound) => bail!("no client named {name:?}"),
             Err(error) => return Err(error.into()),
         },
     }

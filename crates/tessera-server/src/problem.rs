@@ -21,6 +21,8 @@ pub struct Problem {
     title: &'static str,
     detail: String,
     retry_after: Option<Duration>,
+    /// A `401` asks for HTTP Basic client credentials instead of a bearer token.
+    basic_challenge: bool,
 }
 
 /// The body of an error response (RFC 9457).
@@ -53,7 +55,15 @@ impl Problem {
             title,
             detail: detail.into(),
             retry_after: None,
+            basic_challenge: false,
         }
+    }
+
+    /// On a `401`, challenges for HTTP Basic client credentials (`WWW-Authenticate: Basic`)
+    /// instead of a bearer token: the answer of the routes that client credentials open.
+    pub fn basic_challenge(mut self) -> Self {
+        self.basic_challenge = true;
+        self
     }
 
     /// Adds a `Retry-After` header.
@@ -112,6 +122,11 @@ impl Problem {
         )
     }
 
+    /// 403 `forbidden`: authenticated, but not allowed this.
+    pub fn forbidden(detail: &str) -> Self {
+        Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+    }
+
     /// 404 `not_found`.
     pub fn not_found(detail: &str) -> Self {
         Problem::new(StatusCode::NOT_FOUND, "not_found", "Not found", detail)
@@ -151,10 +166,12 @@ impl IntoResponse for Problem {
             headers.insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
         }
         if self.status == StatusCode::UNAUTHORIZED && self.code != "invalid_credentials" {
-            headers.insert(
-                WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"tessera\""),
-            );
+            let challenge = if self.basic_challenge {
+                "Basic realm=\"tessera\""
+            } else {
+                "Bearer realm=\"tessera\""
+            };
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         response
     }

@@ -369,7 +369,7 @@ fn api_clients_are_added_listed_and_removed_and_their_secret_is_shown_once() {
     assert_eq!(secret.len(), 43);
     let listed = run(dir.path(), &["client", "list"], None);
     assert!(text(&listed.stdout).contains("billing"));
-    assert_aligned(&text(&listed.stdout), &["ID", "NAME", "CREATED"]);
+    assert_aligned(&text(&listed.stdout), &["ID", "NAME", "CREATED", "SCOPE"]);
     assert!(
         !text(&listed.stdout).contains(&secret),
         "the secret is never shown again"
@@ -387,6 +387,31 @@ fn api_clients_are_added_listed_and_removed_and_their_secret_is_shown_once() {
             .code(),
         Some(1)
     );
+}
+
+#[test]
+fn an_admin_client_is_added_with_the_admin_scope_and_listed_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(run(dir.path(), &["init"], None).status.success());
+    for args in [
+        &["client", "add", "ops", "--admin"][..],
+        &["client", "add", "billing"][..],
+    ] {
+        let added = run(dir.path(), args, None);
+        assert!(added.status.success(), "{}", text(&added.stderr));
+        assert!(text(&added.stdout).contains("client_secret: "));
+    }
+    let listed = text(&run(dir.path(), &["client", "list"], None).stdout);
+    assert_aligned(&listed, &["ID", "NAME", "CREATED", "SCOPE"]);
+    let scope_of = |name: &str| {
+        listed
+            .lines()
+            .find(|line| line.split_whitespace().nth(1) == Some(name))
+            .and_then(|line| line.split_whitespace().last())
+            .map(str::to_owned)
+    };
+    assert_eq!(scope_of("ops").as_deref(), Some("admin"), "{listed}");
+    assert_eq!(scope_of("billing").as_deref(), Some("-"), "{listed}");
 }
 
 #[test]

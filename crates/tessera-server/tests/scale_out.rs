@@ -1,6 +1,6 @@
 //! Several `tessera serve` processes sharing one PostgreSQL and one Redis, from outside: any
 //! instance accepts any session, a revocation on one reaches the other within the stated
-//! bound, throttling is shared, a hung Redis answers 503 (never 401, never a cleared cookie)
+//! bound (the admin API's too, with an admin client the CLI registered), throttling is shared, a hung Redis answers 503 (never 401, never a cleared cookie)
 //! and recovers by itself, and a crash loses nothing acknowledged.
 //!
 //! Needs the PostgreSQL and Redis of this machine (`TESSERA_TEST_POSTGRES_URL`, default
@@ -572,4 +572,66 @@ async fn a_crash_loses_nothing_acknowledged() {
         !shared.redis_keys().await.is_empty(),
         "the test did use Redis"
     );
+}
+
+#[tokio::test]
+async fn the_admin_api_works_on_any_instance_and_its_revocations_reach_the_others() {
+    let shared = Shared::new(redis_url()).await;
+    let (a, b) = tokio::join!(shared.start(&[]), shared.start(&[]));
+    // The CLI registers the admin client in the shared database beside the running servers.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command
+        .current_dir(shared.dir.path())
+        .args(["client", "add", "ops", "--admin"])
+        .env("TESSERA__LOG__LEVEL", "warn");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("TESSERA__") && name != "TESSERA__LOG__LEVEL" {
+            command.env_remove(name);
+        }
+    }
+    let output = command.envs(shared.env()).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8(output.stdout).unwrap();
+    let field = |name: &str| {
+        printed
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let (id, secret) = (field("client_id:"), field("client_secret:"));
+
+    a.register("alice").await;
+    let token = b.login("alice").await;
+    assert_eq!(b.session(&token).await.status(), StatusCode::OK);
+    // B lists what A created; A revokes what B handed out.
+    let page: Value = client()
+        .get(b.url("/v1/admin/users?q=ali"))
+        .basic_auth(&id, Some(&secret))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["users"][0]["username"], "alice", "{page}");
+    let user_id = page["users"][0]["id"].as_str().unwrap();
+    let revoked = client()
+        .delete(a.url(&format!("/v1/admin/users/{user_id}/sessions")))
+        .basic_auth(&id, Some(&secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    let revoked: Value = revoked.json().await.unwrap();
+    assert_eq!(revoked["revoked"], 1);
+    let took = b
+        .until_status(&token, StatusCode::UNAUTHORIZED, PROPAGATION_BOUND)
+        .await;
+    eprintln!("an admin revocation reached the other instance in {took:?}");
 }

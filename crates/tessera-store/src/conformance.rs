@@ -181,6 +181,7 @@ macro_rules! conformance_tests {
                 user_username_conflict_ignores_case,
                 user_id_conflict,
                 user_set_password_hash,
+                user_pages_in_username_key_order,
                 session_insert_and_look_up,
                 session_id_collision_conflicts,
                 session_user_agents_survive_other_sessions,
@@ -222,8 +223,10 @@ macro_rules! conformance_tests {
                 client_id_conflict,
                 client_name_conflict,
                 client_list_oldest_first,
-                client_delete_by_name_is_idempotent;
+                client_delete_by_name_is_idempotent,
+                client_admin_scope_round_trips;
             MultiThread:
+                user_pages_stay_stable_under_concurrent_inserts,
                 concurrent_touches_never_unrevoke,
                 concurrent_revokes_log_once,
                 concurrent_log_appends_keep_their_order,

@@ -76,6 +76,11 @@ impl SigningKeys {
         &self.settings
     }
 
+    /// Every stored key, oldest first, read from the store (not this instance's keyring).
+    pub(crate) async fn stored(&self) -> Result<Vec<KeyRecord>, TokenError> {
+        Ok(self.store.signing_keys().await?)
+    }
+
     pub(crate) fn current(&self) -> arc_swap::Guard<Arc<Current>> {
         self.current.load()
     }

@@ -101,6 +101,23 @@ pub struct RotatedKey {
     pub activates_at: Timestamp,
 }
 
+/// A stored signing key as operators see it, from [`Tokens::signing_keys`]: never its key
+/// material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// Its key id (`kid`).
+    pub kid: String,
+    /// The JOSE algorithm it signs with (`EdDSA`, `ES256`, `RS256`).
+    pub algorithm: String,
+    /// When it was created, and published in the JWKS.
+    pub created_at: Timestamp,
+    /// When it starts signing.
+    pub activates_at: Timestamp,
+    /// When it stops signing (a successor took over then); it stays published until every
+    /// token it signed has expired.
+    pub retired_at: Option<Timestamp>,
+}
+
 /// A successful refresh: the session and its successor pair.
 #[derive(Debug, Clone)]
 pub struct Refreshed {
@@ -211,14 +228,32 @@ impl Tokens {
     /// Adds a new key that is published at once and signs after `key_publish_lead`; the keys
     /// it replaces stop signing then and stay published until their tokens have expired.
     pub async fn rotate(&self) -> Result<RotatedKey, TokenError> {
-        let kid = self.inner.keys.rotate(self.now()).await?;
-        let activates_at = self
-            .inner
-            .engine
-            .clock()
-            .now()
-            .saturating_add(self.inner.keys.settings().key_publish_lead);
+        let now = self.now();
+        let kid = self.inner.keys.rotate(now).await?;
+        // The stored activation, in the whole seconds key records keep.
+        let lead = UnixSeconds::of_duration(self.inner.keys.settings().key_publish_lead);
+        let activates_at = UnixSeconds::timestamp(now.get().saturating_add(lead));
         Ok(RotatedKey { kid, activates_at })
+    }
+
+    /// The signing keys in the key store, oldest first, without their key material: what
+    /// every instance signs and verifies with once it has reloaded. An HS256 key comes from
+    /// configuration and is not stored, so it is not listed.
+    pub async fn signing_keys(&self) -> Result<Vec<KeyInfo>, TokenError> {
+        Ok(self
+            .inner
+            .keys
+            .stored()
+            .await?
+            .into_iter()
+            .map(|record| KeyInfo {
+                kid: record.kid,
+                algorithm: record.algorithm,
+                created_at: UnixSeconds::timestamp(record.created_at),
+                activates_at: UnixSeconds::timestamp(record.activates_at),
+                retired_at: record.retired_at.map(UnixSeconds::timestamp),
+            })
+            .collect())
     }
 
     /// Rotates if the newest signing key is older than `key_rotation`, unless another

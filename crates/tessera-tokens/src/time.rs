@@ -23,6 +23,11 @@ impl UnixSeconds {
         self.0
     }
 
+    /// The instant a key record's Unix-seconds field names, saturating.
+    pub(crate) fn timestamp(seconds: i64) -> Timestamp {
+        Timestamp::from_unix_millis(seconds.saturating_mul(1000))
+    }
+
     /// A duration in whole seconds, saturating.
     pub(crate) fn of_duration(duration: Duration) -> i64 {
         i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)

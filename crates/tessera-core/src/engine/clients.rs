@@ -1,4 +1,7 @@
-//! API clients (resource servers): register, list, remove, authenticate.
+//! API clients (resource servers, and operators' scripts with the admin scope): register,
+//! list, remove, authenticate.
+
+use std::net::IpAddr;
 
 use subtle::ConstantTimeEq;
 
@@ -6,6 +9,7 @@ use super::Engine;
 use crate::error::Error;
 use crate::id::{ClientId, Secret};
 use crate::store::{ClientRecord, StoreError};
+use crate::throttle::ThrottleKey;
 
 /// A client just added: its record and the secret, shown once and never stored.
 #[derive(Debug)]
@@ -19,19 +23,29 @@ pub struct NewClient {
 impl Engine {
     /// Registers a client; the secret is 256 random bits and only its SHA-256 is stored.
     pub async fn create_client(&self, name: &str) -> Result<NewClient, Error> {
+        self.add_client(name, false).await
+    }
+
+    /// Registers a client with the admin scope: its credentials also open the admin API.
+    pub async fn create_admin_client(&self, name: &str) -> Result<NewClient, Error> {
+        self.add_client(name, true).await
+    }
+
+    async fn add_client(&self, name: &str, admin: bool) -> Result<NewClient, Error> {
         let secret = Secret::generate()?;
         let record = ClientRecord {
             id: ClientId::generate()?.as_str().to_owned(),
             name: name.to_owned(),
             secret_hash: secret.hash(),
             created_at: self.now(),
+            admin,
         };
         match self.inner.stores.clients.insert_client(&record).await {
             Ok(()) => {}
             Err(StoreError::Conflict) => return Err(Error::ClientNameTaken),
             Err(other) => return Err(other.into()),
         }
-        tracing::info!(target: "tessera::audit", event = "client_created", client_id = %record.id);
+        tracing::info!(target: "tessera::audit", event = "client_created", client_id = %record.id, admin);
         Ok(NewClient { record, secret })
     }
 
@@ -40,13 +54,13 @@ impl Engine {
         Ok(self.inner.stores.clients.list_clients().await?)
     }
 
-    /// Removes a client by name.
+    /// Removes a client by name; [`Error::ClientNotFound`] if there is none.
     pub async fn delete_client(&self, name: &str) -> Result<(), Error> {
         if self.inner.stores.clients.delete_client(name).await? {
             tracing::info!(target: "tessera::audit", event = "client_deleted", name);
             Ok(())
         } else {
-            Err(Error::InvalidClient)
+            Err(Error::ClientNotFound)
         }
     }
 
@@ -69,5 +83,36 @@ impl Engine {
             }
             _ => Err(Error::InvalidClient),
         }
+    }
+
+    /// [`Engine::authenticate_client`] for credential checks that a client address could
+    /// repeat at will (the admin API): refused with [`Error::RateLimited`] while `ip` is over
+    /// the per-address login limit, and every failure counts towards that limit, like a
+    /// failed login from the address.
+    pub async fn authenticate_client_from(
+        &self,
+        id: &str,
+        secret: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<ClientRecord, Error> {
+        let address = ip.map(ThrottleKey::for_address);
+        let throttle = &self.inner.stores.throttle;
+        let rule = self.inner.config.address_throttle;
+        if let Some(address) = &address
+            && let Some(retry_after) = throttle.blocked_for(address, rule, self.now()).await?
+        {
+            tracing::info!(target: "tessera::audit", event = "client_auth_throttled", retry_after_secs = retry_after.as_secs());
+            return Err(Error::RateLimited { retry_after });
+        }
+        let result = self.authenticate_client(id, secret).await;
+        if let (Err(Error::InvalidClient), Some(address)) = (&result, &address) {
+            throttle.record_failure(address, rule, self.now()).await?;
+            tracing::info!(
+                target: "tessera::audit",
+                event = "client_auth_failed",
+                ip = ip.map(tracing::field::display),
+            );
+        }
+        result
     }
 }

@@ -1,4 +1,4 @@
-//! Accounts: create (username rules, password policy), list, look up, delete.
+//! Accounts: create (username rules, password policy), list, page through, look up, delete.
 
 use super::Engine;
 use crate::error::Error;
@@ -49,6 +49,38 @@ impl Engine {
     /// Every account, oldest first.
     pub async fn users(&self) -> Result<Vec<User>, Error> {
         Ok(self.inner.stores.users.list_users().await?)
+    }
+
+    /// One page of accounts in username order (case-folded, byte order): at most `limit`
+    /// whose username comes after `after` (a username or its key) and, when `contains` is
+    /// given, contains it in any case. See [`UserStore::users_page`] for why this is stable
+    /// while accounts come and go.
+    ///
+    /// [`UserStore::users_page`]: crate::store::UserStore::users_page
+    pub async fn users_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        contains: Option<&str>,
+    ) -> Result<Vec<User>, Error> {
+        let after = after.map(str::to_ascii_lowercase);
+        let contains = contains
+            .filter(|text| !text.is_empty())
+            .map(str::to_ascii_lowercase);
+        Ok(self
+            .inner
+            .stores
+            .users
+            .users_page(after.as_deref(), limit, contains.as_deref())
+            .await?)
+    }
+
+    /// The account with this id.
+    pub async fn user_by_id(&self, id: &UserId) -> Result<User, Error> {
+        match self.inner.stores.users.user_by_id(id).await? {
+            Some(record) => Ok(record.user),
+            None => Err(Error::UserNotFound),
+        }
     }
 
     /// The account with this username (any case).

@@ -156,6 +156,16 @@ impl UserStore for Timed<dyn UserStore> {
         self.measured.time("list_users", call).await
     }
 
+    async fn users_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        contains: Option<&str>,
+    ) -> Result<Vec<User>, StoreError> {
+        let call = self.inner.users_page(after, limit, contains);
+        self.measured.time("users_page", call).await
+    }
+
     async fn set_password_hash(
         &self,
         id: &UserId,

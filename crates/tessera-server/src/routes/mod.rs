@@ -11,6 +11,7 @@ use utoipa::{Modify, OpenApi};
 use crate::{AppState, Config};
 
 pub mod accounts;
+pub mod admin;
 pub mod oauth;
 pub mod ops;
 pub mod sessions;
@@ -42,6 +43,18 @@ pub mod tokens;
         ops::readyz,
         ops::openapi,
         ops::metrics,
+        admin::list_users,
+        admin::create_user,
+        admin::show_user,
+        admin::delete_user,
+        admin::user_sessions,
+        admin::revoke_user_sessions,
+        admin::revoke_session,
+        admin::list_keys,
+        admin::rotate_key,
+        admin::list_clients,
+        admin::create_client,
+        admin::delete_client,
     ),
     modifiers(&SecuritySchemes, &ProblemMediaType, &BodyLimits)
 )]
@@ -189,6 +202,17 @@ impl Modify for SecuritySchemes {
             ),
         );
         components.add_security_scheme(
+            "admin",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "Id and secret of a client with the admin scope (`tessera client add NAME --admin`)",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(
                 HttpBuilder::new()
@@ -209,8 +233,8 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The JSON API's routes: the accounts, sessions, token and OAuth endpoints, discovery and
-/// operations — exactly [`operations`]. The HTML pages are mounted beside them, in
+/// The JSON API's routes: the accounts, sessions, token and OAuth endpoints, discovery,
+/// operations and the admin API — exactly [`operations`]. The HTML pages are mounted beside them, in
 /// [`crate::app`].
 pub fn api() -> Router<AppState> {
     routed()
@@ -267,6 +291,47 @@ fn routed() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::GET, "/readyz", get(ops::readyz)),
         (Method::GET, "/openapi.json", get(ops::openapi)),
         (Method::GET, "/metrics", get(ops::metrics)),
+        // The admin API (`admin.rs`): admin client credentials only.
+        (Method::GET, "/v1/admin/users", get(admin::list_users)),
+        (Method::POST, "/v1/admin/users", post(admin::create_user)),
+        (Method::GET, "/v1/admin/users/{id}", get(admin::show_user)),
+        (
+            Method::DELETE,
+            "/v1/admin/users/{id}",
+            delete(admin::delete_user),
+        ),
+        (
+            Method::GET,
+            "/v1/admin/users/{id}/sessions",
+            get(admin::user_sessions),
+        ),
+        (
+            Method::DELETE,
+            "/v1/admin/users/{id}/sessions",
+            delete(admin::revoke_user_sessions),
+        ),
+        (
+            Method::DELETE,
+            "/v1/admin/sessions/{id}",
+            delete(admin::revoke_session),
+        ),
+        (Method::GET, "/v1/admin/keys", get(admin::list_keys)),
+        (
+            Method::POST,
+            "/v1/admin/keys/rotate",
+            post(admin::rotate_key),
+        ),
+        (Method::GET, "/v1/admin/clients", get(admin::list_clients)),
+        (
+            Method::POST,
+            "/v1/admin/clients",
+            post(admin::create_client),
+        ),
+        (
+            Method::DELETE,
+            "/v1/admin/clients/{name}",
+            delete(admin::delete_client),
+        ),
     ]
 }
 

@@ -144,6 +144,7 @@ pub fn new_client(id: &str, name: &str, created_at: Timestamp) -> ClientRecord {
         name: name.to_owned(),
         secret_hash: TokenHash::from_bytes(secret_hash),
         created_at,
+        admin: false,
     }
 }
 

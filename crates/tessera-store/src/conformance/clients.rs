@@ -1,5 +1,5 @@
 //! [`ClientStore`](tessera_core::ClientStore): registered API clients (insertion, look-up,
-//! collisions on id and name, listing, deletion by name).
+//! the admin scope, collisions on id and name, listing, deletion by name).
 
 use tessera_core::{ClientRecord, StoreError, TokenHash};
 
@@ -132,4 +132,34 @@ pub async fn client_delete_by_name_is_idempotent(fixture: Fixture) {
     let again = new_client("c-api", "billing-api", at(2 * SECOND));
     clients.insert_client(&again).await.unwrap();
     assert_eq!(clients.client_by_id("c-api").await.unwrap(), Some(again));
+}
+
+/// The admin scope is stored with each client and read back exactly: an admin stays an
+/// admin, and a client added without the scope never gains it, by id or in the list.
+pub async fn client_admin_scope_round_trips(fixture: Fixture) {
+    let clients = fixture.clients.as_ref();
+    let operator = ClientRecord {
+        admin: true,
+        ..new_client("c-ops", "ops-script", at(0))
+    };
+    let service = new_client("c-api", "billing-api", at(SECOND));
+    assert!(!service.admin);
+    clients.insert_client(&operator).await.unwrap();
+    clients.insert_client(&service).await.unwrap();
+
+    let found = clients.client_by_id("c-ops").await.unwrap().unwrap();
+    assert!(found.admin, "{found:?}");
+    assert_eq!(found, operator);
+    let found = clients.client_by_id("c-api").await.unwrap().unwrap();
+    assert!(!found.admin, "{found:?}");
+    assert_eq!(
+        clients
+            .list_clients()
+            .await
+            .unwrap()
+            .iter()
+            .map(|client| (client.name.as_str(), client.admin))
+            .collect::<Vec<_>>(),
+        [("ops-script", true), ("billing-api", false)]
+    );
 }

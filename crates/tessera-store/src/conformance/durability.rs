@@ -182,8 +182,8 @@ pub async fn refresh_chains_and_keys_survive_close_and_reopen<D: Durable>(backen
     );
 }
 
-/// API clients survive a close and a reopen, deletions included, and their names stay
-/// taken.
+/// API clients survive a close and a reopen, their admin scope and deletions included, and
+/// their names stay taken.
 pub async fn clients_survive_close_and_reopen<D: Durable>(backend: D) {
     let store = backend.open().await;
     let billing = ClientRecord {
@@ -191,12 +191,14 @@ pub async fn clients_survive_close_and_reopen<D: Durable>(backend: D) {
         name: "billing-api".to_owned(),
         secret_hash: TokenHash::from_bytes([0x00; 32]),
         created_at: at(0),
+        admin: true,
     };
     let reports = ClientRecord {
         id: "c-reports".to_owned(),
         name: "reports".to_owned(),
         secret_hash: TokenHash::from_bytes([0xff; 32]),
         created_at: at(1_000),
+        admin: false,
     };
     let deleted = ClientRecord {
         id: "c-deleted".to_owned(),

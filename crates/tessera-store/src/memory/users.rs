@@ -76,6 +76,27 @@ impl UserStore for MemoryStore {
             .collect())
     }
 
+    async fn users_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        contains: Option<&str>,
+    ) -> Result<Vec<User>, StoreError> {
+        let users = read(&self.users)?;
+        let mut page: Vec<&StoredUser> = users
+            .by_id
+            .values()
+            .filter(|stored| after.is_none_or(|after| stored.key.as_str() > after))
+            .filter(|stored| contains.is_none_or(|text| stored.key.contains(text)))
+            .collect();
+        page.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        Ok(page
+            .into_iter()
+            .take(limit)
+            .map(|stored| stored.record.user.clone())
+            .collect())
+    }
+
     async fn set_password_hash(
         &self,
         id: &UserId,

@@ -59,6 +59,29 @@ impl UserStore for PgStore {
         Ok(records.into_iter().map(|record| record.user).collect())
     }
 
+    async fn users_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        contains: Option<&str>,
+    ) -> Result<Vec<User>, StoreError> {
+        // `strpos`, not `LIKE`: `_` is a wildcard there and a character of usernames here.
+        // Ordered by the unique index on `username_key` (collation "C": byte order).
+        let statement = sqlx::query(
+            "SELECT id, username, password_hash, created_at FROM users \
+             WHERE ($1::text IS NULL OR username_key > $1) \
+             AND ($2::text IS NULL OR strpos(username_key, $2) > 0) \
+             ORDER BY username_key LIMIT $3",
+        )
+        .bind(after)
+        .bind(contains)
+        .bind(sql::limit(limit));
+        let records = self
+            .bounded(sql::fetch_all(statement, &self.pool, sql::user))
+            .await?;
+        Ok(records.into_iter().map(|record| record.user).collect())
+    }
+
     async fn set_password_hash(
         &self,
         id: &UserId,

@@ -26,6 +26,8 @@ pub(crate) trait Columns {
     fn integer(&self, column: &'static str) -> Result<i64, StoreError>;
     /// A nullable 64-bit integer column.
     fn optional_integer(&self, column: &'static str) -> Result<Option<i64>, StoreError>;
+    /// A boolean column (`BOOLEAN`; in SQLite an `INTEGER` of 0 or 1).
+    fn boolean(&self, column: &'static str) -> Result<bool, StoreError>;
     /// A nullable blob (`BLOB`, `BYTEA`) column, borrowed.
     fn optional_bytes(&self, column: &'static str) -> Result<Option<&[u8]>, StoreError>;
 
@@ -78,6 +80,7 @@ where
     for<'r> &'r [u8]: Decode<'r, R::Database> + Type<R::Database>,
     String: for<'r> Decode<'r, R::Database> + Type<R::Database>,
     i64: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    bool: for<'r> Decode<'r, R::Database> + Type<R::Database>,
 {
     fn text(&self, column: &'static str) -> Result<&str, StoreError> {
         self.try_get(column).map_err(unavailable)
@@ -92,6 +95,10 @@ where
     }
 
     fn optional_integer(&self, column: &'static str) -> Result<Option<i64>, StoreError> {
+        self.try_get(column).map_err(unavailable)
+    }
+
+    fn boolean(&self, column: &'static str) -> Result<bool, StoreError> {
         self.try_get(column).map_err(unavailable)
     }
 
@@ -110,7 +117,7 @@ pub(crate) trait Binds<'q>: Sized {
     fn bind_session(self, record: &'q SessionRecord) -> Self;
     /// The columns of [`refresh_columns!`](super::refresh_columns).
     fn bind_refresh(self, record: &'q RefreshRecord) -> Self;
-    /// `id, name, secret_hash, created_at`.
+    /// `id, name, secret_hash, created_at, admin`.
     fn bind_client(self, client: &'q ClientRecord) -> Self;
     /// `kid, algorithm, secret, created_at, activates_at, retired_at`.
     fn bind_key(self, key: &'q KeyRecord) -> Self;
@@ -126,6 +133,7 @@ where
     String: Encode<'q, DB> + Type<DB>,
     &'q [u8]: Encode<'q, DB> + Type<DB>,
     i64: Encode<'q, DB> + Type<DB>,
+    bool: Encode<'q, DB> + Type<DB>,
     Option<&'q str>: Encode<'q, DB> + Type<DB>,
     Option<&'q [u8]>: Encode<'q, DB> + Type<DB>,
     Option<i64>: Encode<'q, DB> + Type<DB>,
@@ -173,6 +181,7 @@ where
             .bind(client.name.as_str())
             .bind(&client.secret_hash.as_bytes()[..])
             .bind(client.created_at.unix_millis())
+            .bind(client.admin)
     }
 
     fn bind_key(self, key: &'q KeyRecord) -> Self {
@@ -248,13 +257,14 @@ pub(crate) fn revocation(row: &impl Columns) -> Result<Revocation, StoreError> {
     })
 }
 
-/// A row of `id, name, secret_hash, created_at` from `clients`.
+/// A row of `id, name, secret_hash, created_at, admin` from `clients`.
 pub(crate) fn client(row: &impl Columns) -> Result<ClientRecord, StoreError> {
     Ok(ClientRecord {
         id: row.text("id")?.to_owned(),
         name: row.text("name")?.to_owned(),
         secret_hash: TokenHash::from_bytes(row.array("secret_hash")?),
         created_at: row.timestamp("created_at")?,
+        admin: row.boolean("admin")?,
     })
 }
 

@@ -11,20 +11,22 @@ use crate::sql::{self, Binds as _};
 impl ClientStore for SqliteStore {
     async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
         let statement = sqlx::query(
-            "INSERT INTO clients (id, name, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO clients (id, name, secret_hash, created_at, admin) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         );
         sql::insert(statement.bind_client(client), &self.pool).await
     }
 
     async fn client_by_id(&self, id: &str) -> Result<Option<ClientRecord>, StoreError> {
-        let statement =
-            sqlx::query("SELECT id, name, secret_hash, created_at FROM clients WHERE id = ?1");
+        let statement = sqlx::query(
+            "SELECT id, name, secret_hash, created_at, admin FROM clients WHERE id = ?1",
+        );
         sql::fetch_optional(statement.bind(id), &self.pool, sql::client).await
     }
 
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
         let statement = sqlx::query(
-            "SELECT id, name, secret_hash, created_at FROM clients ORDER BY created_at, rowid",
+            "SELECT id, name, secret_hash, created_at, admin FROM clients ORDER BY created_at, rowid",
         );
         sql::fetch_all(statement, &self.pool, sql::client).await
     }
