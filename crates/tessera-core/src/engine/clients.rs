@@ -3,6 +3,7 @@
 use subtle::ConstantTimeEq;
 
 use super::Engine;
+use crate::audit::{AuditKind, Audited};
 use crate::error::Error;
 use crate::id::{ClientId, Secret};
 use crate::store::{ClientRecord, StoreError};
@@ -18,6 +19,7 @@ pub struct NewClient {
 
 impl Engine {
     /// Registers a client; the secret is 256 random bits and only its SHA-256 is stored.
+    /// Records `client_created` (actor from the context) with the client's insertion.
     pub async fn create_client(&self, name: &str) -> Result<NewClient, Error> {
         let secret = Secret::generate()?;
         let record = ClientRecord {
@@ -26,8 +28,21 @@ impl Engine {
             secret_hash: secret.hash(),
             created_at: self.now(),
         };
-        match self.inner.stores.clients.insert_client(&record).await {
-            Ok(()) => {}
+        let event = self
+            .audit_event(AuditKind::ClientCreated)
+            .detail("client_id", &record.id)
+            .detail("name", &record.name);
+        let clients = &self.inner.stores.clients;
+        let inserted = if self.audits() {
+            clients.insert_client_audited(&record, &event).await
+        } else {
+            clients
+                .insert_client(&record)
+                .await
+                .map(Audited::left_to_caller)
+        };
+        match inserted {
+            Ok(inserted) => self.settle(inserted, |()| true, event).await,
             Err(StoreError::Conflict) => return Err(Error::ClientNameTaken),
             Err(other) => return Err(other.into()),
         }
@@ -40,9 +55,19 @@ impl Engine {
         Ok(self.inner.stores.clients.list_clients().await?)
     }
 
-    /// Removes a client by name.
+    /// Removes a client by name. Records `client_deleted` (actor from the context) with the
+    /// removal.
     pub async fn delete_client(&self, name: &str) -> Result<(), Error> {
-        if self.inner.stores.clients.delete_client(name).await? {
+        let event = self
+            .audit_event(AuditKind::ClientDeleted)
+            .detail("name", name);
+        let clients = &self.inner.stores.clients;
+        let deleted = if self.audits() {
+            clients.delete_client_audited(name, &event).await?
+        } else {
+            Audited::left_to_caller(clients.delete_client(name).await?)
+        };
+        if self.settle(deleted, |deleted| *deleted, event).await {
             tracing::info!(target: "tessera::audit", event = "client_deleted", name);
             Ok(())
         } else {
