@@ -10,6 +10,8 @@
 //! - `revocation`: logout, listing, revocation, following the revocation log, purge.
 //! - `tokens`: refresh-token chains (rotation, grace, theft).
 //! - `clients`: registered API clients.
+//! - `audit`: the audit trail — who is acting ([`Engine::with_context`]), recording events,
+//!   querying and purging them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64};
@@ -22,13 +24,15 @@ pub use self::login::{LoggedIn, LoginAttempt, LoginOutcomes};
 pub use self::revocation::RevokeScope;
 pub use self::tokens::{AccessGrant, Refreshed, TokenGrant, TokenPolicy};
 pub use self::validation::ValidSession;
+use crate::audit::{AuditContext, AuditStore};
 use crate::cache::{CacheLookups, SessionCache};
 use crate::id::{Secret, SessionId, UserId};
 use crate::password::{HashingLoad, PasswordHasher};
 use crate::store::{ClientStore, KeyStore, RefreshStore, SessionStore, StoreError, UserStore};
-use crate::throttle::LoginThrottle;
+use crate::throttle::{LoginThrottle, ThrottleKey};
 use crate::time::{Clock, Timestamp};
 
+mod audit;
 mod clients;
 mod config;
 mod login;
@@ -54,10 +58,13 @@ pub struct Stores {
     pub clients: Arc<dyn ClientStore>,
 }
 
-/// The session engine. Cheap to clone; clones share everything.
+/// The session engine. Cheap to clone; clones share everything but the audit context
+/// ([`Engine::with_context`]).
 #[derive(Debug, Clone)]
 pub struct Engine {
     inner: Arc<Inner>,
+    /// Who is acting and from where, for the audit events this handle records.
+    context: Option<Arc<AuditContext>>,
 }
 
 #[derive(Debug)]
@@ -83,16 +90,48 @@ struct Inner {
     rotation_key: Vec<u8>,
     /// Login attempts by outcome, for metrics.
     logins: login::LoginCounters,
+    /// Where audit events go; `None` for an engine built without an audit trail.
+    audit: Option<Arc<dyn AuditStore>>,
+    /// When a throttled login was last recorded, by the throttle key that refused it, so a
+    /// flood of refused attempts (which cost no password hash) writes one event a minute
+    /// per key and instance instead of one per request.
+    throttle_recorded: DashMap<ThrottleKey, Timestamp>,
 }
 
 /// Name of the server secret refresh-token successors are derived under.
 const REFRESH_ROTATION_SECRET: &str = "refresh-rotation";
 
 impl Engine {
-    /// An engine over `stores`. Reads the revocation log's position, so it fails if the
-    /// session store is unreachable.
+    /// An engine over `stores`, without an audit trail (events go to the log only). Reads
+    /// the revocation log's position, so it fails if the session store is unreachable.
     pub async fn new(
         stores: Stores,
+        hasher: PasswordHasher,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+    ) -> Result<Self, StoreError> {
+        Engine::build(stores, None, hasher, clock, config).await
+    }
+
+    /// An engine over `stores` that records authentication and administration events in
+    /// `audit` as well as in the log.
+    ///
+    /// `audit` must be the database that holds `stores.users` (and, for SQL session stores,
+    /// the sessions): stores that write an event in the same transaction as its change
+    /// write it to their own trail.
+    pub async fn with_audit_trail(
+        stores: Stores,
+        audit: Arc<dyn AuditStore>,
+        hasher: PasswordHasher,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+    ) -> Result<Self, StoreError> {
+        Engine::build(stores, Some(audit), hasher, clock, config).await
+    }
+
+    async fn build(
+        stores: Stores,
+        audit: Option<Arc<dyn AuditStore>>,
         hasher: PasswordHasher,
         clock: Arc<dyn Clock>,
         config: EngineConfig,
@@ -115,7 +154,10 @@ impl Engine {
                 usernames: DashMap::new(),
                 rotation_key,
                 logins: login::LoginCounters::default(),
+                audit,
+                throttle_recorded: DashMap::new(),
             }),
+            context: None,
         };
         // Everything the log still holds: the revocations a restart must not forget.
         engine.sync_revocations().await?;

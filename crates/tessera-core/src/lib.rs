@@ -13,6 +13,8 @@
 //!   chains; one module per concern.
 //! - [`store`]: [`UserStore`], [`SessionStore`], [`RefreshStore`], [`KeyStore`],
 //!   [`ClientStore`] and [`RevocationLog`], the contract every backend meets.
+//! - [`audit`]: [`AuditStore`], the durable trail of authentication and admin events, and
+//!   the [`AuditEvent`]s the engine records.
 //! - [`throttle`]: [`LoginThrottle`], failed-login counters per account and address.
 //! - [`session`], [`user`], [`id`]: the records and the parsed identifiers and secrets.
 //! - [`password`]: [`PasswordPolicy`] and bounded Argon2id [`PasswordHasher`].
@@ -52,6 +54,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod audit;
 mod cache;
 pub mod engine;
 mod error;
@@ -63,6 +66,10 @@ pub mod throttle;
 pub mod time;
 pub mod user;
 
+pub use audit::{
+    Actor, AuditContext, AuditDetail, AuditEvent, AuditFilter, AuditKind, AuditRecord, AuditStore,
+    Audited, Outcome,
+};
 pub use cache::CacheLookups;
 pub use engine::{
     AccessGrant, Engine, EngineConfig, LoggedIn, LoginAttempt, LoginOutcomes, NewClient, Refreshed,

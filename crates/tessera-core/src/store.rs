@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::audit::{AuditEvent, Audited};
 use crate::id::{SessionId, TokenHash, UserId};
 use crate::session::SessionRecord;
 use crate::time::Timestamp;
@@ -90,6 +91,35 @@ pub trait UserStore: Send + Sync + fmt::Debug + 'static {
 
     /// Succeeds if the store can serve requests now.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// [`create_user`](UserStore::create_user), and `event` appended to the store's audit
+    /// trail in the same transaction if the store keeps one (see [`Audited`]). Nothing is
+    /// appended when the user is not created.
+    ///
+    /// The default creates the user and leaves the event to the caller.
+    async fn create_user_audited(
+        &self,
+        username: &Username,
+        record: &UserRecord,
+        event: &AuditEvent,
+    ) -> Result<Audited<()>, StoreError> {
+        let _ = event;
+        self.create_user(username, record).await?;
+        Ok(Audited::left_to_caller(()))
+    }
+
+    /// [`delete_user`](UserStore::delete_user), and `event` appended in the same
+    /// transaction if the store keeps an audit trail and a user was deleted.
+    ///
+    /// The default deletes and leaves the event to the caller.
+    async fn delete_user_audited(
+        &self,
+        id: &UserId,
+        event: &AuditEvent,
+    ) -> Result<Audited<bool>, StoreError> {
+        let _ = event;
+        Ok(Audited::left_to_caller(self.delete_user(id).await?))
+    }
 }
 
 /// A revocation, as recorded for verifiers and in-process caches that must forget the session.
@@ -178,6 +208,39 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
 
     /// Succeeds if the store can serve requests now.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// [`revoke_session`](SessionStore::revoke_session), and `event` appended to the
+    /// store's audit trail in the same transaction if the store keeps one and the session was
+    /// revoked (see [`Audited`]).
+    ///
+    /// The default revokes and leaves the event to the caller.
+    async fn revoke_session_audited(
+        &self,
+        id: &SessionId,
+        now: Timestamp,
+        event: &AuditEvent,
+    ) -> Result<Audited<bool>, StoreError> {
+        let _ = event;
+        Ok(Audited::left_to_caller(self.revoke_session(id, now).await?))
+    }
+
+    /// [`revoke_user_sessions`](SessionStore::revoke_user_sessions), and `event` — with
+    /// `count` (how many sessions it revoked) added to its detail — appended in the same
+    /// transaction if the store keeps an audit trail and at least one session was revoked.
+    ///
+    /// The default revokes and leaves the event to the caller.
+    async fn revoke_user_sessions_audited(
+        &self,
+        user_id: &UserId,
+        keep: Option<&SessionId>,
+        now: Timestamp,
+        event: &AuditEvent,
+    ) -> Result<Audited<Vec<SessionId>>, StoreError> {
+        let _ = event;
+        Ok(Audited::left_to_caller(
+            self.revoke_user_sessions(user_id, keep, now).await?,
+        ))
+    }
 }
 
 /// A refresh token of a token-transport session, as stored (its hash, never the token).
@@ -303,6 +366,21 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
     /// The secret stored under `name`, storing `candidate` first if there is none — atomically,
     /// so concurrent first starts of several instances agree on one secret.
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError>;
+
+    /// [`insert_signing_key`](KeyStore::insert_signing_key), and `event` appended to the
+    /// store's audit trail in the same transaction if the store keeps one (see [`Audited`]).
+    /// Nothing is appended when the key is not inserted.
+    ///
+    /// The default inserts and leaves the event to the caller.
+    async fn insert_signing_key_audited(
+        &self,
+        key: &KeyRecord,
+        event: &AuditEvent,
+    ) -> Result<Audited<()>, StoreError> {
+        let _ = event;
+        self.insert_signing_key(key).await?;
+        Ok(Audited::left_to_caller(()))
+    }
 }
 
 /// A resource server allowed to introspect tokens and read the revocation feed, or an
@@ -348,6 +426,34 @@ pub trait ClientStore: Send + Sync + fmt::Debug + 'static {
 
     /// Removes the client named `name`. Idempotent: `false` if there was none.
     async fn delete_client(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// [`insert_client`](ClientStore::insert_client), and `event` appended to the store's
+    /// audit trail in the same transaction if the store keeps one (see [`Audited`]).
+    /// Nothing is appended when the client is not inserted.
+    ///
+    /// The default inserts and leaves the event to the caller.
+    async fn insert_client_audited(
+        &self,
+        client: &ClientRecord,
+        event: &AuditEvent,
+    ) -> Result<Audited<()>, StoreError> {
+        let _ = event;
+        self.insert_client(client).await?;
+        Ok(Audited::left_to_caller(()))
+    }
+
+    /// [`delete_client`](ClientStore::delete_client), and `event` appended in the same
+    /// transaction if the store keeps an audit trail and a client was removed.
+    ///
+    /// The default removes and leaves the event to the caller.
+    async fn delete_client_audited(
+        &self,
+        name: &str,
+        event: &AuditEvent,
+    ) -> Result<Audited<bool>, StoreError> {
+        let _ = event;
+        Ok(Audited::left_to_caller(self.delete_client(name).await?))
+    }
 }
 
 /// A durable revocation log on its own, for session stores that keep sessions somewhere that

@@ -1,5 +1,5 @@
 //! Background jobs of a serving instance: following the revocation log, purging ended
-//! sessions, reloading (and, when due, rotating) the signing keys.
+//! sessions and old audit events, reloading (and, when due, rotating) the signing keys.
 
 use std::time::Duration;
 
@@ -61,8 +61,14 @@ pub(crate) async fn follow_revocations(services: Services, poll: Duration) {
     }
 }
 
-/// Purges ended sessions and reloads (and, when due, rotates) the signing keys.
-pub(crate) async fn maintain(services: Services, purge: Duration, key_reload: Duration) {
+/// Purges ended sessions and audit events older than `audit_retention`, and reloads (and,
+/// when due, rotates) the signing keys.
+pub(crate) async fn maintain(
+    services: Services,
+    purge: Duration,
+    key_reload: Duration,
+    audit_retention: Duration,
+) {
     let Services { engine, tokens, .. } = services;
     let mut purge_timer = tokio::time::interval(purge);
     let mut key_timer = tokio::time::interval(key_reload);
@@ -72,11 +78,19 @@ pub(crate) async fn maintain(services: Services, purge: Duration, key_reload: Du
     let mut health = Health::new("session maintenance");
     loop {
         let result: Result<(), Box<dyn std::error::Error + Send + Sync>> = tokio::select! {
-            _ = purge_timer.tick() => engine.purge_expired().await.map(|purged| {
-                if purged > 0 {
-                    tracing::debug!(purged, "purged ended sessions");
+            _ = purge_timer.tick() => match engine.purge_expired().await {
+                Ok(purged) => {
+                    if purged > 0 {
+                        tracing::debug!(purged, "purged ended sessions");
+                    }
+                    engine.purge_audit(audit_retention).await.map(|purged| {
+                        if purged > 0 {
+                            tracing::debug!(purged, "purged old audit events");
+                        }
+                    }).map_err(Into::into)
                 }
-            }).map_err(Into::into),
+                Err(error) => Err(error.into()),
+            },
             _ = key_timer.tick() => {
                 tokens.sweep();
                 match tokens.reload().await {

@@ -11,6 +11,7 @@
 //!   `jobs`: the background jobs it runs (revocation log, purge, key reload and rotation).
 //! - [`routes`]: the JSON API handlers and the OpenAPI document they generate; `pages`: the
 //!   HTML pages and assets, mounted beside them.
+//! - [`audit`]: the request's audit context (address, user agent) for the engine's events.
 //! - [`auth`]: session cookie / bearer credential extraction and the cookie itself;
 //!   [`csrf`]: `Origin` / `Sec-Fetch-Site` checks (the CSRF token lives in the core).
 //! - [`metrics`]: `GET /metrics` — the series each instance counts, and the scrape.
@@ -38,6 +39,7 @@
 #![deny(missing_docs)]
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod config;

@@ -9,7 +9,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
-use tessera_core::{Engine, Error, SessionId};
+use tessera_core::{
+    AuditContext, AuditFilter, AuditKind, Engine, Error, SessionId, Timestamp, UserId,
+};
 use tessera_server::body::rfc3339;
 use tessera_server::config::{Database, LogFormat, SessionBackend};
 use tessera_server::{Config, Services, open, server};
@@ -61,6 +63,36 @@ enum Command {
         /// Where to write the copy; must not exist.
         path: PathBuf,
     },
+    /// Read the audit trail, oldest first: logins, logouts, revocations, account, client and
+    /// key changes.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct AuditArgs {
+    /// Only events about this account: a username, or the user id of a deleted one.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+    /// Only events of this type: login_succeeded, login_failed, login_throttled, logout,
+    /// session_revoked, sessions_revoked, refresh_reuse_detected, user_created,
+    /// user_deleted, key_rotated, client_created, client_deleted, …
+    #[arg(long = "type", value_name = "TYPE", value_parser = str::parse::<AuditKind>)]
+    kind: Option<AuditKind>,
+    /// Only events at or after this time (RFC 3339, UTC: 2026-01-31T12:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = tessera_server::audit::parse_rfc3339)]
+    since: Option<Timestamp>,
+    /// Only events before this time (RFC 3339, UTC).
+    #[arg(long, value_name = "TIME", value_parser = tessera_server::audit::parse_rfc3339)]
+    until: Option<Timestamp>,
+    /// At most this many events.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    limit: usize,
+    /// Only events after this id: the last id of the previous page.
+    #[arg(long, value_name = "CURSOR", default_value_t = 0)]
+    after: u64,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -194,6 +226,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return backup(&config, path).await;
     }
     let services = open(&config).await.context("could not open the store")?;
+    // Every change an administrative command makes is recorded as the CLI's.
+    let engine = services.engine.with_context(AuditContext::cli());
     match cli.command {
         Command::Serve { .. } => serve(config, services).await,
         Command::Init => {
@@ -204,15 +238,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::User(command) => user(&services.engine, command).await,
-        Command::Session(command) => session(&services.engine, command).await,
-        Command::Client(command) => client(&services.engine, command).await,
+        Command::User(command) => user(&engine, command).await,
+        Command::Session(command) => session(&engine, command).await,
+        Command::Client(command) => client(&engine, command).await,
+        Command::Audit(args) => audit(&engine, args).await,
         // Answered above, before any service starts.
         Command::Backup { .. } => Ok(()),
         Command::Keys(KeysCommand::Rotate) => {
             let rotated = services
                 .tokens
-                .rotate()
+                .rotate_in(AuditContext::cli())
                 .await
                 .context("could not rotate the signing key")?;
             println!(
@@ -417,6 +452,69 @@ async fn client(engine: &Engine, command: ClientCommand) -> anyhow::Result<()> {
             Err(Error::ClientNotFound) => bail!("no client named {name:?}"),
             Err(error) => return Err(error.into()),
         },
+    }
+    Ok(())
+}
+
+async fn audit(engine: &Engine, args: AuditArgs) -> anyhow::Result<()> {
+    let user_id = match &args.user {
+        None => None,
+        Some(name) => match engine.user_by_username(name).await {
+            Ok(user) => Some(user.id),
+            // A deleted account's events stay; they are found by its id.
+            Err(Error::UserNotFound) => match UserId::parse(name) {
+                Ok(id) => Some(id),
+                Err(_) => bail!("no user named {name:?} (give a user id for a deleted account)"),
+            },
+            Err(error) => return Err(error.into()),
+        },
+    };
+    let filter = AuditFilter {
+        user_id,
+        kind: args.kind,
+        since: args.since,
+        until: args.until,
+    };
+    let records = engine
+        .audit_events(&filter, args.after, args.limit)
+        .await
+        .context("could not read the audit trail")?;
+    if args.json {
+        for record in &records {
+            println!("{}", tessera_server::audit::event_json(record));
+        }
+    } else {
+        let rows = records.iter().map(|record| {
+            let event = &record.event;
+            let or_dash = |value: Option<&str>| value.unwrap_or("-").to_owned();
+            let detail: Vec<String> = event
+                .detail
+                .iter()
+                .map(|(key, value)| format!("{key}={value}"))
+                .collect();
+            [
+                record.id.to_string(),
+                rfc3339(event.at),
+                event.kind.as_str().to_owned(),
+                event.actor.to_string(),
+                or_dash(event.user_id.as_ref().map(UserId::as_str)),
+                or_dash(event.session_id.as_ref().map(SessionId::as_str)),
+                or_dash(event.ip.as_deref()),
+                event.outcome.as_str().to_owned(),
+                detail.join(" "),
+            ]
+        });
+        print_table(
+            [
+                "ID", "TIME", "TYPE", "ACTOR", "USER", "SESSION", "IP", "OUTCOME", "DETAIL",
+            ],
+            rows,
+        );
+    }
+    if records.len() == args.limit
+        && let Some(last) = records.last()
+    {
+        eprintln!("more events may follow: --after {}", last.id);
     }
     Ok(())
 }

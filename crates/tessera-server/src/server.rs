@@ -160,6 +160,7 @@ pub async fn serve(
         services.clone(),
         config.sessions.purge_interval,
         config.token.key_reload,
+        config.audit.retention,
     ));
     let follower = tokio::spawn(jobs::follow_revocations(
         services.clone(),

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use tessera_core::password::{HashError, HashingLimits, HashingParams, PasswordHasher};
 use tessera_core::{
-    Clock, Engine, EngineConfig, PasswordPolicy, RevocationLog, RevocationNotifier, SessionPolicy,
-    StoreError, Stores, SystemClock, ThrottleRule, TokenPolicy,
+    AuditStore, Clock, Engine, EngineConfig, PasswordPolicy, RevocationLog, RevocationNotifier,
+    SessionPolicy, StoreError, Stores, SystemClock, ThrottleRule, TokenPolicy,
 };
 use tessera_store::memory::{MemoryStore, MemoryThrottle};
 use tessera_store::postgres::{PgOptions, PgStore};
@@ -67,7 +67,7 @@ pub async fn open_with_clock(
     clock: Arc<dyn Clock>,
 ) -> Result<Services, StartError> {
     let metrics = Metrics::new(&config.metrics)?;
-    let (stores, notifier) = connect_stores(config).await?;
+    let (stores, audit, notifier) = connect_stores(config).await?;
     let stores = metrics::instrument(stores, store_backends(config), &metrics);
     let auth = &config.auth;
     let hasher = PasswordHasher::new(
@@ -84,7 +84,8 @@ pub async fn open_with_clock(
         },
     )?;
     let keys = Arc::clone(&stores.keys);
-    let engine = Engine::new(stores, hasher, clock, engine_config(config)).await?;
+    let engine =
+        Engine::with_audit_trail(stores, audit, hasher, clock, engine_config(config)).await?;
     let tokens = Tokens::start(engine.clone(), keys, token_settings(config)).await?;
     Ok(Services {
         engine,
@@ -111,11 +112,10 @@ fn store_backends(config: &Config) -> metrics::Backends {
     }
 }
 
-/// The stores the configuration names, and the push channel for revocations if they have
+/// The stores the configuration names, the audit trail (in the database that holds the
+/// users, whatever holds the sessions), and the push channel for revocations if they have
 /// one: PostgreSQL's `LISTEN`/`NOTIFY` when the log is there, else Redis pub/sub.
-async fn connect_stores(
-    config: &Config,
-) -> Result<(Stores, Option<Arc<dyn RevocationNotifier>>), StartError> {
+async fn connect_stores(config: &Config) -> Result<OpenedStores, StartError> {
     if config.sessions.store == config::SessionBackend::Memory {
         let memory = Arc::new(MemoryStore::new());
         let stores = Stores {
@@ -123,47 +123,51 @@ async fn connect_stores(
             sessions: memory.clone(),
             refresh: memory.clone(),
             keys: memory.clone(),
-            clients: memory,
+            clients: memory.clone(),
             throttle: Arc::new(MemoryThrottle::new()),
         };
-        return Ok((stores, None));
+        return Ok((stores, memory, None));
     }
-    let (mut stores, log, mut notifier): (Stores, Arc<dyn RevocationLog>, _) =
-        match &config.database.url {
-            config::Database::Sqlite(path) => {
-                crate::data_files::prepare_sqlite(path).map_err(StartError::DataFiles)?;
-                let sqlite = Arc::new(SqliteStore::open(path).await?);
-                let stores = Stores {
-                    users: sqlite.clone(),
-                    sessions: sqlite.clone(),
-                    refresh: sqlite.clone(),
-                    keys: sqlite.clone(),
-                    clients: sqlite.clone(),
-                    throttle: sqlite.clone(),
-                };
-                (stores, sqlite, None)
-            }
-            config::Database::Postgres(url) => {
-                let options = PgOptions {
-                    max_connections: config.database.max_connections,
-                    acquire_timeout: config.database.timeout,
-                    connect_timeout: config.database.timeout,
-                    statement_timeout: config.database.timeout,
-                    schema: config.database.schema.clone(),
-                };
-                let postgres = Arc::new(PgStore::connect(url, options).await?);
-                let stores = Stores {
-                    users: postgres.clone(),
-                    sessions: postgres.clone(),
-                    refresh: postgres.clone(),
-                    keys: postgres.clone(),
-                    clients: postgres.clone(),
-                    throttle: postgres.clone(),
-                };
-                let notifier: Arc<dyn RevocationNotifier> = postgres.clone();
-                (stores, postgres, Some(notifier))
-            }
-        };
+    let (mut stores, log, audit, mut notifier): (
+        Stores,
+        Arc<dyn RevocationLog>,
+        Arc<dyn AuditStore>,
+        _,
+    ) = match &config.database.url {
+        config::Database::Sqlite(path) => {
+            crate::data_files::prepare_sqlite(path).map_err(StartError::DataFiles)?;
+            let sqlite = Arc::new(SqliteStore::open(path).await?);
+            let stores = Stores {
+                users: sqlite.clone(),
+                sessions: sqlite.clone(),
+                refresh: sqlite.clone(),
+                keys: sqlite.clone(),
+                clients: sqlite.clone(),
+                throttle: sqlite.clone(),
+            };
+            (stores, sqlite.clone(), sqlite, None)
+        }
+        config::Database::Postgres(url) => {
+            let options = PgOptions {
+                max_connections: config.database.max_connections,
+                acquire_timeout: config.database.timeout,
+                connect_timeout: config.database.timeout,
+                statement_timeout: config.database.timeout,
+                schema: config.database.schema.clone(),
+            };
+            let postgres = Arc::new(PgStore::connect(url, options).await?);
+            let stores = Stores {
+                users: postgres.clone(),
+                sessions: postgres.clone(),
+                refresh: postgres.clone(),
+                keys: postgres.clone(),
+                clients: postgres.clone(),
+                throttle: postgres.clone(),
+            };
+            let notifier: Arc<dyn RevocationNotifier> = postgres.clone();
+            (stores, postgres.clone(), postgres, Some(notifier))
+        }
+    };
     if let config::SessionBackend::Redis(url) = &config.sessions.store {
         let options = RedisOptions {
             prefix: config.sessions.redis_prefix.clone(),
@@ -179,8 +183,15 @@ async fn connect_stores(
             notifier = Some(redis);
         }
     }
-    Ok((stores, notifier))
+    Ok((stores, audit, notifier))
 }
+
+/// What [`connect_stores`] opens.
+type OpenedStores = (
+    Stores,
+    Arc<dyn AuditStore>,
+    Option<Arc<dyn RevocationNotifier>>,
+);
 
 /// The token settings the configuration implies.
 fn token_settings(config: &Config) -> TokenSettings {

@@ -656,8 +656,124 @@ async fn an_older_binary_refuses_a_database_a_newer_one_migrated() {
         assert_eq!(refused.status.code(), Some(1), "{args:?}");
         assert!(
             text(&refused.stderr).contains("99990101"),
+
+#[test]
+fn the_audit_trail_lists_what_the_cli_did_and_pages_and_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(run(dir.path(), &["init"], None).status.success());
+    let ok = |args: &[&str], stdin: Option<&str>| {
+        let output = run(dir.path(), args, stdin);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+        output
+    };
+    ok(&["user", "add", "alice"], Some(&format!("{PASSWORD}\n")));
+    let added = text(&ok(&["client", "add", "billing"], None).stdout);
+    let secret = added
+        .lines()
+        .find_map(|line| line.strip_prefix("client_secret: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    ok(&["client", "remove", "billing"], None);
+    ok(&["keys", "rotate"], None);
+    ok(&["user", "remove", "alice"], None);
+
+    let json = text(&ok(&["audit", "--json"], None).stdout);
+    let events: Vec<Value> = json
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "user_created",
+            "client_created",
+            "client_deleted",
+            "key_rotated",
+            "user_deleted"
+        ]
+    );
+    for event in &events {
+        assert_eq!(event["actor_type"], "cli", "{event}");
+        assert_eq!(event["actor_id"], Value::Null, "{event}");
+        assert_eq!(event["outcome"], "success", "{event}");
+        assert_eq!(event["ip"], Value::Null, "{event}");
+    }
+    let alice = events[0]["user_id"].as_str().unwrap().to_owned();
+    assert_eq!(events[0]["detail"]["username"], "alice");
+    assert_eq!(events[4]["user_id"], alice.as_str());
+    assert_eq!(events[1]["detail"]["name"], "billing");
+    assert!(events[3]["detail"]["kid"].is_string());
+    assert!(!json.contains(&secret) && !json.contains(PASSWORD));
+    let ids: Vec<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
+
+    // The table shows the same events, aligned.
+    let table = text(&ok(&["audit"], None).stdout);
+    assert_aligned(&table, &["ID", "TIME", "TYPE", "ACTOR", "USER", "SESSION"]);
+    assert_eq!(table.lines().count(), 6, "{table}");
+    assert!(table.contains("key_rotated") && table.contains("cli"));
+
+    // Pages: a full page says where the next starts.
+    let first = ok(&["audit", "--json", "--limit", "2"], None);
+    assert_eq!(text(&first.stdout).lines().count(), 2);
+    let hint = format!("--after {}", ids[1]);
+    assert!(
+        text(&first.stderr).contains(&hint),
+        "{}",
+        text(&first.stderr)
+    );
+    let rest = ok(&["audit", "--json", "--after", &ids[1].to_string()], None);
+    let rest_ids: Vec<u64> = text(&rest.stdout)
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(rest_ids, ids[2..]);
+    assert!(text(&rest.stderr).is_empty(), "{}", text(&rest.stderr));
+
+    // Filters: by type, by a deleted account's id, by time.
+    let rotations = text(&ok(&["audit", "--json", "--type", "key_rotated"], None).stdout);
+    assert_eq!(rotations.lines().count(), 1);
+    let of_alice = text(&ok(&["audit", "--json", "--user", &alice], None).stdout);
+    assert_eq!(of_alice.lines().count(), 2, "{of_alice}");
+    let future = text(&ok(&["audit", "--since", "2999-01-01T00:00:00Z"], None).stdout);
+    assert_eq!(future.lines().count(), 1, "only the header: {future}");
+    let past = text(
+        &ok(
+            &["audit", "--json", "--until", "2000-01-01T00:00:00Z"],
+            None,
+        )
+        .stdout,
+    );
+    assert!(past.is_empty());
+
+    // Bad filters are refused with a reason, and change nothing.
+    for (args, reason) in [
+        (
+            &["audit", "--type", "login_party"][..],
+            "unknown audit event type",
+        ),
+        (&["audit", "--since", "yesterday"][..], "RFC 3339"),
+        (&["audit", "--user", "nobody"][..], "no user named"),
+        (&["audit", "--limit", "many"][..], "--limit"),
+    ] {
+        let refused = run(dir.path(), args, None);
+        assert_ne!(refused.status.code(), Some(0), "{args:?}");
+        assert!(
+            text(&refused.stderr).contains(reason),
             "{args:?}: {}",
             text(&refused.stderr)
         );
     }
+
+    assert_eq!(text(&ok(&["audit", "--json"], None).stdout), json);
 }

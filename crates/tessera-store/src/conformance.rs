@@ -29,6 +29,7 @@
 // Test code: a failed expectation is a failed test, and should read as one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod audit;
 mod builders;
 mod clients;
 mod durability;
@@ -47,9 +48,11 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tessera_core::{
-    ClientStore, KeyStore, LoginThrottle, RefreshStore, RevocationLog, SessionStore, UserStore,
+    AuditStore, ClientStore, KeyStore, LoginThrottle, RefreshStore, RevocationLog, SessionStore,
+    UserStore,
 };
 
+pub use audit::*;
 pub use builders::*;
 pub use clients::*;
 pub use durability::*;
@@ -79,16 +82,25 @@ pub struct Fixture {
     /// The durable revocation log under test. It must be the log `sessions` keeps its
     /// revocations in: the same store, or the log a non-durable session store writes to.
     pub log: Arc<dyn RevocationLog>,
+    /// The audit trail under test, for the [`audit_tests!`](crate::audit_tests) cases: the
+    /// trail the other stores' audited changes write to. `None` unless set.
+    pub audit: Option<Arc<dyn AuditStore>>,
     /// Dropped after the stores (fields drop in declaration order).
     guards: Vec<Box<dyn Any + Send>>,
 }
 
 impl Fixture {
     /// A fixture over one store serving users, sessions (with their revocation log), refresh
-    /// tokens, keys and API clients, and a throttle.
+    /// tokens, keys, API clients and the audit trail, and a throttle.
     pub fn new<S>(store: S, throttle: impl LoginThrottle) -> Fixture
     where
-        S: UserStore + SessionStore + RevocationLog + RefreshStore + KeyStore + ClientStore,
+        S: UserStore
+            + SessionStore
+            + RevocationLog
+            + RefreshStore
+            + KeyStore
+            + ClientStore
+            + AuditStore,
     {
         let store = Arc::new(store);
         Fixture::from_parts(
@@ -98,8 +110,9 @@ impl Fixture {
             store.clone(),
             store.clone(),
             Arc::new(throttle),
-            store,
+            store.clone(),
         )
+        .with_audit(store)
     }
 
     /// A fixture over separate stores. `log` must be the revocation log `sessions` reads and
@@ -121,8 +134,15 @@ impl Fixture {
             clients,
             throttle,
             log,
+            audit: None,
             guards: Vec::new(),
         }
+    }
+
+    /// The fixture with `audit` as its audit trail (see [`Fixture::audit`]).
+    pub fn with_audit(mut self, audit: Arc<dyn AuditStore>) -> Fixture {
+        self.audit = Some(audit);
+        self
     }
 
     /// Keeps `guard` (a temporary directory, a container handle, a dedicated schema) alive
@@ -143,6 +163,7 @@ impl fmt::Debug for Fixture {
             .field("clients", &self.clients)
             .field("throttle", &self.throttle)
             .field("log", &self.log)
+            .field("audit", &self.audit)
             .finish_non_exhaustive()
     }
 }

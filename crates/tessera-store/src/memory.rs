@@ -9,6 +9,7 @@
 //! across an `.await`: every method takes the lock, changes or copies what it needs and drops
 //! it before returning, so a task can never be suspended while others wait on the lock.
 
+mod audit;
 mod clients;
 mod keys;
 mod refresh;
@@ -23,6 +24,7 @@ use tessera_core::StoreError;
 
 pub use throttle::MemoryThrottle;
 
+use audit::Trail;
 use clients::Clients;
 use keys::Keys;
 use refresh::RefreshChains;
@@ -34,8 +36,9 @@ use users::Users;
 ///
 /// Implements [`UserStore`](tessera_core::UserStore),
 /// [`SessionStore`](tessera_core::SessionStore), [`RefreshStore`](tessera_core::RefreshStore),
-/// [`KeyStore`](tessera_core::KeyStore), [`ClientStore`](tessera_core::ClientStore) and
-/// [`RevocationLog`](tessera_core::RevocationLog); pair it with a [`MemoryThrottle`]. Each
+/// [`KeyStore`](tessera_core::KeyStore), [`ClientStore`](tessera_core::ClientStore),
+/// [`RevocationLog`](tessera_core::RevocationLog) and
+/// [`AuditStore`](tessera_core::AuditStore); pair it with a [`MemoryThrottle`]. Each
 /// kind of record sits behind its own lock so that, say, account look-ups never wait on
 /// session writes.
 #[derive(Debug, Default)]
@@ -45,6 +48,8 @@ pub struct MemoryStore {
     refresh: RwLock<RefreshChains>,
     keys: RwLock<Keys>,
     clients: RwLock<Clients>,
+    /// Taken after any of the others, never before, by the audited changes.
+    audit: RwLock<Trail>,
 }
 
 impl MemoryStore {

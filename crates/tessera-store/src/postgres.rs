@@ -15,6 +15,7 @@
 //! Each store trait has a module of its own; rows are decoded and errors mapped by the `sql`
 //! module shared with SQLite.
 
+mod audit;
 mod clients;
 mod keys;
 mod notify;
@@ -87,10 +88,12 @@ impl Default for PgOptions {
 /// Implements [`UserStore`](tessera_core::UserStore),
 /// [`SessionStore`](tessera_core::SessionStore),
 /// [`LoginThrottle`](tessera_core::LoginThrottle), [`RefreshStore`](tessera_core::RefreshStore),
-/// [`KeyStore`](tessera_core::KeyStore), [`ClientStore`](tessera_core::ClientStore), and
+/// [`KeyStore`](tessera_core::KeyStore), [`ClientStore`](tessera_core::ClientStore),
 /// [`RevocationLog`](tessera_core::RevocationLog) — the durable log a Redis session store
-/// writes to, sharing one log (table and sequence) with this store's own sessions — and
-/// [`RevocationNotifier`](tessera_core::RevocationNotifier) over `LISTEN`/`NOTIFY`. Cheap to
+/// writes to, sharing one log (table and sequence) with this store's own sessions —,
+/// [`AuditStore`](tessera_core::AuditStore) (whose events its audited changes write in the
+/// same statement) and [`RevocationNotifier`](tessera_core::RevocationNotifier) over
+/// `LISTEN`/`NOTIFY`. Cheap to
 /// clone; clones share the connection pool.
 #[derive(Clone)]
 pub struct PgStore {

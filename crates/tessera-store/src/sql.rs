@@ -7,6 +7,7 @@
 //! statements and passes them through the generic helpers here. Both schemas store times as
 //! 64-bit milliseconds (key times as seconds), ids as text and hashes as 32-byte blobs.
 
+pub(crate) mod audit;
 pub(crate) mod records;
 
 use std::fmt;

@@ -8,6 +8,7 @@
 //! API clients keep only the SHA-256 of their secret. Each store trait has a module of its
 //! own; rows are decoded and errors mapped by the `sql` module shared with PostgreSQL.
 
+mod audit;
 mod clients;
 mod keys;
 mod refresh;
@@ -61,9 +62,10 @@ impl Default for SqliteOptions {
 /// Implements [`UserStore`](tessera_core::UserStore),
 /// [`SessionStore`](tessera_core::SessionStore), [`LoginThrottle`](tessera_core::LoginThrottle),
 /// [`RefreshStore`](tessera_core::RefreshStore), [`KeyStore`](tessera_core::KeyStore),
-/// [`ClientStore`](tessera_core::ClientStore) and
+/// [`ClientStore`](tessera_core::ClientStore),
 /// [`RevocationLog`](tessera_core::RevocationLog) (the log a Redis session store can write
-/// to), so throttle counters, keys and clients survive restarts too. Cheap to clone; clones
+/// to) and [`AuditStore`](tessera_core::AuditStore) (whose events its audited changes write
+/// in their own transactions), so throttle counters, keys and clients survive restarts too. Cheap to clone; clones
 /// share the connection pool.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {

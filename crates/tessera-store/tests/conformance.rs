@@ -19,3 +19,14 @@ tessera_store::conformance_tests!(sqlite, || async {
     let store = SqliteStore::open(&path).await.expect("a fresh database");
     Fixture::new(store.clone(), store).keep_alive(dir)
 });
+
+tessera_store::audit_tests!(memory_audit, || async {
+    Fixture::new(MemoryStore::new(), MemoryThrottle::new())
+});
+
+tessera_store::audit_tests!(sqlite_audit, || async {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("tessera.db");
+    let store = SqliteStore::open(&path).await.expect("a fresh database");
+    Fixture::new(store.clone(), store).keep_alive(dir)
+});

@@ -150,6 +150,12 @@ tessera_store::conformance_tests!(postgres, || async {
     Fixture::new(store.clone(), store).keep_alive(schema)
 });
 
+tessera_store::audit_tests!(postgres_audit, || async {
+    let schema = TestSchema::new();
+    let store = connect(&schema).await;
+    Fixture::new(store.clone(), store).keep_alive(schema)
+});
+
 #[async_trait]
 impl Durable for TestSchema {
     type Store = PgStore;
@@ -878,4 +884,85 @@ async fn without_a_schema_the_store_uses_the_default_one() {
         .await
         .unwrap();
     assert_eq!(found.as_deref(), Some("sessions"));
+}
+
+/// An audited change whose audit row cannot be written is rolled back with it: one statement,
+/// so no user, no revocation and no log entry without its event.
+#[tokio::test]
+async fn an_audited_change_rolls_back_when_its_event_cannot_be_written() {
+    use tessera_core::{Actor, AuditEvent, AuditKind, AuditStore as _};
+
+    let schema = TestSchema::new();
+    let store = connect(&schema).await;
+    let (name, alice) = new_user("alice", at(0));
+    store.create_user(&name, &alice).await.unwrap();
+    let session = new_session(&alice.user.id, at(0));
+    store.insert_session(&session).await.unwrap();
+
+    let mut raw = raw_connection().await;
+    raw.execute(&*format!(
+        "CREATE FUNCTION {refuse}() RETURNS TRIGGER LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$; \
+         CREATE TRIGGER refuse_audit BEFORE INSERT ON {events} \
+         FOR EACH ROW EXECUTE FUNCTION {refuse}()",
+        refuse = schema.table("refuse_audit"),
+        events = schema.table("audit_events"),
+    ))
+    .await
+    .unwrap();
+
+    let event = |kind| AuditEvent::new(kind, at(1_000), Actor::Cli);
+    let (bob_name, bob) = new_user("bob", at(0));
+    let created = store
+        .create_user_audited(&bob_name, &bob, &event(AuditKind::UserCreated))
+        .await;
+    assert!(
+        matches!(created, Err(StoreError::Unavailable(_))),
+        "{created:?}"
+    );
+    assert_eq!(store.user_by_id(&bob.user.id).await.unwrap(), None);
+
+    let revoked = store
+        .revoke_session_audited(&session.id, at(1_000), &event(AuditKind::Logout))
+        .await;
+    assert!(revoked.is_err(), "{revoked:?}");
+    let stored = store.session_by_id(&session.id).await.unwrap().unwrap();
+    assert_eq!(stored.revoked_at, None);
+    assert!(store.revocations_since(0, 10).await.unwrap().is_empty());
+    assert_eq!(store.revocation_cursor().await.unwrap(), 0);
+
+    let revoked_all = store
+        .revoke_user_sessions_audited(
+            &alice.user.id,
+            None,
+            at(1_000),
+            &event(AuditKind::SessionsRevoked),
+        )
+        .await;
+    assert!(revoked_all.is_err(), "{revoked_all:?}");
+    assert!(store.revocations_since(0, 10).await.unwrap().is_empty());
+
+    raw.execute(&*format!(
+        "DROP TRIGGER refuse_audit ON {}",
+        schema.table("audit_events")
+    ))
+    .await
+    .unwrap();
+    assert!(
+        store
+            .query(&Default::default(), 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The counter rolled back too: the next event is the first.
+    let id = store.append(&event(AuditKind::Logout)).await.unwrap();
+    assert_eq!(id, 1);
+    let update = raw
+        .execute(&*format!(
+            "UPDATE {} SET kind = 'x'",
+            schema.table("audit_events")
+        ))
+        .await;
+    assert!(update.is_err(), "events are append-only: {update:?}");
 }

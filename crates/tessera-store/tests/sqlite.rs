@@ -180,3 +180,77 @@ async fn malformed_rows_are_corrupt_not_unavailable() {
     let result = store.session_by_id(&session.id).await;
     assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
 }
+
+/// An audited change whose audit row cannot be written is rolled back: no user, no
+/// revocation, no log entry — the event and its change commit together or not at all.
+#[tokio::test]
+async fn an_audited_change_rolls_back_when_its_event_cannot_be_written() {
+    use tessera_core::{Actor, AuditEvent, AuditKind, AuditStore as _};
+    use tessera_store::conformance::new_session;
+
+    let file = SqliteFile::new();
+    let store = file.open().await;
+    let (name, alice) = new_user("alice", at(0));
+    store.create_user(&name, &alice).await.unwrap();
+    let session = new_session(&alice.user.id, at(0));
+    store.insert_session(&session).await.unwrap();
+
+    let mut raw = raw_connection(&file.path).await;
+    sqlx::query(
+        "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events \
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    )
+    .execute(&mut raw)
+    .await
+    .unwrap();
+
+    let event = |kind| AuditEvent::new(kind, at(1_000), Actor::Cli);
+    let (bob_name, bob) = new_user("bob", at(0));
+    let created = store
+        .create_user_audited(&bob_name, &bob, &event(AuditKind::UserCreated))
+        .await;
+    assert!(
+        matches!(created, Err(StoreError::Unavailable(_))),
+        "{created:?}"
+    );
+    assert_eq!(store.user_by_id(&bob.user.id).await.unwrap(), None);
+
+    let revoked = store
+        .revoke_session_audited(&session.id, at(1_000), &event(AuditKind::Logout))
+        .await;
+    assert!(revoked.is_err(), "{revoked:?}");
+    let stored = store.session_by_id(&session.id).await.unwrap().unwrap();
+    assert_eq!(stored.revoked_at, None);
+    assert!(store.revocations_since(0, 10).await.unwrap().is_empty());
+
+    let deleted = store
+        .delete_user_audited(&alice.user.id, &event(AuditKind::UserDeleted))
+        .await;
+    assert!(deleted.is_err(), "{deleted:?}");
+    assert!(store.user_by_id(&alice.user.id).await.unwrap().is_some());
+
+    sqlx::query("DROP TRIGGER refuse_audit")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    let trail = store.query(&Default::default(), 0, 10).await.unwrap();
+    assert!(trail.is_empty(), "{trail:?}");
+}
+
+/// The trail is append-only in the schema itself: an event cannot be rewritten.
+#[tokio::test]
+async fn audit_events_cannot_be_updated() {
+    use tessera_core::{Actor, AuditEvent, AuditKind, AuditStore as _};
+
+    let file = SqliteFile::new();
+    let store = file.open().await;
+    store
+        .append(&AuditEvent::new(AuditKind::Logout, at(0), Actor::Cli))
+        .await
+        .unwrap();
+    let mut raw = raw_connection(&file.path).await;
+    let update = sqlx::query("UPDATE audit_events SET kind = 'login_succeeded'")
+        .execute(&mut raw)
+        .await;
+    assert!(update.is_err(), "{update:?}");
+}

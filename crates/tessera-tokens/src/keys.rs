@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tessera_core::store::KeyRecord;
-use tessera_core::{KeyStore, TokenId};
+use tessera_core::{Actor, AuditKind, Engine, KeyStore, TokenId};
 use tessera_jose::{Algorithm, Keyring, Signer, StoredKey, Verifier, VerifierSettings};
 
 use crate::error::TokenError;
@@ -108,12 +108,17 @@ impl SigningKeys {
         Ok(previous.kids.iter().any(|kid| !kept.kids.contains(kid)))
     }
 
-    /// Adds a new key that is published at once and signs after `key_publish_lead`.
-    pub(crate) async fn rotate(&self, now: UnixSeconds) -> Result<String, TokenError> {
+    /// Adds a new key that is published at once and signs after `key_publish_lead`, and
+    /// records `key_rotated` with `engine`'s audit context.
+    pub(crate) async fn rotate(
+        &self,
+        now: UnixSeconds,
+        engine: &Engine,
+    ) -> Result<String, TokenError> {
         if self.settings.algorithm == Algorithm::HS256 {
             return Err(TokenError::SymmetricRotation);
         }
-        self.install(self.generate(now)?, now).await
+        self.install(self.generate(now)?, now, engine, false).await
     }
 
     /// Rotates if the newest signing key is older than `key_rotation`, unless another
@@ -126,6 +131,7 @@ impl SigningKeys {
     pub(crate) async fn rotate_if_due(
         &self,
         now: UnixSeconds,
+        engine: &Engine,
     ) -> Result<Option<String>, TokenError> {
         let interval = UnixSeconds::of_duration(self.settings.key_rotation);
         if interval == 0 || self.settings.algorithm == Algorithm::HS256 {
@@ -158,7 +164,9 @@ impl SigningKeys {
             // Another instance rotates; its key arrives with a reload.
             return Ok(None);
         }
-        self.install(self.generate(now)?, now).await.map(Some)
+        self.install(self.generate(now)?, now, engine, true)
+            .await
+            .map(Some)
     }
 
     fn generate(&self, now: UnixSeconds) -> Result<StoredKey, TokenError> {
@@ -170,11 +178,31 @@ impl SigningKeys {
         )?)
     }
 
-    /// Stores `key`, retires the keys it replaces from its activation on, forgets keys whose
-    /// tokens have all expired, and reloads.
-    async fn install(&self, key: StoredKey, now: UnixSeconds) -> Result<String, TokenError> {
+    /// Stores `key` with its `key_rotated` audit event (by the schedule, or by whoever
+    /// `engine`'s context names), retires the keys it replaces from its activation on,
+    /// forgets keys whose tokens have all expired, and reloads.
+    async fn install(
+        &self,
+        key: StoredKey,
+        now: UnixSeconds,
+        engine: &Engine,
+        scheduled: bool,
+    ) -> Result<String, TokenError> {
         let activates_at = key.activates_at;
-        self.store.insert_signing_key(&record_of(&key)).await?;
+        let mut event = engine
+            .audit_event(AuditKind::KeyRotated)
+            .detail("kid", &key.kid)
+            .detail("algorithm", key.algorithm.as_str());
+        if scheduled {
+            event = event.actor(Actor::System).detail("reason", "schedule");
+        }
+        let inserted = self
+            .store
+            .insert_signing_key_audited(&record_of(&key), &event)
+            .await?;
+        if !inserted.recorded {
+            engine.record_audit(event).await;
+        }
         self.store
             .retire_signing_keys(&key.kid, activates_at)
             .await?;

@@ -46,7 +46,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_core::{
-    AccessGrant, Engine, KeyStore, RefreshToken, SessionId, Timestamp, TokenGrant, ValidSession,
+    AccessGrant, AuditContext, Engine, KeyStore, RefreshToken, SessionId, Timestamp, TokenGrant,
+    ValidSession,
 };
 use tessera_jose::{AccessClaims, Audience, VerifyError};
 
@@ -162,7 +163,26 @@ impl Tokens {
     /// Rotates a refresh token (see [`Engine::refresh`]) and signs the successor's access
     /// token.
     pub async fn refresh(&self, token: &RefreshToken) -> Result<Refreshed, IssueError> {
-        let refreshed = self.inner.engine.refresh(token).await?;
+        self.refresh_with(&self.inner.engine, token).await
+    }
+
+    /// [`Tokens::refresh`] for a client in `context`: a reuse of a spent token is recorded in
+    /// the audit trail with its address and user agent.
+    pub async fn refresh_in(
+        &self,
+        token: &RefreshToken,
+        context: AuditContext,
+    ) -> Result<Refreshed, IssueError> {
+        self.refresh_with(&self.inner.engine.with_context(context), token)
+            .await
+    }
+
+    async fn refresh_with(
+        &self,
+        engine: &Engine,
+        token: &RefreshToken,
+    ) -> Result<Refreshed, IssueError> {
+        let refreshed = engine.refresh(token).await?;
         Ok(Refreshed {
             session: refreshed.session,
             tokens: self.sign_grant(refreshed.tokens)?,
@@ -227,9 +247,17 @@ impl Tokens {
 
     /// Adds a new key that is published at once and signs after `key_publish_lead`; the keys
     /// it replaces stop signing then and stay published until their tokens have expired.
+    /// Records `key_rotated` with no actor; [`Tokens::rotate_in`] names one.
     pub async fn rotate(&self) -> Result<RotatedKey, TokenError> {
+        self.rotate_in(AuditContext::default()).await
+    }
+
+    /// [`Tokens::rotate`], recorded in the audit trail as done by `context`'s actor (the
+    /// CLI, an administrator).
+    pub async fn rotate_in(&self, context: AuditContext) -> Result<RotatedKey, TokenError> {
+        let engine = self.inner.engine.with_context(context);
         let now = self.now();
-        let kid = self.inner.keys.rotate(now).await?;
+        let kid = self.inner.keys.rotate(now, &engine).await?;
         // The stored activation, in the whole seconds key records keep.
         let lead = UnixSeconds::of_duration(self.inner.keys.settings().key_publish_lead);
         let activates_at = UnixSeconds::timestamp(now.get().saturating_add(lead));
@@ -258,8 +286,12 @@ impl Tokens {
 
     /// Rotates if the newest signing key is older than `key_rotation`, unless another
     /// instance is already doing it. Returns the new key id when this call rotated.
+    /// Records `key_rotated` with the system as the actor.
     pub async fn rotate_if_due(&self) -> Result<Option<String>, TokenError> {
-        self.inner.keys.rotate_if_due(self.now()).await
+        self.inner
+            .keys
+            .rotate_if_due(self.now(), &self.inner.engine)
+            .await
     }
 
     fn now(&self) -> UnixSeconds {

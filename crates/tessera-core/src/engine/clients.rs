@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use subtle::ConstantTimeEq;
 
 use super::Engine;
+use crate::audit::{AuditKind, Audited};
 use crate::error::Error;
 use crate::id::{ClientId, Secret};
 use crate::store::{ClientRecord, StoreError};
@@ -22,6 +23,7 @@ pub struct NewClient {
 
 impl Engine {
     /// Registers a client; the secret is 256 random bits and only its SHA-256 is stored.
+    /// Records `client_created` (actor from the context) with the client's insertion.
     pub async fn create_client(&self, name: &str) -> Result<NewClient, Error> {
         self.add_client(name, false).await
     }
@@ -40,8 +42,21 @@ impl Engine {
             created_at: self.now(),
             admin,
         };
-        match self.inner.stores.clients.insert_client(&record).await {
-            Ok(()) => {}
+        let event = self
+            .audit_event(AuditKind::ClientCreated)
+            .detail("client_id", &record.id)
+            .detail("name", &record.name);
+        let clients = &self.inner.stores.clients;
+        let inserted = if self.audits() {
+            clients.insert_client_audited(&record, &event).await
+        } else {
+            clients
+                .insert_client(&record)
+                .await
+                .map(Audited::left_to_caller)
+        };
+        match inserted {
+            Ok(inserted) => self.settle(inserted, |()| true, event).await,
             Err(StoreError::Conflict) => return Err(Error::ClientNameTaken),
             Err(other) => return Err(other.into()),
         }
@@ -54,9 +69,19 @@ impl Engine {
         Ok(self.inner.stores.clients.list_clients().await?)
     }
 
-    /// Removes a client by name; [`Error::ClientNotFound`] if there is none.
+    /// Removes a client by name; [`Error::ClientNotFound`] if there is none. Records
+    /// `client_deleted` (actor from the context) with the removal.
     pub async fn delete_client(&self, name: &str) -> Result<(), Error> {
-        if self.inner.stores.clients.delete_client(name).await? {
+        let event = self
+            .audit_event(AuditKind::ClientDeleted)
+            .detail("name", name);
+        let clients = &self.inner.stores.clients;
+        let deleted = if self.audits() {
+            clients.delete_client_audited(name, &event).await?
+        } else {
+            Audited::left_to_caller(clients.delete_client(name).await?)
+        };
+        if self.settle(deleted, |deleted| *deleted, event).await {
             tracing::info!(target: "tessera::audit", event = "client_deleted", name);
             Ok(())
         } else {

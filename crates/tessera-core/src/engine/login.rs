@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Engine, ValidSession};
+use crate::audit::{Actor, AuditEvent, AuditKind, Outcome};
 use crate::cache::CachedSession;
 use crate::error::Error;
 use crate::id::{SessionToken, UserId};
@@ -88,29 +89,112 @@ impl LoginCounters {
 }
 
 /// Longest `User-Agent` kept with a session, in bytes.
-const MAX_USER_AGENT: usize = 256;
+const MAX_USER_AGENT: usize = crate::audit::MAX_USER_AGENT;
+
+/// What a login attempt learnt on its way, for its audit event.
+#[derive(Debug, Default)]
+struct Seen {
+    /// The account the username names, once looked up.
+    user: Option<UserId>,
+    /// The throttle key that refused the attempt.
+    refused_by: Option<ThrottleKey>,
+}
 
 impl Engine {
     /// Checks a username and password and, if they are right and no throttle applies, opens a
     /// new session (always a new id and token: no fixation).
+    ///
+    /// Records `login_succeeded`, `login_failed` or `login_throttled` in the audit trail
+    /// with the attempt's address and user agent (throttled attempts at most once a minute
+    /// per throttle key and instance).
     pub async fn login(&self, attempt: LoginAttempt<'_>) -> Result<LoggedIn, Error> {
-        let result = self.attempt_login(attempt).await;
+        let mut seen = Seen::default();
+        let result = self.attempt_login(attempt, &mut seen).await;
         self.inner.logins.count(&result);
+        if self.audits() {
+            self.audit_login(&attempt, &result, seen).await;
+        }
         result
     }
 
-    async fn attempt_login(&self, attempt: LoginAttempt<'_>) -> Result<LoggedIn, Error> {
+    async fn audit_login(
+        &self,
+        attempt: &LoginAttempt<'_>,
+        result: &Result<LoggedIn, Error>,
+        seen: Seen,
+    ) {
+        let event = |kind| {
+            AuditEvent::new(kind, self.now(), Actor::Anonymous)
+                .client(attempt.ip, attempt.user_agent)
+        };
+        let event = match result {
+            Ok(logged_in) => {
+                let record = logged_in.session.record();
+                event(AuditKind::LoginSucceeded)
+                    .actor(Actor::User(record.user_id.clone()))
+                    .user(&record.user_id)
+                    .session(&record.id)
+                    .detail("transport", record.transport.as_str())
+            }
+            Err(Error::InvalidCredentials) => {
+                let mut event = event(AuditKind::LoginFailed).outcome(Outcome::Failure);
+                event.user_id = seen.user;
+                event
+            }
+            Err(Error::RateLimited { retry_after }) => {
+                let Some(key) = seen.refused_by else { return };
+                if !self.throttle_worth_recording(&key, self.now()) {
+                    return;
+                }
+                // The throttle refused before the account was looked up; look now so the
+                // event names it. Failing that, the event goes without a subject.
+                let user = match Username::parse(attempt.username) {
+                    Ok(name) => self
+                        .inner
+                        .stores
+                        .users
+                        .user_by_username(name.key())
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|record| record.user.id),
+                    Err(_) => None,
+                };
+                let scope = match key {
+                    ThrottleKey::Account(_) => "account",
+                    ThrottleKey::Address(_) => "address",
+                };
+                let mut event = event(AuditKind::LoginThrottled)
+                    .outcome(Outcome::Failure)
+                    .detail("throttle", scope)
+                    .detail("retry_after_secs", retry_after.as_secs());
+                event.user_id = user;
+                event
+            }
+            // Not a decision about the credentials (busy, store down): nothing to audit.
+            Err(_) => return,
+        };
+        self.record_audit(event).await;
+    }
+
+    async fn attempt_login(
+        &self,
+        attempt: LoginAttempt<'_>,
+        seen: &mut Seen,
+    ) -> Result<LoggedIn, Error> {
         let inner = &self.inner;
         let now = self.now();
         let account_key = attempt.username.to_ascii_lowercase();
         let account = ThrottleKey::Account(account_key.clone());
         let address = attempt.ip.map(ThrottleKey::for_address);
-        self.check_throttle(&account, address.as_ref(), now).await?;
+        self.check_throttle(&account, address.as_ref(), now, seen)
+            .await?;
 
         let user = match Username::parse(attempt.username) {
             Ok(name) => inner.stores.users.user_by_username(name.key()).await?,
             Err(_) => None,
         };
+        seen.user = user.as_ref().map(|record| record.user.id.clone());
         let verification = match (
             &user,
             attempt.password.len() > inner.config.password.max_bytes,
@@ -184,16 +268,23 @@ impl Engine {
         account: &ThrottleKey,
         address: Option<&ThrottleKey>,
         now: Timestamp,
+        seen: &mut Seen,
     ) -> Result<(), Error> {
         let throttle = &self.inner.stores.throttle;
         let config = &self.inner.config;
         let mut wait = throttle
             .blocked_for(account, config.account_throttle, now)
             .await?;
+        if wait.is_some() {
+            seen.refused_by = Some(account.clone());
+        }
         if let Some(address) = address {
             let address_wait = throttle
                 .blocked_for(address, config.address_throttle, now)
                 .await?;
+            if address_wait > wait {
+                seen.refused_by = Some(address.clone());
+            }
             wait = wait.max(address_wait);
         }
         match wait {

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{Engine, ValidSession};
+use crate::audit::{Actor, AuditEvent, AuditKind, Audited};
 use crate::error::Error;
 use crate::id::{SessionId, UserId};
 use crate::session::SessionRecord;
@@ -26,16 +27,17 @@ pub enum RevokeScope {
 struct StaleRevocationFeed;
 
 impl Engine {
-    /// Ends a session and every credential of it.
+    /// Ends a session and every credential of it. Records `logout` (the session's user as
+    /// the actor) with the revocation.
     pub async fn logout(&self, session: &ValidSession) -> Result<(), Error> {
         let id = &session.record().id;
-        if self
-            .inner
-            .stores
-            .sessions
-            .revoke_session(id, self.now())
-            .await?
-        {
+        let user_id = &session.record().user_id;
+        let event = self
+            .audit_event(AuditKind::Logout)
+            .actor(Actor::User(user_id.clone()))
+            .user(user_id)
+            .session(id);
+        if self.revoke_audited(id, event).await? {
             tracing::info!(target: "tessera::audit", event = "logout", user_id = %session.record().user_id, session_id = %id);
         }
         self.forget_revoked(id);
@@ -69,25 +71,43 @@ impl Engine {
     }
 
     /// Revokes one of `owner`'s sessions. [`Error::SessionNotFound`] if it is not theirs or
-    /// not live, so nobody learns about other users' sessions.
+    /// not live, so nobody learns about other users' sessions. Records `session_revoked`
+    /// with `owner` as the actor.
     pub async fn revoke_session_of(&self, owner: &UserId, id: &SessionId) -> Result<(), Error> {
         let sessions = &self.inner.stores.sessions;
         match sessions.session_by_id(id).await? {
             Some(record) if &record.user_id == owner && record.is_live(self.now()) => {}
             _ => return Err(Error::SessionNotFound),
         }
-        self.revoke_session(id).await
+        let event = self
+            .audit_event(AuditKind::SessionRevoked)
+            .actor(Actor::User(owner.clone()))
+            .user(owner)
+            .session(id);
+        self.revoke_one(id, event).await
     }
 
-    /// Revokes a session by id, whoever owns it (administration).
+    /// Revokes a session by id, whoever owns it (administration). Records
+    /// `session_revoked` with the context's actor.
     pub async fn revoke_session(&self, id: &SessionId) -> Result<(), Error> {
-        if !self
-            .inner
-            .stores
-            .sessions
-            .revoke_session(id, self.now())
-            .await?
-        {
+        let mut event = self.audit_event(AuditKind::SessionRevoked).session(id);
+        if self.audits() {
+            // The event names the owner; only administration pays for the read.
+            event.user_id = self
+                .inner
+                .stores
+                .sessions
+                .session_by_id(id)
+                .await?
+                .map(|record| record.user_id);
+        }
+        self.revoke_one(id, event).await
+    }
+
+    /// Revokes a session, recording `event` with it; [`Error::SessionNotFound`] if it was
+    /// unknown or revoked already (and nothing is recorded).
+    async fn revoke_one(&self, id: &SessionId, event: AuditEvent) -> Result<(), Error> {
+        if !self.revoke_audited(id, event).await? {
             self.inner.cache.forget(id);
             return Err(Error::SessionNotFound);
         }
@@ -96,22 +116,68 @@ impl Engine {
         Ok(())
     }
 
+    /// The store's revoke, with `event` recorded in its transaction when the store can, or
+    /// after it; only if the session was revoked now.
+    pub(super) async fn revoke_audited(
+        &self,
+        id: &SessionId,
+        event: AuditEvent,
+    ) -> Result<bool, Error> {
+        let sessions = &self.inner.stores.sessions;
+        let revoked = if self.audits() {
+            sessions
+                .revoke_session_audited(id, self.now(), &event)
+                .await?
+        } else {
+            Audited::left_to_caller(sessions.revoke_session(id, self.now()).await?)
+        };
+        Ok(self.settle(revoked, |revoked| *revoked, event).await)
+    }
+
+    /// The store's bulk revoke, with `event` recorded (with `count` added) in its
+    /// transaction when the store can, or after it; only if something was revoked.
+    async fn revoke_all_audited(
+        &self,
+        user_id: &UserId,
+        keep: Option<&SessionId>,
+        event: AuditEvent,
+    ) -> Result<Vec<SessionId>, Error> {
+        let sessions = &self.inner.stores.sessions;
+        let now = self.now();
+        let revoked = if self.audits() {
+            sessions
+                .revoke_user_sessions_audited(user_id, keep, now, &event)
+                .await?
+        } else {
+            Audited::left_to_caller(sessions.revoke_user_sessions(user_id, keep, now).await?)
+        };
+        let count = revoked.value.len();
+        Ok(self
+            .settle(revoked, |ids| !ids.is_empty(), event.detail("count", count))
+            .await)
+    }
+
     /// Revokes the caller's other sessions, or all of them. Returns how many were revoked.
+    /// Records `sessions_revoked` (the caller as the actor, `scope` and `count` in the
+    /// detail) if there were any.
     pub async fn revoke_sessions(
         &self,
         current: &ValidSession,
         scope: RevokeScope,
     ) -> Result<usize, Error> {
         let record = current.record();
-        let keep = match scope {
-            RevokeScope::Others => Some(&record.id),
-            RevokeScope::All => None,
+        let (keep, scope_name) = match scope {
+            RevokeScope::Others => (Some(&record.id), "others"),
+            RevokeScope::All => (None, "all"),
         };
+        let event = self
+            .audit_event(AuditKind::SessionsRevoked)
+            .actor(Actor::User(record.user_id.clone()))
+            .user(&record.user_id)
+            .session(&record.id)
+            .detail("scope", scope_name);
         let revoked = self
-            .inner
-            .stores
-            .sessions
-            .revoke_user_sessions(&record.user_id, keep, self.now())
+            .revoke_all_audited(&record.user_id, keep, event)
             .await?;
         let count = revoked.len();
         tracing::info!(target: "tessera::audit", event = "sessions_revoked", user_id = %record.user_id, count);
@@ -120,13 +186,13 @@ impl Engine {
     }
 
     /// Revokes every session of a user (administration). Returns how many were revoked.
+    /// Records `sessions_revoked` (the context's actor) if there were any.
     pub async fn revoke_user_sessions(&self, user_id: &UserId) -> Result<usize, Error> {
-        let revoked = self
-            .inner
-            .stores
-            .sessions
-            .revoke_user_sessions(user_id, None, self.now())
-            .await?;
+        let event = self
+            .audit_event(AuditKind::SessionsRevoked)
+            .user(user_id)
+            .detail("scope", "all");
+        let revoked = self.revoke_all_audited(user_id, None, event).await?;
         let count = revoked.len();
         tracing::info!(target: "tessera::audit", event = "sessions_revoked", user_id = %user_id, count);
         self.revoked(revoked);

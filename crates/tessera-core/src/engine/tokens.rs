@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{Engine, ValidSession};
+use crate::audit::{Actor, AuditKind, Outcome};
 use crate::cache::CachedSession;
 use crate::error::Error;
 use crate::id::{RefreshToken, SessionId, TokenId, UserId};
@@ -173,13 +174,21 @@ impl Engine {
             user_id = %record.user_id,
             session_id = %record.id,
         );
-        if self
-            .inner
-            .stores
-            .sessions
-            .revoke_session(&record.id, now)
-            .await?
-        {
+        // The presenter is anonymous (anyone holding the token); the revocation is the
+        // server's own rule.
+        let reuse = self
+            .audit_event(AuditKind::RefreshReuseDetected)
+            .user(&record.user_id)
+            .session(&record.id)
+            .outcome(Outcome::Failure);
+        self.record_audit(reuse).await;
+        let revocation = self
+            .audit_event(AuditKind::SessionRevoked)
+            .actor(Actor::System)
+            .user(&record.user_id)
+            .session(&record.id)
+            .detail("reason", "refresh_reuse");
+        if self.revoke_audited(&record.id, revocation).await? {
             tracing::info!(target: "tessera::audit", event = "session_revoked", session_id = %record.id, reason = "refresh_reuse");
         }
         self.forget_revoked(&record.id);

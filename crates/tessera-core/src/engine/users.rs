@@ -1,6 +1,7 @@
 //! Accounts: create (username rules, password policy), list, page through, look up, delete.
 
 use super::Engine;
+use crate::audit::{AuditKind, Audited};
 use crate::error::Error;
 use crate::id::UserId;
 use crate::store::StoreError;
@@ -8,6 +9,7 @@ use crate::user::{User, UserRecord, Username};
 
 impl Engine {
     /// Creates an account after checking the username rules and the password policy.
+    /// Records `user_created` (actor from the context: anonymous for a self-registration).
     pub async fn create_user(&self, username: &str, password: &str) -> Result<User, Error> {
         let username = Username::parse(username)?;
         self.inner.config.password.check(&username, password)?;
@@ -30,14 +32,21 @@ impl Engine {
             },
             password_hash,
         };
-        match self
-            .inner
-            .stores
-            .users
-            .create_user(&username, &record)
-            .await
-        {
-            Ok(()) => {}
+        let event = self
+            .audit_event(AuditKind::UserCreated)
+            .user(&record.user.id)
+            .detail("username", &record.user.username);
+        let users = &self.inner.stores.users;
+        let created = if self.audits() {
+            users.create_user_audited(&username, &record, &event).await
+        } else {
+            users
+                .create_user(&username, &record)
+                .await
+                .map(Audited::left_to_caller)
+        };
+        match created {
+            Ok(created) => self.settle(created, |()| true, event).await,
             // Lost a race with another registration of the same name.
             Err(StoreError::Conflict) => return Err(Error::UsernameTaken),
             Err(other) => return Err(other.into()),
@@ -92,11 +101,23 @@ impl Engine {
         }
     }
 
-    /// Deletes an account and ends all its sessions.
+    /// Deletes an account and ends all its sessions. Records `user_deleted` (actor from the
+    /// context) with the account's deletion.
     pub async fn delete_user(&self, id: &UserId) -> Result<(), Error> {
         let sessions = &self.inner.stores.sessions;
-        self.revoked(sessions.revoke_user_sessions(id, None, self.now()).await?);
-        if !self.inner.stores.users.delete_user(id).await? {
+        let ended = sessions.revoke_user_sessions(id, None, self.now()).await?;
+        let event = self
+            .audit_event(AuditKind::UserDeleted)
+            .user(id)
+            .detail("sessions_revoked", ended.len());
+        self.revoked(ended);
+        let users = &self.inner.stores.users;
+        let deleted = if self.audits() {
+            users.delete_user_audited(id, &event).await?
+        } else {
+            Audited::left_to_caller(users.delete_user(id).await?)
+        };
+        if !self.settle(deleted, |deleted| *deleted, event).await {
             return Err(Error::UserNotFound);
         }
         self.inner.usernames.remove(id);

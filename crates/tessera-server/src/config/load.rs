@@ -176,6 +176,9 @@ impl Config {
         if self.sessions.purge_interval < Duration::from_secs(1) {
             return invalid("sessions.purge_interval", "must be at least 1s");
         }
+        if self.audit.retention < Duration::from_secs(60 * 60) {
+            return invalid("audit.retention", "must be at least 1h");
+        }
         if self.metrics.bind == Some(self.server.bind) {
             return invalid("metrics.bind", "must differ from server.bind");
         }

@@ -72,6 +72,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[metrics]`: `GET /metrics` and who may read it.
     pub metrics: MetricsConfig,
+    /// `[audit]`: how long the audit trail keeps events.
+    pub audit: AuditConfig,
     /// `[danger]`: settings that weaken security, for local development only.
     pub danger: DangerConfig,
 }
@@ -243,6 +245,26 @@ impl Default for RevocationConfig {
     fn default() -> Self {
         RevocationConfig {
             max_staleness: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `[audit]`: the durable audit trail of authentication and administration events, kept in
+/// the database that holds the users (SQLite or PostgreSQL, whatever holds the sessions).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// How long an event is kept. Older events are deleted in the background, in batches,
+    /// every `sessions.purge_interval`. At least `1h`.
+    /// Defaults to `90d`.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention: Duration::from_secs(90 * 24 * 60 * 60),
         }
     }
 }

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use tessera_core::{
-    LoginThrottle, RefreshRecord, RefreshStore, Revocation, Rotation, SessionId, SessionRecord,
-    SessionStore, StoreError, Stores, ThrottleKey, ThrottleRule, Timestamp, TokenHash, User,
-    UserId, UserRecord, UserStore, Username,
+    AuditEvent, Audited, LoginThrottle, RefreshRecord, RefreshStore, Revocation, Rotation,
+    SessionId, SessionRecord, SessionStore, StoreError, Stores, ThrottleKey, ThrottleRule,
+    Timestamp, TokenHash, User, UserId, UserRecord, UserStore, Username,
 };
 
 use super::Metrics;
@@ -183,6 +183,27 @@ impl UserStore for Timed<dyn UserStore> {
     async fn ping(&self) -> Result<(), StoreError> {
         self.measured.time("ping", self.inner.ping()).await
     }
+
+    // The audited forms go through to the store (so its event stays in the change's
+    // transaction), timed under the plain operation's name.
+    async fn create_user_audited(
+        &self,
+        username: &Username,
+        record: &UserRecord,
+        event: &AuditEvent,
+    ) -> Result<Audited<()>, StoreError> {
+        let call = self.inner.create_user_audited(username, record, event);
+        self.measured.time("create_user", call).await
+    }
+
+    async fn delete_user_audited(
+        &self,
+        id: &UserId,
+        event: &AuditEvent,
+    ) -> Result<Audited<bool>, StoreError> {
+        let call = self.inner.delete_user_audited(id, event);
+        self.measured.time("delete_user", call).await
+    }
 }
 
 #[async_trait]
@@ -257,6 +278,29 @@ impl SessionStore for Timed<dyn SessionStore> {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.measured.time("ping", self.inner.ping()).await
+    }
+
+    async fn revoke_session_audited(
+        &self,
+        id: &SessionId,
+        now: Timestamp,
+        event: &AuditEvent,
+    ) -> Result<Audited<bool>, StoreError> {
+        let call = self.inner.revoke_session_audited(id, now, event);
+        self.measured.time("revoke_session", call).await
+    }
+
+    async fn revoke_user_sessions_audited(
+        &self,
+        user_id: &UserId,
+        keep: Option<&SessionId>,
+        now: Timestamp,
+        event: &AuditEvent,
+    ) -> Result<Audited<Vec<SessionId>>, StoreError> {
+        let call = self
+            .inner
+            .revoke_user_sessions_audited(user_id, keep, now, event);
+        self.measured.time("revoke_user_sessions", call).await
     }
 }
 

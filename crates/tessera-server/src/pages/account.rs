@@ -8,7 +8,8 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use serde::Deserialize;
 use tessera_core::{
-    Error, RevokeScope, SessionId, SessionRecord, SessionToken, Timestamp, ValidSession,
+    AuditContext, Error, RevokeScope, SessionId, SessionRecord, SessionToken, Timestamp,
+    ValidSession,
 };
 use time::OffsetDateTime;
 use time::macros::format_description;
@@ -18,6 +19,7 @@ use super::{
     see_other_with, session_cookie_token, to_login, validate,
 };
 use crate::AppState;
+use crate::audit::Audit;
 use crate::body::rfc3339;
 use crate::problem::Problem;
 
@@ -108,6 +110,7 @@ pub(super) async fn show(State(state): State<AppState>, headers: HeaderMap, uri:
 /// current one logs out.
 pub(super) async fn revoke_one(
     State(state): State<AppState>,
+    Audit(audit): Audit,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -120,10 +123,11 @@ pub(super) async fn revoke_one(
         return not_found(&state, &session, &token).await;
     };
     if id == session.record().id {
-        return log_out_session(&state, &session).await;
+        return log_out_session(&state, audit, &session).await;
     }
     match state
         .engine
+        .with_context(audit)
         .revoke_session_of(&session.record().user_id, &id)
         .await
     {
@@ -136,6 +140,7 @@ pub(super) async fn revoke_one(
 /// `POST /account/revoke-others`: "log out everywhere else".
 pub(super) async fn revoke_others(
     State(state): State<AppState>,
+    Audit(audit): Audit,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -145,6 +150,7 @@ pub(super) async fn revoke_others(
     };
     match state
         .engine
+        .with_context(audit)
         .revoke_sessions(&session, RevokeScope::Others)
         .await
     {
@@ -156,17 +162,22 @@ pub(super) async fn revoke_others(
 /// `POST /logout`.
 pub(super) async fn log_out(
     State(state): State<AppState>,
+    Audit(audit): Audit,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     match authorize(&state, &headers, body).await {
-        Ok((session, _)) => log_out_session(&state, &session).await,
+        Ok((session, _)) => log_out_session(&state, audit, &session).await,
         Err(response) => response,
     }
 }
 
-async fn log_out_session(state: &AppState, session: &ValidSession) -> Response {
-    if let Err(error) = state.engine.logout(session).await {
+async fn log_out_session(
+    state: &AppState,
+    audit: AuditContext,
+    session: &ValidSession,
+) -> Response {
+    if let Err(error) = state.engine.with_context(audit).logout(session).await {
         return refused(error.into());
     }
     let mut headers = HeaderMap::new();

@@ -7,13 +7,14 @@ use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use serde::Deserialize;
-use tessera_core::{Error, LoginAttempt, Transport};
+use tessera_core::{AuditContext, Error, LoginAttempt, Transport};
 
 use super::{
     CookieSession, Failure, FormSecret, MessagePage, check_form_secret, cookie_session,
     failure_page, form, page_parts, see_other_with, session_cookie_token,
 };
 use crate::AppState;
+use crate::audit::Audit;
 use crate::extract::ClientIp;
 use crate::problem::Problem;
 
@@ -151,7 +152,12 @@ pub(super) async fn log_in(
     // rather than lingering live and unreachable.
     if let Ok(Some(previous)) = session_cookie_token(&state, &headers)
         && let Ok(old) = state.engine.validate(&previous).await
-        && state.engine.logout(&old).await.is_err()
+        && state
+            .engine
+            .with_context(AuditContext::request(ip, user_agent))
+            .logout(&old)
+            .await
+            .is_err()
     {
         tracing::warn!(session_id = %old.record().id, "could not end the session replaced by a new login");
     }
@@ -236,6 +242,7 @@ pub(super) async fn show_register(State(state): State<AppState>, headers: Header
 /// `POST /register`: creates the account, then sends the browser to log in.
 pub(super) async fn register(
     State(state): State<AppState>,
+    Audit(audit): Audit,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -261,6 +268,7 @@ pub(super) async fn register(
     }
     match state
         .engine
+        .with_context(audit)
         .create_user(username, &submitted.password)
         .await
     {

@@ -5,10 +5,11 @@ use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use tessera_core::{LoginAttempt, Transport};
+use tessera_core::{AuditContext, LoginAttempt, Transport};
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::audit::Audit;
 use crate::auth::{Authenticated, Carrier, presented_token};
 use crate::body::{CurrentSession, SessionBody, UserBody, json, to_json};
 use crate::extract::{ApiJson, ClientIp};
@@ -92,6 +93,7 @@ pub struct CookieLogin<'a> {
 )]
 pub async fn create_user(
     State(state): State<AppState>,
+    Audit(audit): Audit,
     headers: HeaderMap,
     ApiJson(body): ApiJson<NewUser>,
 ) -> Result<Response, Problem> {
@@ -106,6 +108,7 @@ pub async fn create_user(
     }
     let user = state
         .engine
+        .with_context(audit)
         .create_user(&body.username, &body.password)
         .await?;
     Ok(json(StatusCode::CREATED, to_json(&UserBody::from(&user))))
@@ -182,7 +185,12 @@ pub async fn login(
     if let Ok(Some((previous, Carrier::Cookie))) =
         presented_token(&headers, &state.http.cookies.name)
         && let Ok(old) = state.engine.validate(&previous).await
-        && state.engine.logout(&old).await.is_err()
+        && state
+            .engine
+            .with_context(AuditContext::request(ip, user_agent))
+            .logout(&old)
+            .await
+            .is_err()
     {
         tracing::warn!(session_id = %old.record().id, "could not end the session replaced by a new login");
     }
@@ -211,9 +219,14 @@ pub async fn login(
 )]
 pub async fn logout(
     State(state): State<AppState>,
+    Audit(audit): Audit,
     auth: Authenticated,
 ) -> Result<Response, Problem> {
-    state.engine.logout(&auth.session).await?;
+    state
+        .engine
+        .with_context(audit)
+        .logout(&auth.session)
+        .await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     response
         .headers_mut()

@@ -18,6 +18,7 @@ use tessera_core::{Error, RefreshToken, Revocation, SessionId, SessionToken};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::audit::Audit;
 use crate::body::{Rfc3339, json, to_json};
 use crate::errors::OAuthError;
 use crate::extract::{ApiQuery, is_form, read_form};
@@ -238,22 +239,27 @@ async fn introspection(state: &AppState, token: &str) -> Result<Introspection, E
         (status = 503, description = "`temporarily_unavailable`, with `Retry-After`", body = OAuthError),
     )
 )]
-pub async fn revoke(State(state): State<AppState>, request: Request) -> Response {
+pub async fn revoke(
+    State(state): State<AppState>,
+    Audit(audit): Audit,
+    request: Request,
+) -> Response {
     let (_, parameters) = match form(&state, request).await {
         Ok(found) => found,
         Err(response) => return response,
     };
+    let engine = state.engine.with_context(audit);
     let result = if parameters.token.contains('.') {
         match state.tokens.verify(&parameters.token) {
             Ok(claims) => match SessionId::parse(&claims.sid) {
-                Ok(id) => state.engine.revoke_quietly(&id).await,
+                Ok(id) => engine.revoke_quietly(&id).await,
                 Err(_) => Ok(false),
             },
             Err(_) => Ok(false),
         }
     } else {
         match RefreshToken::parse(&parameters.token) {
-            Ok(token) => state.engine.revoke_by_refresh(&token).await,
+            Ok(token) => engine.revoke_by_refresh(&token).await,
             Err(_) => Ok(false),
         }
     };

@@ -9,6 +9,7 @@ use tessera_core::{RevokeScope, SessionId};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::audit::Audit;
 use crate::auth::{Authenticated, Carrier};
 use crate::body::{CurrentSession, Revoked, SessionBody, SessionList, json, to_json};
 use crate::extract::ApiQuery;
@@ -80,12 +81,17 @@ pub async fn list(State(state): State<AppState>, auth: Authenticated) -> Result<
 )]
 pub async fn revoke_one(
     State(state): State<AppState>,
+    Audit(audit): Audit,
     auth: Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let id = SessionId::parse(&id).map_err(|_| Problem::not_found("no such session"))?;
     let owner = &auth.session.record().user_id;
-    state.engine.revoke_session_of(owner, &id).await?;
+    state
+        .engine
+        .with_context(audit)
+        .revoke_session_of(owner, &id)
+        .await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     if id == auth.session.record().id {
         response
@@ -130,6 +136,7 @@ pub enum RevokeScopeName {
 )]
 pub async fn revoke_many(
     State(state): State<AppState>,
+    Audit(audit): Audit,
     auth: Authenticated,
     ApiQuery(query): ApiQuery<ScopeQuery>,
 ) -> Result<Response, Problem> {
@@ -138,7 +145,11 @@ pub async fn revoke_many(
         "all" => RevokeScope::All,
         _ => return Err(Problem::validation("scope must be \"others\" or \"all\"")),
     };
-    let revoked = state.engine.revoke_sessions(&auth.session, scope).await?;
+    let revoked = state
+        .engine
+        .with_context(audit)
+        .revoke_sessions(&auth.session, scope)
+        .await?;
     let mut response = json(StatusCode::OK, to_json(&Revoked { revoked }));
     if scope == RevokeScope::All {
         response

@@ -11,6 +11,7 @@ use tessera_tokens::{IssueError, SignedTokens};
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::audit::Audit;
 use crate::body::{SessionBody, json, to_json};
 use crate::errors::{OAuthError, no_store};
 use crate::extract::{ApiJson, is_form, read_form};
@@ -99,7 +100,11 @@ pub(crate) fn token_response(
     ),
     security((), ("refresh_cookie" = []))
 )]
-pub async fn token(State(state): State<AppState>, request: Request) -> Response {
+pub async fn token(
+    State(state): State<AppState>,
+    Audit(audit): Audit,
+    request: Request,
+) -> Response {
     let cookie = RefreshCookie::read(&state, request.headers());
     let parameters = match parse_token_request(&state, request).await {
         Ok(parameters) => parameters,
@@ -127,7 +132,7 @@ pub async fn token(State(state): State<AppState>, request: Request) -> Response 
             "the refresh token is invalid",
         );
     };
-    match state.tokens.refresh(&refresh_token).await {
+    match state.tokens.refresh_in(&refresh_token, audit).await {
         Ok(refreshed) => token_response(
             &state,
             SessionBody::current(&refreshed.session),

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use tessera_core::{ClientRecord, ClientStore, StoreError};
+use tessera_core::{AuditEvent, Audited, ClientRecord, ClientStore, StoreError};
 
 use super::{MemoryStore, read, write};
 
@@ -25,25 +25,45 @@ struct StoredClient {
     order: u64,
 }
 
-#[async_trait]
-impl ClientStore for MemoryStore {
-    async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
-        let mut clients = write(&self.clients)?;
-        if clients.by_id.contains_key(&client.id) || clients.by_name.contains_key(&client.name) {
+impl Clients {
+    /// [`StoreError::Conflict`] if the id or the name is taken.
+    fn check_free(&self, client: &ClientRecord) -> Result<(), StoreError> {
+        if self.by_id.contains_key(&client.id) || self.by_name.contains_key(&client.name) {
             return Err(StoreError::Conflict);
         }
-        clients.inserted += 1;
-        let order = clients.inserted;
-        clients
-            .by_name
-            .insert(client.name.clone(), client.id.clone());
-        clients.by_id.insert(
+        Ok(())
+    }
+
+    /// Adds a client that [`Clients::check_free`] let through.
+    fn insert(&mut self, client: &ClientRecord) {
+        self.inserted += 1;
+        let order = self.inserted;
+        self.by_name.insert(client.name.clone(), client.id.clone());
+        self.by_id.insert(
             client.id.clone(),
             StoredClient {
                 record: client.clone(),
                 order,
             },
         );
+    }
+
+    /// Removes the client named `name`; `false` if there was none.
+    fn remove(&mut self, name: &str) -> bool {
+        let Some(id) = self.by_name.remove(name) else {
+            return false;
+        };
+        self.by_id.remove(&id);
+        true
+    }
+}
+
+#[async_trait]
+impl ClientStore for MemoryStore {
+    async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
+        let mut clients = write(&self.clients)?;
+        clients.check_free(client)?;
+        clients.insert(client);
         Ok(())
     }
 
@@ -65,11 +85,33 @@ impl ClientStore for MemoryStore {
     }
 
     async fn delete_client(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(write(&self.clients)?.remove(name))
+    }
+
+    async fn insert_client_audited(
+        &self,
+        client: &ClientRecord,
+        event: &AuditEvent,
+    ) -> Result<Audited<()>, StoreError> {
         let mut clients = write(&self.clients)?;
-        let Some(id) = clients.by_name.remove(name) else {
-            return Ok(false);
-        };
-        clients.by_id.remove(&id);
-        Ok(true)
+        clients.check_free(client)?;
+        let mut trail = write(&self.audit)?;
+        clients.insert(client);
+        trail.push(event.clone());
+        Ok(Audited::recorded(()))
+    }
+
+    async fn delete_client_audited(
+        &self,
+        name: &str,
+        event: &AuditEvent,
+    ) -> Result<Audited<bool>, StoreError> {
+        let mut clients = write(&self.clients)?;
+        let mut trail = write(&self.audit)?;
+        let deleted = clients.remove(name);
+        if deleted {
+            trail.push(event.clone());
+        }
+        Ok(Audited::recorded(deleted))
     }
 }

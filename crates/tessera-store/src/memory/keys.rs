@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use async_trait::async_trait;
-use tessera_core::{KeyRecord, KeyStore, StoreError};
+use tessera_core::{AuditEvent, Audited, KeyRecord, KeyStore, StoreError};
 
 use super::{MemoryStore, read, write};
 
@@ -46,6 +46,21 @@ impl KeyStore for MemoryStore {
         }
         keys.signing.push(key.clone());
         Ok(())
+    }
+
+    async fn insert_signing_key_audited(
+        &self,
+        key: &KeyRecord,
+        event: &AuditEvent,
+    ) -> Result<Audited<()>, StoreError> {
+        let mut keys = write(&self.keys)?;
+        if keys.signing.iter().any(|stored| stored.kid == key.kid) {
+            return Err(StoreError::Conflict);
+        }
+        let mut trail = write(&self.audit)?;
+        keys.signing.push(key.clone());
+        trail.push(event.clone());
+        Ok(Audited::recorded(()))
     }
 
     async fn retire_signing_keys(&self, except: &str, retired_at: i64) -> Result<u64, StoreError> {

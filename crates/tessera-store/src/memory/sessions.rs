@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tessera_core::{
-    Revocation, SessionId, SessionRecord, SessionStore, StoreError, Timestamp, UserId,
+    AuditEvent, Audited, Revocation, SessionId, SessionRecord, SessionStore, StoreError, Timestamp,
+    UserId,
 };
 
 use super::revocation_log::Log;
@@ -55,6 +56,27 @@ impl Sessions {
         }
         self.by_end.remove(&(ends_at(&record), record.id));
         true
+    }
+
+    /// Revokes every unrevoked session of the user but `keep`, logging each.
+    fn revoke_all(
+        &mut self,
+        user_id: &UserId,
+        keep: Option<&SessionId>,
+        now: Timestamp,
+    ) -> Vec<SessionId> {
+        let candidates: Vec<SessionId> = self
+            .by_user
+            .get(user_id)
+            .into_iter()
+            .flatten()
+            .filter(|id| Some(*id) != keep)
+            .cloned()
+            .collect();
+        candidates
+            .into_iter()
+            .filter(|id| self.revoke(id, now))
+            .collect()
     }
 
     /// Marks the session revoked and logs it; `false` if it is unknown or revoked already.
@@ -138,19 +160,7 @@ impl SessionStore for MemoryStore {
         keep: Option<&SessionId>,
         now: Timestamp,
     ) -> Result<Vec<SessionId>, StoreError> {
-        let mut sessions = write(&self.sessions)?;
-        let candidates: Vec<SessionId> = sessions
-            .by_user
-            .get(user_id)
-            .into_iter()
-            .flatten()
-            .filter(|id| Some(*id) != keep)
-            .cloned()
-            .collect();
-        Ok(candidates
-            .into_iter()
-            .filter(|id| sessions.revoke(id, now))
-            .collect())
+        Ok(write(&self.sessions)?.revoke_all(user_id, keep, now))
     }
 
     async fn revocations_since(
@@ -198,5 +208,36 @@ impl SessionStore for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         read(&self.sessions).map(drop)
+    }
+
+    async fn revoke_session_audited(
+        &self,
+        id: &SessionId,
+        now: Timestamp,
+        event: &AuditEvent,
+    ) -> Result<Audited<bool>, StoreError> {
+        let mut sessions = write(&self.sessions)?;
+        let mut trail = write(&self.audit)?;
+        let revoked = sessions.revoke(id, now);
+        if revoked {
+            trail.push(event.clone());
+        }
+        Ok(Audited::recorded(revoked))
+    }
+
+    async fn revoke_user_sessions_audited(
+        &self,
+        user_id: &UserId,
+        keep: Option<&SessionId>,
+        now: Timestamp,
+        event: &AuditEvent,
+    ) -> Result<Audited<Vec<SessionId>>, StoreError> {
+        let mut sessions = write(&self.sessions)?;
+        let mut trail = write(&self.audit)?;
+        let revoked = sessions.revoke_all(user_id, keep, now);
+        if !revoked.is_empty() {
+            trail.push(event.clone().detail("count", revoked.len()));
+        }
+        Ok(Audited::recorded(revoked))
     }
 }

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use tessera_core::{StoreError, User, UserId, UserRecord, UserStore, Username};
+use tessera_core::{
+    AuditEvent, Audited, StoreError, User, UserId, UserRecord, UserStore, Username,
+};
 
 use super::{MemoryStore, read, write};
 
@@ -23,6 +25,43 @@ struct StoredUser {
     order: u64,
 }
 
+impl Users {
+    /// [`StoreError::Conflict`] if the username (by key) or the id is taken.
+    fn check_free(&self, username: &Username, record: &UserRecord) -> Result<(), StoreError> {
+        if self.by_key.contains_key(username.key()) || self.by_id.contains_key(&record.user.id) {
+            return Err(StoreError::Conflict);
+        }
+        Ok(())
+    }
+
+    /// Adds a user that [`Users::check_free`] let through.
+    fn insert(&mut self, username: &Username, record: &UserRecord) {
+        self.inserted += 1;
+        let order = self.inserted;
+        self.by_key
+            .insert(username.key().to_owned(), record.user.id.clone());
+        self.by_id.insert(
+            record.user.id.clone(),
+            StoredUser {
+                record: record.clone(),
+                key: username.key().to_owned(),
+                order,
+            },
+        );
+    }
+
+    /// Deletes a user; `false` if there was none.
+    fn remove(&mut self, id: &UserId) -> bool {
+        match self.by_id.remove(id) {
+            Some(stored) => {
+                self.by_key.remove(&stored.key);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 #[async_trait]
 impl UserStore for MemoryStore {
     async fn create_user(
@@ -31,23 +70,37 @@ impl UserStore for MemoryStore {
         record: &UserRecord,
     ) -> Result<(), StoreError> {
         let mut users = write(&self.users)?;
-        if users.by_key.contains_key(username.key()) || users.by_id.contains_key(&record.user.id) {
-            return Err(StoreError::Conflict);
-        }
-        users.inserted += 1;
-        let order = users.inserted;
-        users
-            .by_key
-            .insert(username.key().to_owned(), record.user.id.clone());
-        users.by_id.insert(
-            record.user.id.clone(),
-            StoredUser {
-                record: record.clone(),
-                key: username.key().to_owned(),
-                order,
-            },
-        );
+        users.check_free(username, record)?;
+        users.insert(username, record);
         Ok(())
+    }
+
+    async fn create_user_audited(
+        &self,
+        username: &Username,
+        record: &UserRecord,
+        event: &AuditEvent,
+    ) -> Result<Audited<()>, StoreError> {
+        let mut users = write(&self.users)?;
+        users.check_free(username, record)?;
+        let mut trail = write(&self.audit)?;
+        users.insert(username, record);
+        trail.push(event.clone());
+        Ok(Audited::recorded(()))
+    }
+
+    async fn delete_user_audited(
+        &self,
+        id: &UserId,
+        event: &AuditEvent,
+    ) -> Result<Audited<bool>, StoreError> {
+        let mut users = write(&self.users)?;
+        let mut trail = write(&self.audit)?;
+        let deleted = users.remove(id);
+        if deleted {
+            trail.push(event.clone());
+        }
+        Ok(Audited::recorded(deleted))
     }
 
     async fn user_by_username(&self, username_key: &str) -> Result<Option<UserRecord>, StoreError> {
@@ -113,14 +166,7 @@ impl UserStore for MemoryStore {
     }
 
     async fn delete_user(&self, id: &UserId) -> Result<bool, StoreError> {
-        let mut users = write(&self.users)?;
-        match users.by_id.remove(id) {
-            Some(stored) => {
-                users.by_key.remove(&stored.key);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        Ok(write(&self.users)?.remove(id))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -2,10 +2,19 @@
 //! `server_secrets`. Key times are Unix seconds, as the trait has them.
 
 use async_trait::async_trait;
-use tessera_core::{KeyRecord, KeyStore, StoreError};
+use std::sync::LazyLock;
+
+use tessera_core::{AuditEvent, Audited, KeyRecord, KeyStore, StoreError};
 
 use super::PgStore;
+use super::audit::audited;
 use crate::sql::{self, Binds as _, unavailable};
+
+const INSERT_KEY: &str = "INSERT INTO signing_keys (kid, algorithm, secret, created_at, \
+                          activates_at, retired_at) VALUES ($1, $2, $3, $4, $5, $6)";
+
+static INSERT_KEY_AUDITED: LazyLock<String> =
+    LazyLock::new(|| audited(&format!("{INSERT_KEY} RETURNING 1"), 6));
 
 #[async_trait]
 impl KeyStore for PgStore {
@@ -19,10 +28,7 @@ impl KeyStore for PgStore {
     }
 
     async fn insert_signing_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
-        let statement = sqlx::query(
-            "INSERT INTO signing_keys (kid, algorithm, secret, created_at, activates_at, \
-             retired_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        );
+        let statement = sqlx::query(INSERT_KEY);
         self.bounded(sql::insert(statement.bind_key(key), &self.pool))
             .await
     }
@@ -68,5 +74,17 @@ impl KeyStore for PgStore {
                 .map_err(unavailable)
         })
         .await
+    }
+
+    async fn insert_signing_key_audited(
+        &self,
+        key: &KeyRecord,
+        event: &AuditEvent,
+    ) -> Result<Audited<()>, StoreError> {
+        let statement = sqlx::query(&INSERT_KEY_AUDITED)
+            .bind_key(key)
+            .bind_audit(event);
+        self.bounded(sql::insert(statement, &self.pool)).await?;
+        Ok(Audited::recorded(()))
     }
 }

@@ -5,12 +5,14 @@
 //! Every revoking statement takes its sequences from the counter row and holds that row's
 //! lock until it commits, so entries commit in sequence order and a reader that moves its
 //! cursor to the highest sequence it saw never skips one committed later. Each is a single
-//! statement, so the lock is held for no client round trip.
+//! statement (an audited revocation appends its audit event in the same one), so the lock
+//! is held for no client round trip.
 
 use async_trait::async_trait;
 use tessera_core::{Revocation, RevocationLog, SessionId, StoreError, Timestamp, UserId};
 
 use super::PgStore;
+use super::audit::audit_if_logged;
 use crate::sql::{self, limit, malformed, unavailable};
 
 /// Appends what the `revoked` CTE returned (`id`, `user_id`) to the log at `$revoked_at`,
@@ -37,6 +39,30 @@ macro_rules! log_revoked {
 }
 
 pub(super) use log_revoked;
+
+/// [`log_revoked!`] with the audit event bound from `$first_audit` appended in the same
+/// statement if anything was revoked (see [`audit_if_logged`]); returns the revoked ids.
+pub(super) fn log_revoked_audited(
+    revoked: &str,
+    revoked_at: &str,
+    first_audit: usize,
+    count: bool,
+) -> String {
+    format!(
+        "WITH revoked AS ({revoked}), counter AS (\
+           UPDATE revocation_counter SET value = value + (SELECT count(*) FROM revoked) \
+           WHERE EXISTS (SELECT FROM revoked) \
+           RETURNING value - (SELECT count(*) FROM revoked) AS base\
+         ), logged AS (\
+           INSERT INTO revocations (sequence, session_id, user_id, revoked_at) \
+           SELECT counter.base + row_number() OVER (ORDER BY revoked.id), revoked.id, \
+                  revoked.user_id, {revoked_at} \
+           FROM revoked, counter RETURNING session_id\
+         ), {audit} \
+         SELECT session_id FROM logged",
+        audit = audit_if_logged(first_audit, count),
+    )
+}
 
 impl PgStore {
     /// Log entries after `after`, oldest first, at most `limit`.

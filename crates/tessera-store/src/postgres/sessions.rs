@@ -1,16 +1,44 @@
 //! [`SessionStore`] for [`PgStore`]: sessions in `sessions`; revoking one appends to the
 //! revocation log (see `revocation_log`) in the same statement.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tessera_core::{
-    Revocation, SessionId, SessionRecord, SessionStore, StoreError, Timestamp, UserId,
+    AuditEvent, Audited, Revocation, SessionId, SessionRecord, SessionStore, StoreError, Timestamp,
+    UserId,
 };
 
 use super::PgStore;
-use super::revocation_log::log_revoked;
+use super::revocation_log::{log_revoked, log_revoked_audited};
+use crate::sql::records::Columns as _;
 use crate::sql::{self, Binds as _, limit, millis, session_columns, unavailable};
+
+/// `revoke_session`'s statement with the audit event bound from `$3`.
+static REVOKE_ONE_AUDITED: LazyLock<String> = LazyLock::new(|| {
+    log_revoked_audited(
+        "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL \
+         RETURNING id, user_id",
+        "$2",
+        3,
+        false,
+    )
+});
+
+/// `revoke_user_sessions`'s statement with the audit event bound from `$4`, its detail
+/// given the count.
+static REVOKE_ALL_AUDITED: LazyLock<String> = LazyLock::new(|| {
+    log_revoked_audited(
+        "UPDATE sessions SET revoked_at = $3 WHERE revoked_at IS NULL AND id IN \
+         (SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL \
+          AND id IS DISTINCT FROM $2 ORDER BY id FOR UPDATE) \
+         RETURNING id, user_id",
+        "$3",
+        4,
+        true,
+    )
+});
 
 #[async_trait]
 impl SessionStore for PgStore {
@@ -160,5 +188,41 @@ impl SessionStore for PgStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         tessera_core::UserStore::ping(self).await
+    }
+
+    async fn revoke_session_audited(
+        &self,
+        id: &SessionId,
+        now: Timestamp,
+        event: &AuditEvent,
+    ) -> Result<Audited<bool>, StoreError> {
+        let statement = sqlx::query(&REVOKE_ONE_AUDITED)
+            .bind(id.as_str())
+            .bind(now.unix_millis())
+            .bind_audit(event);
+        let revoked = self
+            .bounded(async { statement.fetch_all(&self.pool).await.map_err(unavailable) })
+            .await?;
+        Ok(Audited::recorded(!revoked.is_empty()))
+    }
+
+    async fn revoke_user_sessions_audited(
+        &self,
+        user_id: &UserId,
+        keep: Option<&SessionId>,
+        now: Timestamp,
+        event: &AuditEvent,
+    ) -> Result<Audited<Vec<SessionId>>, StoreError> {
+        let statement = sqlx::query(&REVOKE_ALL_AUDITED)
+            .bind(user_id.as_str())
+            .bind(keep.map(SessionId::as_str))
+            .bind(now.unix_millis())
+            .bind_audit(event);
+        let ids = self
+            .bounded(sql::fetch_all(statement, &self.pool, |row| {
+                row.id("session_id", SessionId::parse)
+            }))
+            .await?;
+        Ok(Audited::recorded(ids))
     }
 }

@@ -2,10 +2,24 @@
 //! case-folded key.
 
 use async_trait::async_trait;
-use tessera_core::{StoreError, User, UserId, UserRecord, UserStore, Username};
+use std::sync::LazyLock;
+
+use tessera_core::{
+    AuditEvent, Audited, StoreError, User, UserId, UserRecord, UserStore, Username,
+};
 
 use super::PgStore;
+use super::audit::audited;
 use crate::sql::{self, Binds as _};
+
+const INSERT_USER: &str = "INSERT INTO users (id, username_key, username, password_hash, \
+                           created_at) VALUES ($1, $2, $3, $4, $5)";
+
+static INSERT_USER_AUDITED: LazyLock<String> =
+    LazyLock::new(|| audited(&format!("{INSERT_USER} RETURNING 1"), 5));
+
+static DELETE_USER_AUDITED: LazyLock<String> =
+    LazyLock::new(|| audited("DELETE FROM users WHERE id = $1 RETURNING 1", 1));
 
 #[async_trait]
 impl UserStore for PgStore {
@@ -14,10 +28,7 @@ impl UserStore for PgStore {
         username: &Username,
         record: &UserRecord,
     ) -> Result<(), StoreError> {
-        let statement = sqlx::query(
-            "INSERT INTO users (id, username_key, username, password_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        );
+        let statement = sqlx::query(INSERT_USER);
         self.bounded(sql::insert(
             statement.bind_user(username, record),
             &self.pool,
@@ -104,5 +115,30 @@ impl UserStore for PgStore {
         self.bounded(sql::execute(sqlx::query("SELECT 1"), &self.pool))
             .await?;
         Ok(())
+    }
+
+    async fn create_user_audited(
+        &self,
+        username: &Username,
+        record: &UserRecord,
+        event: &AuditEvent,
+    ) -> Result<Audited<()>, StoreError> {
+        let statement = sqlx::query(&INSERT_USER_AUDITED)
+            .bind_user(username, record)
+            .bind_audit(event);
+        self.bounded(sql::insert(statement, &self.pool)).await?;
+        Ok(Audited::recorded(()))
+    }
+
+    async fn delete_user_audited(
+        &self,
+        id: &UserId,
+        event: &AuditEvent,
+    ) -> Result<Audited<bool>, StoreError> {
+        let statement = sqlx::query(&DELETE_USER_AUDITED)
+            .bind(id.as_str())
+            .bind_audit(event);
+        let result = self.bounded(sql::execute(statement, &self.pool)).await?;
+        Ok(Audited::recorded(result.rows_affected() == 1))
     }
 }

@@ -8,9 +8,9 @@ use sqlx::database::Database;
 use sqlx::query::Query;
 use sqlx::{ColumnIndex, Decode, Encode, Row, Type};
 use tessera_core::{
-    ClientRecord, KeyRecord, RefreshRecord, Revocation, SessionId, SessionRecord, SessionVerifier,
-    StoreError, ThrottleKey, ThrottleRule, Timestamp, TokenHash, Transport, User, UserId,
-    UserRecord, Username,
+    AuditEvent, AuditFilter, ClientRecord, KeyRecord, RefreshRecord, Revocation, SessionId,
+    SessionRecord, SessionVerifier, StoreError, ThrottleKey, ThrottleRule, Timestamp, TokenHash,
+    Transport, User, UserId, UserRecord, Username,
 };
 
 use super::{malformed, millis, unavailable};
@@ -124,6 +124,11 @@ pub(crate) trait Binds<'q>: Sized {
     /// A failure of `key` at `now` under `rule`: the key, `now`, when a window opened now
     /// closes, and the window's length (milliseconds).
     fn bind_failure(self, key: &'q ThrottleKey, rule: ThrottleRule, now: Timestamp) -> Self;
+    /// The columns of [`audit_columns!`](super::audit::audit_columns).
+    fn bind_audit(self, event: &'q AuditEvent) -> Self;
+    /// The parameters of [`audit::select`](super::audit::select): `after`, each field of
+    /// `filter` that is set, `limit`.
+    fn bind_audit_query(self, filter: &'q AuditFilter, after: i64, limit: i64) -> Self;
 }
 
 impl<'q, DB> Binds<'q> for Query<'q, DB, <DB as Database>::Arguments<'q>>
@@ -198,6 +203,36 @@ where
             .bind(now.unix_millis())
             .bind(now.saturating_add(rule.window).unix_millis())
             .bind(millis(rule.window))
+    }
+
+    fn bind_audit(self, event: &'q AuditEvent) -> Self {
+        self.bind(event.at.unix_millis())
+            .bind(event.kind.as_str())
+            .bind(event.actor.kind())
+            .bind(event.actor.id())
+            .bind(event.user_id.as_ref().map(UserId::as_str))
+            .bind(event.session_id.as_ref().map(SessionId::as_str))
+            .bind(event.ip.as_deref())
+            .bind(event.user_agent.as_deref())
+            .bind(event.outcome.as_str())
+            .bind(super::audit::detail_json(&event.detail))
+    }
+
+    fn bind_audit_query(self, filter: &'q AuditFilter, after: i64, limit: i64) -> Self {
+        let mut query = self.bind(after);
+        if let Some(user_id) = &filter.user_id {
+            query = query.bind(user_id.as_str());
+        }
+        if let Some(kind) = filter.kind {
+            query = query.bind(kind.as_str());
+        }
+        if let Some(since) = filter.since {
+            query = query.bind(since.unix_millis());
+        }
+        if let Some(until) = filter.until {
+            query = query.bind(until.unix_millis());
+        }
+        query.bind(limit)
     }
 }
 

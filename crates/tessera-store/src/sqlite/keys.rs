@@ -2,10 +2,14 @@
 //! `server_secrets`. Key times are Unix seconds, as the trait has them.
 
 use async_trait::async_trait;
-use tessera_core::{KeyRecord, KeyStore, StoreError};
+use tessera_core::{AuditEvent, Audited, KeyRecord, KeyStore, StoreError};
 
 use super::SqliteStore;
+use super::audit::append_in;
 use crate::sql::{self, Binds as _, unavailable};
+
+const INSERT_KEY: &str = "INSERT INTO signing_keys (kid, algorithm, secret, created_at, \
+                          activates_at, retired_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
 #[async_trait]
 impl KeyStore for SqliteStore {
@@ -18,10 +22,7 @@ impl KeyStore for SqliteStore {
     }
 
     async fn insert_signing_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
-        let statement = sqlx::query(
-            "INSERT INTO signing_keys (kid, algorithm, secret, created_at, activates_at, \
-             retired_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        );
+        let statement = sqlx::query(INSERT_KEY);
         sql::insert(statement.bind_key(key), &self.pool).await
     }
 
@@ -56,5 +57,17 @@ impl KeyStore for SqliteStore {
                 .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
         Ok(secret)
+    }
+
+    async fn insert_signing_key_audited(
+        &self,
+        key: &KeyRecord,
+        event: &AuditEvent,
+    ) -> Result<Audited<()>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        sql::insert(sqlx::query(INSERT_KEY).bind_key(key), &mut *tx).await?;
+        append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(Audited::recorded(()))
     }
 }

@@ -4,11 +4,14 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::{Sqlite, Transaction};
 use tessera_core::{
-    Revocation, SessionId, SessionRecord, SessionStore, StoreError, Timestamp, UserId,
+    AuditEvent, Audited, Revocation, SessionId, SessionRecord, SessionStore, StoreError, Timestamp,
+    UserId,
 };
 
 use super::SqliteStore;
+use super::audit::append_in;
 use super::revocation_log::log_revocation;
 use crate::sql::{self, Binds as _, limit, millis, session_columns, unavailable};
 
@@ -69,20 +72,9 @@ impl SessionStore for SqliteStore {
 
     async fn revoke_session(&self, id: &SessionId, now: Timestamp) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
-        let user_id: Option<String> = sqlx::query_scalar(
-            "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL \
-             RETURNING user_id",
-        )
-        .bind(id.as_str())
-        .bind(now.unix_millis())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-        if let Some(user_id) = &user_id {
-            log_revocation(&mut tx, id.as_str(), user_id, now).await?;
-        }
+        let revoked = revoke_one(&mut tx, id, now).await?;
         tx.commit().await.map_err(unavailable)?;
-        Ok(user_id.is_some())
+        Ok(revoked)
     }
 
     async fn revoke_user_sessions(
@@ -92,23 +84,7 @@ impl SessionStore for SqliteStore {
         now: Timestamp,
     ) -> Result<Vec<SessionId>, StoreError> {
         let mut tx = self.begin_write().await?;
-        // `id IS NOT NULL` holds for every row, so no `keep` keeps nothing.
-        let revoked: Vec<String> = sqlx::query_scalar(
-            "UPDATE sessions SET revoked_at = ?3 \
-             WHERE user_id = ?1 AND revoked_at IS NULL AND id IS NOT ?2 RETURNING id",
-        )
-        .bind(user_id.as_str())
-        .bind(keep.map(SessionId::as_str))
-        .bind(now.unix_millis())
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-        let mut ids = Vec::with_capacity(revoked.len());
-        for id in &revoked {
-            // A malformed id fails the whole call and the transaction rolls back on drop.
-            ids.push(SessionId::parse(id).map_err(StoreError::corrupt)?);
-            log_revocation(&mut tx, id, user_id.as_str(), now).await?;
-        }
+        let ids = revoke_all(&mut tx, user_id, keep, now).await?;
         tx.commit().await.map_err(unavailable)?;
         Ok(ids)
     }
@@ -160,4 +136,85 @@ impl SessionStore for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         tessera_core::UserStore::ping(self).await
     }
+
+    async fn revoke_session_audited(
+        &self,
+        id: &SessionId,
+        now: Timestamp,
+        event: &AuditEvent,
+    ) -> Result<Audited<bool>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let revoked = revoke_one(&mut tx, id, now).await?;
+        if revoked {
+            append_in(&mut tx, event).await?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(Audited::recorded(revoked))
+    }
+
+    async fn revoke_user_sessions_audited(
+        &self,
+        user_id: &UserId,
+        keep: Option<&SessionId>,
+        now: Timestamp,
+        event: &AuditEvent,
+    ) -> Result<Audited<Vec<SessionId>>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let ids = revoke_all(&mut tx, user_id, keep, now).await?;
+        if !ids.is_empty() {
+            append_in(&mut tx, &crate::sql::audit::with_count(event, ids.len())).await?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(Audited::recorded(ids))
+    }
+}
+
+/// Revokes one session and logs it, inside the caller's transaction. `false` if it was
+/// unknown or revoked already.
+async fn revoke_one(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: &SessionId,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let user_id: Option<String> = sqlx::query_scalar(
+        "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL \
+         RETURNING user_id",
+    )
+    .bind(id.as_str())
+    .bind(now.unix_millis())
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(unavailable)?;
+    if let Some(user_id) = &user_id {
+        log_revocation(tx, id.as_str(), user_id, now).await?;
+    }
+    Ok(user_id.is_some())
+}
+
+/// Revokes every unrevoked session of the user but `keep` and logs each, inside the caller's
+/// transaction.
+async fn revoke_all(
+    tx: &mut Transaction<'static, Sqlite>,
+    user_id: &UserId,
+    keep: Option<&SessionId>,
+    now: Timestamp,
+) -> Result<Vec<SessionId>, StoreError> {
+    // `id IS NOT NULL` holds for every row, so no `keep` keeps nothing.
+    let revoked: Vec<String> = sqlx::query_scalar(
+        "UPDATE sessions SET revoked_at = ?3 \
+         WHERE user_id = ?1 AND revoked_at IS NULL AND id IS NOT ?2 RETURNING id",
+    )
+    .bind(user_id.as_str())
+    .bind(keep.map(SessionId::as_str))
+    .bind(now.unix_millis())
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(unavailable)?;
+    let mut ids = Vec::with_capacity(revoked.len());
+    for id in &revoked {
+        // A malformed id fails the whole call and the transaction rolls back on drop.
+        ids.push(SessionId::parse(id).map_err(StoreError::corrupt)?);
+        log_revocation(tx, id, user_id.as_str(), now).await?;
+    }
+    Ok(ids)
 }

@@ -2,10 +2,16 @@
 //! case-folded key.
 
 use async_trait::async_trait;
-use tessera_core::{StoreError, User, UserId, UserRecord, UserStore, Username};
+use tessera_core::{
+    AuditEvent, Audited, StoreError, User, UserId, UserRecord, UserStore, Username,
+};
 
 use super::SqliteStore;
-use crate::sql::{self, Binds as _};
+use super::audit::append_in;
+use crate::sql::{self, Binds as _, unavailable};
+
+const INSERT_USER: &str = "INSERT INTO users (id, username_key, username, password_hash, \
+                           created_at) VALUES (?1, ?2, ?3, ?4, ?5)";
 
 #[async_trait]
 impl UserStore for SqliteStore {
@@ -14,10 +20,7 @@ impl UserStore for SqliteStore {
         username: &Username,
         record: &UserRecord,
     ) -> Result<(), StoreError> {
-        let statement = sqlx::query(
-            "INSERT INTO users (id, username_key, username, password_hash, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        );
+        let statement = sqlx::query(INSERT_USER);
         sql::insert(statement.bind_user(username, record), &self.pool).await
     }
 
@@ -83,5 +86,35 @@ impl UserStore for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sql::execute(sqlx::query("SELECT 1"), &self.pool).await?;
         Ok(())
+    }
+
+    async fn create_user_audited(
+        &self,
+        username: &Username,
+        record: &UserRecord,
+        event: &AuditEvent,
+    ) -> Result<Audited<()>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let statement = sqlx::query(INSERT_USER).bind_user(username, record);
+        // A conflict returns here, and the transaction rolls back on drop.
+        sql::insert(statement, &mut *tx).await?;
+        append_in(&mut tx, event).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(Audited::recorded(()))
+    }
+
+    async fn delete_user_audited(
+        &self,
+        id: &UserId,
+        event: &AuditEvent,
+    ) -> Result<Audited<bool>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let statement = sqlx::query("DELETE FROM users WHERE id = ?1").bind(id.as_str());
+        let deleted = sql::execute(statement, &mut *tx).await?.rows_affected() == 1;
+        if deleted {
+            append_in(&mut tx, event).await?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(Audited::recorded(deleted))
     }
 }
