@@ -5,6 +5,8 @@
 //!
 //! - [`config`](EngineConfig): what an operator can set, and the defaults.
 //! - `users`: accounts (create, list, delete).
+//! - `account`: the owner's re-authentication, password change and deletion, and the
+//!   administrator's password reset.
 //! - `login`: log in, throttling, rehash on login.
 //! - `validation`: the hot path — session tokens and access-token sessions, the cache.
 //! - `revocation`: logout, listing, revocation, following the revocation log, purge.
@@ -16,6 +18,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64};
 
 use dashmap::DashMap;
 
+pub use self::account::PasswordChange;
 pub use self::clients::NewClient;
 pub use self::config::EngineConfig;
 pub use self::login::{LoggedIn, LoginAttempt, LoginOutcomes};
@@ -29,6 +32,7 @@ use crate::store::{ClientStore, KeyStore, RefreshStore, SessionStore, StoreError
 use crate::throttle::LoginThrottle;
 use crate::time::{Clock, Timestamp};
 
+mod account;
 mod clients;
 mod config;
 mod login;
