@@ -151,6 +151,7 @@ mod tests {
             user_id: UserId::generate().unwrap(),
             transport: Transport::Cookie,
             created_at: seen,
+            auth_time: seen,
             last_seen_at: seen,
             idle_expires_at: seen.saturating_add(MINUTE),
             expires_at,

@@ -5,6 +5,8 @@
 //!
 //! - [`config`](EngineConfig): what an operator can set, and the defaults.
 //! - `users`: accounts (create, list, delete).
+//! - `account`: the owner's re-authentication, password change and deletion, and the
+//!   administrator's password reset.
 //! - `login`: log in, throttling, rehash on login.
 //! - `validation`: the hot path — session tokens and access-token sessions, the cache.
 //! - `revocation`: logout, listing, revocation, following the revocation log, purge.
@@ -18,6 +20,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64};
 
 use dashmap::DashMap;
 
+pub use self::account::PasswordChange;
 pub use self::clients::NewClient;
 pub use self::config::EngineConfig;
 pub use self::login::{LoggedIn, LoginAttempt, LoginOutcomes};
@@ -33,6 +36,7 @@ use crate::throttle::{LoginThrottle, ThrottleKey};
 use crate::time::{Clock, Timestamp};
 
 mod audit;
+mod account;
 mod clients;
 mod config;
 mod login;

@@ -36,6 +36,11 @@ pub enum Error {
     /// No valid credential: unknown, malformed or revoked session token.
     #[error("not authenticated")]
     Unauthenticated,
+    /// A sensitive action (password change, account deletion, logging out sessions in
+    /// bulk) needs the password proven more recently than the session's `auth_time`:
+    /// re-authenticate, then retry. Nothing was changed.
+    #[error("this action needs a recent authentication")]
+    ReauthenticationRequired,
     /// The session reached its idle or absolute expiry.
     #[error("the session has expired")]
     SessionExpired,

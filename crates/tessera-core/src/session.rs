@@ -50,6 +50,10 @@ pub struct SessionRecord {
     pub transport: Transport,
     /// When the login happened.
     pub created_at: Timestamp,
+    /// When the user last proved their password for this session: at login, and again at
+    /// every re-authentication (OIDC's `auth_time`). Never before `created_at`; records
+    /// written before it existed read it as their `created_at`.
+    pub auth_time: Timestamp,
     /// The last request seen, as last persisted (see [`SessionPolicy::touch_interval`]).
     pub last_seen_at: Timestamp,
     /// When the session ends if no request arrives: `last_seen_at + idle_timeout`, never later
@@ -80,6 +84,7 @@ impl fmt::Debug for SessionRecord {
             .field("user_id", &self.user_id)
             .field("transport", &self.transport)
             .field("created_at", &self.created_at)
+            .field("auth_time", &self.auth_time)
             .field("last_seen_at", &self.last_seen_at)
             .field("idle_expires_at", &self.idle_expires_at)
             .field("expires_at", &self.expires_at)

@@ -161,6 +161,19 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
         idle_expires_at: Timestamp,
     ) -> Result<bool, StoreError>;
 
+    /// Records a re-authentication: raises the session's `auth_time` to `auth_time`,
+    /// atomically and only if the session exists and is not revoked (expiry is the caller's
+    /// business). Never lowers it, never creates a session and never brings a revoked one
+    /// back, however it races with [`SessionStore::revoke_session`].
+    ///
+    /// Returns `true` if the session exists unrevoked (its `auth_time` is then at least
+    /// `auth_time`), `false` otherwise.
+    async fn record_authentication(
+        &self,
+        id: &SessionId,
+        auth_time: Timestamp,
+    ) -> Result<bool, StoreError>;
+
     /// The user's sessions that are live at `now` (see [`SessionRecord::is_live`]), newest
     /// first.
     async fn sessions_of_user(

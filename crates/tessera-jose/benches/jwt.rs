@@ -20,6 +20,7 @@ fn claims() -> AccessClaims {
         exp: NOW + 600,
         iat: NOW,
         nbf: None,
+        auth_time: None,
         jti: "kq3m8XvT2bLwYc9dHf4n1A".to_owned(),
         sid: "s8Jd2kLq9ZxWv3NcR7tYpA".to_owned(),
         scope: Some("read write".to_owned()),

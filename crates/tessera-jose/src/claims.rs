@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// The claims of a Tessera access token.
 ///
-/// Parsing is type-strict: `exp`, `iat` and `nbf` must be JSON integers (a string, float,
+/// Parsing is type-strict: `exp`, `iat`, `nbf` and `auth_time` must be JSON integers (a string, float,
 /// boolean or `null` is rejected, unlike libraries that skip such claims — CVE-2026-25537);
 /// `aud` is one string or a non-empty array of strings. Unknown claims are ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +32,14 @@ pub struct AccessClaims {
     pub nbf: Option<i64>,
     /// Token id: unique per token; denylists key on (`iss`, `jti`), never on token bytes.
     pub jti: String,
+    /// When the user last proved their password for the session, unix seconds (OpenID
+    /// Connect Core §2 `auth_time`). Like `nbf`, an integer when present. Omitted when `None`.
+    #[serde(
+        default,
+        deserialize_with = "present_integer",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub auth_time: Option<i64>,
     /// The public id of the session this token belongs to; revocation is checked against it.
     pub sid: String,
     /// OAuth scope, space-separated. Omitted when `None`.
@@ -149,8 +157,8 @@ mod tests {
         let claims: AccessClaims = serde_json::from_str(MINIMAL).unwrap();
         assert_eq!(claims.aud, Audience::One("a".to_owned()));
         assert_eq!(
-            (claims.nbf, claims.scope, claims.client_id),
-            (None, None, None)
+            (claims.nbf, claims.auth_time, claims.scope, claims.client_id),
+            (None, None, None, None)
         );
         assert!(claims.roles.is_empty());
     }
@@ -159,7 +167,7 @@ mod tests {
     fn serialization_omits_empty_optional_claims() {
         let claims: AccessClaims = serde_json::from_str(MINIMAL).unwrap();
         let json = serde_json::to_string(&claims).unwrap();
-        for absent in ["nbf", "scope", "roles", "client_id"] {
+        for absent in ["nbf", "auth_time", "scope", "roles", "client_id"] {
             assert!(!json.contains(absent), "{json}");
         }
     }
@@ -204,7 +212,19 @@ mod tests {
                 serde_json::from_str::<AccessClaims>(&with(&format!(r#""nbf":{bad}"#))).is_err(),
                 "nbf {bad}"
             );
+            assert!(
+                serde_json::from_str::<AccessClaims>(&with(&format!(r#""auth_time":{bad}"#)))
+                    .is_err(),
+                "auth_time {bad}"
+            );
         }
+        let claims: AccessClaims = serde_json::from_str(&with(r#""auth_time":15"#)).unwrap();
+        assert_eq!(claims.auth_time, Some(15));
+        assert!(
+            serde_json::to_string(&claims)
+                .unwrap()
+                .contains(r#""auth_time":15"#)
+        );
     }
 
     #[test]

@@ -38,6 +38,7 @@
 //!     exp: now + 600,
 //!     iat: now,
 //!     nbf: None,
+//!     auth_time: None,
 //!     jti: "token-1".into(),
 //!     sid: "session-1".into(),
 //!     scope: None,

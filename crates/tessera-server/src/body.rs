@@ -144,6 +144,11 @@ pub struct SessionBody<'a> {
     /// When the session ends regardless of activity.
     #[schema(value_type = String, format = DateTime)]
     pub expires_at: Rfc3339,
+    /// When the user last proved their password for this session: at login, or at the last
+    /// `POST /v1/reauthenticate`. Password change, account deletion and `DELETE /v1/sessions`
+    /// need it within `session.reauthentication_window`.
+    #[schema(value_type = String, format = DateTime)]
+    pub auth_time: Rfc3339,
     /// Client address at login.
     pub ip: Option<&'a str>,
     /// Client `User-Agent` at login.
@@ -177,6 +182,7 @@ impl<'a> SessionBody<'a> {
             last_seen_at: Rfc3339(record.last_seen_at),
             idle_expires_at: Rfc3339(record.idle_expires_at),
             expires_at: Rfc3339(record.expires_at),
+            auth_time: Rfc3339(record.auth_time),
             ip: record.ip.as_deref(),
             user_agent: record.user_agent.as_deref(),
             current,
@@ -233,6 +239,7 @@ impl SessionBody<'_> {
             (b",\"last_seen_at\":", self.last_seen_at),
             (b",\"idle_expires_at\":", self.idle_expires_at),
             (b",\"expires_at\":", self.expires_at),
+            (b",\"auth_time\":", self.auth_time),
         ] {
             out.extend_from_slice(name);
             time.write_json(out);
@@ -417,6 +424,7 @@ mod tests {
             last_seen_at: Rfc3339(Timestamp::from_unix_millis(-62_167_219_200_001)),
             idle_expires_at: Rfc3339(Timestamp::EPOCH),
             expires_at: Rfc3339(Timestamp::from_unix_millis(253_402_300_799_999)),
+            auth_time: Rfc3339(Timestamp::from_unix_millis(1_700_000_000_456)),
             ip: Some("127.0.0.1"),
             user_agent,
             current: None,

@@ -56,6 +56,12 @@ impl From<Error> for Problem {
                 "Session expired",
                 "the session has expired; log in again",
             ),
+            Error::ReauthenticationRequired => Problem::new(
+                StatusCode::FORBIDDEN,
+                "reauthentication_required",
+                "Re-authentication required",
+                "this action needs the password proven recently: POST /v1/reauthenticate, then retry",
+            ),
             Error::InvalidGrant => Problem::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_grant",
@@ -248,7 +254,8 @@ impl OAuthError {
             Error::UsernameTaken
             | Error::ClientNameTaken
             | Error::InvalidUsername(_)
-            | Error::PasswordRejected(_) => {
+            | Error::PasswordRejected(_)
+            | Error::ReauthenticationRequired => {
                 Self::invalid_request("the request's parameters were refused")
             }
             Error::Busy => Self::response(
@@ -342,6 +349,7 @@ mod tests {
             Error::UsernameTaken,
             Error::Unauthenticated,
             Error::SessionExpired,
+            Error::ReauthenticationRequired,
             Error::InvalidGrant,
             Error::InvalidClient,
             Error::ClientNameTaken,

@@ -137,6 +137,12 @@ enum UserCommand {
         /// The username.
         username: String,
     },
+    /// Set a new password for an account (checked like a registration's) and end all its
+    /// sessions. The password is read as for `user add`.
+    ResetPassword {
+        /// The username.
+        username: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -369,6 +375,18 @@ async fn user(engine: &Engine, command: UserCommand) -> anyhow::Result<()> {
             let user = find_user(engine, &username).await?;
             engine.delete_user(&user.id).await?;
             println!("removed user {} and ended their sessions", user.username);
+        }
+        UserCommand::ResetPassword { username } => {
+            let user = find_user(engine, &username).await?;
+            let password = read_password()?;
+            let ended = engine
+                .reset_password(&user.id, &password)
+                .await
+                .context("could not reset the password")?;
+            println!(
+                "reset the password of {} and ended {ended} session(s)",
+                user.username
+            );
         }
     }
     Ok(())

@@ -232,6 +232,7 @@ pub fn engine_config(config: &Config) -> EngineConfig {
             window: config.ratelimit.window,
         },
         cache_capacity: config.session.cache_capacity,
+        reauthentication_window: config.session.reauthentication_window,
         // Verifiers must be able to learn of a revocation for as long as an access token
         // naming the session can live.
         revocation_retention: (config.token.access_ttl + config.token.leeway)

@@ -284,6 +284,84 @@ async fn the_cli_manages_users_and_sessions_while_the_server_runs() {
     assert!(server.terminate().success(), "SIGTERM is a clean shutdown");
 }
 
+/// The status of a cookie-transport login with `password`.
+async fn login_status(server: &Server, username: &str, password: &str) -> StatusCode {
+    reqwest::Client::new()
+        .post(format!("{}/v1/login", server.base))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn an_administrative_password_reset_ends_every_session_of_the_user() {
+    const NEW_PASSWORD: &str = "a brand new passphrase";
+    let dir = tempfile::tempdir().unwrap();
+    assert!(run(dir.path(), &["init"], None).status.success());
+    for name in ["alice", "bob"] {
+        let added = run(
+            dir.path(),
+            &["user", "add", name],
+            Some(&format!("{PASSWORD}\n")),
+        );
+        assert!(added.status.success(), "{}", text(&added.stderr));
+    }
+    let server = Server::start(dir.path(), &[]).await;
+    let first = server.login("alice").await;
+    let second = server.login("alice").await;
+    let bystander = server.login("bob").await;
+
+    // A password the policy refuses changes nothing.
+    let weak = run(
+        dir.path(),
+        &["user", "reset-password", "alice"],
+        Some("password\n"),
+    );
+    assert_eq!(weak.status.code(), Some(1));
+    assert!(
+        text(&weak.stderr).contains("too common"),
+        "{}",
+        text(&weak.stderr)
+    );
+    assert_eq!(server.session(&first).await.0, StatusCode::OK);
+    let unknown = run(
+        dir.path(),
+        &["user", "reset-password", "nobody"],
+        Some(&format!("{NEW_PASSWORD}\n")),
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+
+    let reset = run(
+        dir.path(),
+        &["user", "reset-password", "alice"],
+        Some(&format!("{NEW_PASSWORD}\n")),
+    );
+    assert!(reset.status.success(), "{}", text(&reset.stderr));
+    assert!(
+        text(&reset.stdout).contains("ended 2 session(s)"),
+        "{}",
+        text(&reset.stdout)
+    );
+    assert!(!text(&reset.stdout).contains(NEW_PASSWORD));
+    // The CLI is another process: the running server learns of it from the revocation log.
+    for token in [&first, &second] {
+        server
+            .wait_for_status(token, StatusCode::UNAUTHORIZED)
+            .await;
+    }
+    assert_eq!(server.session(&bystander).await.0, StatusCode::OK);
+    assert_eq!(
+        login_status(&server, "alice", PASSWORD).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        login_status(&server, "alice", NEW_PASSWORD).await,
+        StatusCode::OK
+    );
+}
+
 #[tokio::test]
 async fn environment_variables_configure_the_server() {
     let dir = tempfile::tempdir().unwrap();

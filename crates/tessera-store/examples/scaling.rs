@@ -676,6 +676,7 @@ impl Generator {
             user_id,
             transport: Transport::Cookie,
             created_at: now,
+            auth_time: now,
             last_seen_at: now,
             // Long enough that no session ends (and Redis drops none) during a run.
             idle_expires_at: now.saturating_add(Duration::from_secs(8 * 3600)),

@@ -209,6 +209,7 @@ macro_rules! conformance_tests {
                 session_list_has_only_live_newest_first,
                 session_touch_extends_never_backwards,
                 session_touch_never_unrevokes,
+                session_auth_time_rises_on_reauthentication,
                 session_revoke_is_idempotent,
                 session_revoke_user_sessions_keeps_one,
                 session_revoke_user_sessions_all,
@@ -249,6 +250,7 @@ macro_rules! conformance_tests {
             MultiThread:
                 user_pages_stay_stable_under_concurrent_inserts,
                 concurrent_touches_never_unrevoke,
+                concurrent_reauthentications_never_unrevoke,
                 concurrent_revokes_log_once,
                 concurrent_log_appends_keep_their_order,
                 concurrent_inserts_have_one_winner,

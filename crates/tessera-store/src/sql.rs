@@ -23,7 +23,7 @@ pub(crate) use records::{Binds, client, failures, key, refresh, revocation, sess
 macro_rules! session_columns {
     () => {
         "id, verifier, user_id, transport, created_at, last_seen_at, idle_expires_at, \
-         expires_at, ip, user_agent, revoked_at"
+         expires_at, ip, user_agent, revoked_at, auth_time"
     };
 }
 

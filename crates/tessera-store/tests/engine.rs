@@ -151,6 +151,13 @@ impl SessionStore for StillLooksLive {
     ) -> Result<bool, StoreError> {
         self.0.touch_session(id, seen, idle_expires_at).await
     }
+    async fn record_authentication(
+        &self,
+        id: &SessionId,
+        auth_time: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.0.record_authentication(id, auth_time).await
+    }
     async fn sessions_of_user(
         &self,
         user_id: &UserId,

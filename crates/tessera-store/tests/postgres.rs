@@ -22,8 +22,8 @@ use async_trait::async_trait;
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection as _, Executor as _};
 use tessera_core::{
-    RevocationLog, RevocationNotifier, SessionId, SessionStore, SessionToken, StoreError,
-    Timestamp, UserId, UserStore,
+    RevocationLog, RevocationNotifier, SessionId, SessionRecord, SessionStore, SessionToken,
+    StoreError, Timestamp, UserId, UserStore,
 };
 use tessera_store::conformance::{Durable, Fixture, at, new_session, new_user};
 use tessera_store::postgres::{PgOptions, PgStore};
@@ -965,4 +965,39 @@ async fn an_audited_change_rolls_back_when_its_event_cannot_be_written() {
         ))
         .await;
     assert!(update.is_err(), "events are append-only: {update:?}");
+}
+
+/// A row written before `auth_time` existed (migration 0006, or an older instance during a
+/// rolling upgrade) reads it as its `created_at`, and a re-authentication fills it in.
+#[tokio::test]
+async fn rows_without_auth_time_read_their_login_time() {
+    let schema = TestSchema::new();
+    let store = connect(&schema).await;
+    let session = SessionRecord {
+        auth_time: at(30_000),
+        ..new_session(&UserId::generate().unwrap(), at(0))
+    };
+    store.insert_session(&session).await.unwrap();
+
+    let mut connection = raw_connection().await;
+    let sessions = schema.table("sessions");
+    connection
+        .execute(&*format!("UPDATE {sessions} SET auth_time = NULL"))
+        .await
+        .unwrap();
+    let old = store.session_by_id(&session.id).await.unwrap().unwrap();
+    assert_eq!(old.auth_time, session.created_at);
+
+    assert!(
+        store
+            .record_authentication(&session.id, at(60_000))
+            .await
+            .unwrap()
+    );
+    let stored: Option<i64> = sqlx::query_scalar(&format!("SELECT auth_time FROM {sessions}"))
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(stored, Some(at(60_000).unix_millis()));
+    store.close().await;
 }

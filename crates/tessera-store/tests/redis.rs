@@ -1197,3 +1197,93 @@ async fn memory_per_session() {
         );
     }
 }
+
+/// A session value written before `auth_time` existed (format 2: the same bytes without it)
+/// reads it as its `created_at`; a re-authentication rewrites it in the current format and
+/// keeps its TTL.
+#[tokio::test]
+async fn values_without_auth_time_read_their_login_time() {
+    let (store, cleanup) = shared_store(Arc::new(MemoryStore::new())).await;
+    let mut connection = raw(&cleanup.url).await;
+    let record = SessionRecord {
+        auth_time: at(30_000),
+        ..new_session(&UserId::generate().unwrap(), at(0))
+    };
+    store.insert_session(&record).await.unwrap();
+    let session_key = key(&cleanup.prefix, b's', &record.id.to_bytes());
+    let current: Vec<u8> = connection.get(&session_key).await.unwrap();
+    assert_eq!(current[0], 3, "the current format");
+    // Format 2: no auth_time, which is the last 6 bytes of a live value.
+    let mut old = current[..current.len() - 6].to_vec();
+    old[0] = 2;
+    let () = ::redis::cmd("SET")
+        .arg(&session_key)
+        .arg(&old)
+        .arg("KEEPTTL")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let ttl_before = pttl(&mut connection, &session_key).await;
+    let read = store.session_by_id(&record.id).await.unwrap().unwrap();
+    assert_eq!(
+        read,
+        SessionRecord {
+            auth_time: record.created_at,
+            ..record.clone()
+        }
+    );
+
+    assert!(
+        store
+            .record_authentication(&record.id, at(MINUTE))
+            .await
+            .unwrap()
+    );
+    let upgraded: Vec<u8> = connection.get(&session_key).await.unwrap();
+    assert_eq!(upgraded[0], 3);
+    assert_eq!(upgraded.len(), current.len());
+    let read = store.session_by_id(&record.id).await.unwrap().unwrap();
+    assert_eq!(
+        read,
+        SessionRecord {
+            auth_time: at(MINUTE),
+            ..record.clone()
+        }
+    );
+    let ttl_after = pttl(&mut connection, &session_key).await;
+    assert!(
+        ttl_after > 0 && ttl_after <= ttl_before,
+        "{ttl_before} {ttl_after}"
+    );
+
+    // A format-2 value of a revoked session stays as it is.
+    store
+        .revoke_session(&record.id, at(2 * MINUTE))
+        .await
+        .unwrap();
+    let revoked: Vec<u8> = connection.get(&session_key).await.unwrap();
+    let mut old_revoked = [
+        &revoked[..revoked.len() - 12],
+        &revoked[revoked.len() - 6..],
+    ]
+    .concat();
+    old_revoked[0] = 2;
+    let () = ::redis::cmd("SET")
+        .arg(&session_key)
+        .arg(&old_revoked)
+        .arg("KEEPTTL")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let read = store.session_by_id(&record.id).await.unwrap().unwrap();
+    assert_eq!(read.revoked_at, Some(at(2 * MINUTE)));
+    assert_eq!(read.auth_time, record.created_at);
+    assert!(
+        !store
+            .record_authentication(&record.id, at(3 * MINUTE))
+            .await
+            .unwrap()
+    );
+    let after: Vec<u8> = connection.get(&session_key).await.unwrap();
+    assert_eq!(after, old_revoked);
+}

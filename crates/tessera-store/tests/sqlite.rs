@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection as _, Row as _};
 use tessera_core::{
-    LoginThrottle, SessionStore, SessionToken, StoreError, ThrottleKey, ThrottleRule, UserId,
-    UserStore,
+    LoginThrottle, SessionRecord, SessionStore, SessionToken, StoreError, ThrottleKey,
+    ThrottleRule, UserId, UserStore,
 };
 use tessera_store::conformance::{Durable, at, new_user, session_for_token};
 use tessera_store::sqlite::SqliteStore;
@@ -253,4 +253,42 @@ async fn audit_events_cannot_be_updated() {
         .execute(&mut raw)
         .await;
     assert!(update.is_err(), "{update:?}");
+}
+
+/// A row written before `auth_time` existed (migration 0006) reads it as its `created_at`,
+/// and a re-authentication fills it in.
+#[tokio::test]
+async fn rows_without_auth_time_read_their_login_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tessera.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let session = SessionRecord {
+        auth_time: at(30_000),
+        ..session_for_token(
+            &SessionToken::generate().unwrap(),
+            &UserId::generate().unwrap(),
+            at(0),
+        )
+    };
+    store.insert_session(&session).await.unwrap();
+
+    let mut connection = raw_connection(&path).await;
+    sqlx::query("UPDATE sessions SET auth_time = NULL")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    let old = store.session_by_id(&session.id).await.unwrap().unwrap();
+    assert_eq!(old.auth_time, session.created_at);
+
+    assert!(
+        store
+            .record_authentication(&session.id, at(60_000))
+            .await
+            .unwrap()
+    );
+    let stored: Option<i64> = sqlx::query_scalar("SELECT auth_time FROM sessions")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(stored, Some(at(60_000).unix_millis()));
 }

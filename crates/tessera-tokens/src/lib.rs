@@ -322,6 +322,7 @@ impl Tokens {
             exp: UnixSeconds::of(grant.expires_at).get(),
             iat: UnixSeconds::of(grant.issued_at).get(),
             nbf: None,
+            auth_time: Some(UnixSeconds::of(grant.auth_time).get()),
             jti: grant.token_id.clone(),
             sid: grant.session_id.as_str().to_owned(),
             scope: None,

@@ -106,6 +106,7 @@ mod tests {
             exp: 2_000_000_000,
             iat: 1_700_000_000,
             nbf: None,
+            auth_time: None,
             jti: "token-1".into(),
             sid: "session-1".into(),
             scope: scope.map(str::to_owned),

@@ -18,6 +18,10 @@ pub struct EngineConfig {
     pub account_throttle: ThrottleRule,
     /// Failed logins allowed per client address (IPv6: per /64). Defaults to 100 in `15m`.
     pub address_throttle: ThrottleRule,
+    /// How recently the password must have been proven (a session's `auth_time`: login or
+    /// re-authentication) for a sensitive action — password change, account deletion,
+    /// logging out sessions in bulk. Defaults to `10m`.
+    pub reauthentication_window: Duration,
     /// Sessions kept in the in-process cache; `0` turns the cache off. Defaults to `100000`.
     pub cache_capacity: usize,
     /// How long revocation-log entries are kept for verifiers to catch up. Defaults to `1h`.
@@ -44,6 +48,7 @@ impl Default for EngineConfig {
                 max_failures: 100,
                 window: Duration::from_secs(15 * 60),
             },
+            reauthentication_window: Duration::from_secs(10 * 60),
             cache_capacity: 100_000,
             revocation_retention: Duration::from_secs(60 * 60),
             tokens: TokenPolicy::default(),

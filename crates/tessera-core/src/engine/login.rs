@@ -234,6 +234,7 @@ impl Engine {
             user_id: record.user.id.clone(),
             transport: attempt.transport,
             created_at: now,
+            auth_time: now,
             last_seen_at: now,
             idle_expires_at: inner.config.session.idle_expiry(now, expires_at),
             expires_at,
@@ -263,7 +264,7 @@ impl Engine {
         })
     }
 
-    async fn check_throttle(
+    pub(super) async fn check_throttle(
         &self,
         account: &ThrottleKey,
         address: Option<&ThrottleKey>,
@@ -296,7 +297,7 @@ impl Engine {
         }
     }
 
-    async fn record_failure(
+    pub(super) async fn record_failure(
         &self,
         account: &ThrottleKey,
         address: Option<&ThrottleKey>,
@@ -317,7 +318,7 @@ impl Engine {
 
     /// Upgrades a hash made with older parameters. A failure here must not fail the login
     /// that proved the password: it is logged, and retried at the next login.
-    async fn rehash(&self, user_id: &UserId, password: &str) {
+    pub(super) async fn rehash(&self, user_id: &UserId, password: &str) {
         let result = match self.inner.hasher.hash(password).await {
             Ok(hash) => self
                 .inner

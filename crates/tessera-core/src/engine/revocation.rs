@@ -160,11 +160,17 @@ impl Engine {
     /// Revokes the caller's other sessions, or all of them. Returns how many were revoked.
     /// Records `sessions_revoked` (the caller as the actor, `scope` and `count` in the
     /// detail) if there were any.
+    ///
+    /// A sensitive action: without a recent authentication
+    /// ([`Engine::require_recent_authentication`]) it fails with
+    /// [`Error::ReauthenticationRequired`] and revokes nothing, so a stolen session cannot
+    /// lock its owner out of every other device.
     pub async fn revoke_sessions(
         &self,
         current: &ValidSession,
         scope: RevokeScope,
     ) -> Result<usize, Error> {
+        self.require_recent_authentication(current).await?;
         let record = current.record();
         let (keep, scope_name) = match scope {
             RevokeScope::Others => (Some(&record.id), "others"),

@@ -57,6 +57,9 @@ pub struct AccessGrant {
     pub issued_at: Timestamp,
     /// `exp`: never after the session's absolute expiry.
     pub expires_at: Timestamp,
+    /// `auth_time`: when the user last proved their password for the session, as the
+    /// session record said when the grant was made.
+    pub auth_time: Timestamp,
 }
 
 /// A refresh token and the access grant issued with it.
@@ -303,6 +306,7 @@ fn grant(
             user_id: session.user_id.clone(),
             issued_at: record.issued_at,
             expires_at: record.access_expires_at,
+            auth_time: session.auth_time,
         },
     }
 }

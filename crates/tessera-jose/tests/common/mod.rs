@@ -59,6 +59,7 @@ pub fn claims() -> AccessClaims {
         exp: NOW + 600,
         iat: NOW,
         nbf: Some(NOW),
+        auth_time: None,
         jti: "token-1".to_owned(),
         sid: "session-1".to_owned(),
         scope: Some("read write".to_owned()),

@@ -64,6 +64,9 @@ impl Config {
         if session.absolute_timeout < Duration::from_secs(1) {
             return invalid("session.absolute_timeout", "must be at least 1s");
         }
+        if session.reauthentication_window < Duration::from_secs(1) {
+            return invalid("session.reauthentication_window", "must be at least 1s");
+        }
         if session
             .touch_interval
             .is_some_and(|touch| touch > session.idle_timeout)

@@ -290,6 +290,12 @@ pub struct SessionConfig {
     /// Sessions kept in the in-process cache; `0` turns it off.
     /// Defaults to `100000`.
     pub cache_capacity: usize,
+    /// How recently the password must have been proven (at login or by
+    /// `POST /v1/reauthenticate`) for a password change, an account deletion or
+    /// `DELETE /v1/sessions`; at least `1s`.
+    /// Defaults to `10m`.
+    #[serde(with = "humantime_serde")]
+    pub reauthentication_window: Duration,
     /// Name of the session cookie; must start with `__Host-`.
     /// Defaults to `__Host-tessera_session`.
     pub cookie_name: String,
@@ -303,6 +309,7 @@ impl Default for SessionConfig {
             absolute_timeout: policy.absolute_timeout,
             touch_interval: None,
             cache_capacity: EngineConfig::default().cache_capacity,
+            reauthentication_window: EngineConfig::default().reauthentication_window,
             cookie_name: "__Host-tessera_session".to_owned(),
         }
     }

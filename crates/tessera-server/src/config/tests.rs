@@ -45,6 +45,7 @@ fn defaults_are_the_documented_values() {
     assert_eq!(config.session.idle_timeout, minutes(30));
     assert_eq!(config.session.absolute_timeout, minutes(12 * 60));
     assert_eq!(config.session.cache_capacity, 100_000);
+    assert_eq!(config.session.reauthentication_window, minutes(10));
     assert_eq!(config.token.access_ttl, minutes(5));
     assert_eq!(config.token.refresh_ttl, minutes(30 * 24 * 60));
     assert_eq!(config.token.refresh_grace, Duration::from_secs(10));
@@ -82,6 +83,7 @@ fn file_then_environment_override_with_human_durations() {
             "#,
         )?;
         jail.set_env("TESSERA__SESSION__IDLE_TIMEOUT", "90s");
+        jail.set_env("TESSERA__SESSION__REAUTHENTICATION_WINDOW", "2m");
         jail.set_env("TESSERA__SERVER__BIND", "127.0.0.1:9999");
         jail.set_env("TESSERA__AUTH__REGISTRATION", "false");
         jail.set_env("TESSERA__TOKEN__ALGORITHM", "ES256");
@@ -89,6 +91,10 @@ fn file_then_environment_override_with_human_durations() {
         let config = Config::load(None).map_err(|error| error.to_string())?;
         assert_eq!(config.session.idle_timeout, Duration::from_secs(90));
         assert_eq!(config.session.absolute_timeout, Duration::from_secs(7200));
+        assert_eq!(
+            config.session.reauthentication_window,
+            Duration::from_secs(120)
+        );
         assert_eq!(config.ratelimit.account_failures, 3);
         assert_eq!(config.server.bind.port(), 9999);
         assert!(!config.auth.registration);
@@ -117,6 +123,7 @@ fn typos_and_nonsense_are_refused() {
     });
     assert!(Config::load(Some(Path::new("/nonexistent/tessera.toml"))).is_err());
     refused("session.cookie_name = \"tessera\"");
+    refused("session.reauthentication_window = \"0s\"");
     refused("[server]\nbody_timeout = \"0s\"");
     refused("[server]\nheader_timeout = \"0s\"");
     refused("[server]\nmax_connections = 0");

@@ -228,6 +228,15 @@ impl SessionStore for Timed<dyn SessionStore> {
         self.measured.time("touch_session", call).await
     }
 
+    async fn record_authentication(
+        &self,
+        id: &SessionId,
+        auth_time: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let call = self.inner.record_authentication(id, auth_time);
+        self.measured.time("record_authentication", call).await
+    }
+
     async fn sessions_of_user(
         &self,
         user_id: &UserId,

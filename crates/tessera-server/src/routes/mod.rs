@@ -10,6 +10,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::{AppState, Config};
 
+pub mod account;
 pub mod accounts;
 pub mod admin;
 pub mod oauth;
@@ -28,6 +29,9 @@ pub mod tokens;
         accounts::create_user,
         accounts::login,
         accounts::logout,
+        account::reauthenticate,
+        account::change_password,
+        account::delete_account,
         sessions::current,
         sessions::list,
         sessions::revoke_one,
@@ -63,19 +67,22 @@ pub struct ApiDoc;
 /// The document as served under `config`: [`ApiDoc`] with the configured password limits.
 pub fn document(config: &Config) -> utoipa::openapi::OpenApi {
     let mut document = ApiDoc::openapi();
-    let password = document
-        .components
-        .as_mut()
-        .and_then(|components| components.schemas.get_mut("NewUser"))
-        .and_then(|new_user| match new_user {
-            RefOr::T(Schema::Object(object)) => object.properties.get_mut("password"),
-            _ => None,
-        });
-    if let Some(RefOr::T(Schema::Object(password))) = password {
-        // Characters here; the server counts the maximum in bytes, so this is the bound a
-        // client can check before sending, and the description says the rest.
-        password.min_length = Some(config.auth.password_min_length);
-        password.max_length = Some(config.auth.password_max_bytes);
+    // Every field that sets a password: registration's and a password change's new one.
+    for (schema, field) in [("NewUser", "password"), ("NewPassword", "new_password")] {
+        let password = document
+            .components
+            .as_mut()
+            .and_then(|components| components.schemas.get_mut(schema))
+            .and_then(|body| match body {
+                RefOr::T(Schema::Object(object)) => object.properties.get_mut(field),
+                _ => None,
+            });
+        if let Some(RefOr::T(Schema::Object(password))) = password {
+            // Characters here; the server counts the maximum in bytes, so this is the bound a
+            // client can check before sending, and the description says the rest.
+            password.min_length = Some(config.auth.password_min_length);
+            password.max_length = Some(config.auth.password_max_bytes);
+        }
     }
     document
 }
@@ -260,6 +267,17 @@ fn routed() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::POST, "/v1/users", post(accounts::create_user)),
         (Method::POST, "/v1/login", post(accounts::login)),
         (Method::POST, "/v1/logout", post(accounts::logout)),
+        (
+            Method::POST,
+            "/v1/reauthenticate",
+            post(account::reauthenticate),
+        ),
+        (Method::POST, "/v1/password", post(account::change_password)),
+        (
+            Method::DELETE,
+            "/v1/account",
+            delete(account::delete_account),
+        ),
         (Method::GET, SESSION_PATH, get(sessions::current)),
         (Method::GET, "/v1/sessions", get(sessions::list)),
         (

@@ -62,6 +62,7 @@ pub fn session_for_token(
         user_id: user_id.clone(),
         transport: Transport::Cookie,
         created_at,
+        auth_time: created_at,
         last_seen_at: created_at,
         idle_expires_at: created_at.saturating_add(minutes(30)),
         expires_at: created_at.saturating_add(minutes(12 * 60)),

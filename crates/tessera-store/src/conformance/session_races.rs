@@ -59,6 +59,57 @@ pub async fn concurrent_touches_never_unrevoke(fixture: Fixture) {
     }
 }
 
+/// Re-authentications racing a revocation never leave the session unrevoked, and every one
+/// after the revocation committed is refused.
+pub async fn concurrent_reauthentications_never_unrevoke(fixture: Fixture) {
+    const ROUNDS: i64 = 8;
+    const CALLS: i64 = 24;
+    let sessions = Arc::clone(&fixture.sessions);
+    for round in 0..ROUNDS {
+        let record = new_session(&user(), at(round * MINUTE));
+        sessions.insert_session(&record).await.unwrap();
+        let revoke_at = at(round * MINUTE + 30 * SECOND);
+
+        let mut calls = Vec::new();
+        let mut revoke = None;
+        for n in 0..CALLS {
+            if n == CALLS / 2 {
+                let (sessions, id) = (Arc::clone(&sessions), record.id.clone());
+                revoke = Some(tokio::spawn(async move {
+                    sessions.revoke_session(&id, revoke_at).await.unwrap()
+                }));
+            }
+            let (sessions, id) = (Arc::clone(&sessions), record.id.clone());
+            let auth_time = at(round * MINUTE + (n + 1) * 100);
+            calls.push(tokio::spawn(async move {
+                sessions
+                    .record_authentication(&id, auth_time)
+                    .await
+                    .unwrap()
+            }));
+        }
+        assert!(revoke.unwrap().await.unwrap(), "the one revoke must win");
+        for call in calls {
+            call.await.unwrap();
+        }
+
+        let stored = sessions.session_by_id(&record.id).await.unwrap().unwrap();
+        assert_eq!(
+            stored.revoked_at,
+            Some(revoke_at),
+            "round {round}: unrevoked"
+        );
+        assert!(stored.auth_time <= at(round * MINUTE + CALLS * 100));
+        assert_eq!(times_logged(sessions.as_ref(), &record.id).await, 1);
+        assert!(
+            !sessions
+                .record_authentication(&record.id, at(round * MINUTE + 50 * SECOND))
+                .await
+                .unwrap()
+        );
+    }
+}
+
 /// Many revocations of one session at once: exactly one succeeds and one entry is logged.
 pub async fn concurrent_revokes_log_once(fixture: Fixture) {
     let sessions = Arc::clone(&fixture.sessions);

@@ -283,6 +283,87 @@ pub async fn session_touch_never_unrevokes(fixture: Fixture) {
     );
 }
 
+/// `auth_time` reads back as written; a re-authentication raises it (never lowers it) and
+/// changes nothing else; a touch leaves it alone; unknown and revoked sessions are refused and
+/// stay as they were.
+pub async fn session_auth_time_rises_on_reauthentication(fixture: Fixture) {
+    let sessions = &fixture.sessions;
+    let record = SessionRecord {
+        auth_time: at(10 * SECOND),
+        ..new_session(&user(), at(0))
+    };
+    let bystander = new_session(&record.user_id, at(0));
+    sessions.insert_session(&record).await.unwrap();
+    sessions.insert_session(&bystander).await.unwrap();
+    let stored = || async { sessions.session_by_id(&record.id).await.unwrap().unwrap() };
+    assert_eq!(stored().await.auth_time, at(10 * SECOND));
+
+    assert!(
+        sessions
+            .record_authentication(&record.id, at(5 * MINUTE))
+            .await
+            .unwrap()
+    );
+    let expected = SessionRecord {
+        auth_time: at(5 * MINUTE),
+        ..record.clone()
+    };
+    assert_eq!(stored().await, expected);
+    // An earlier time (another instance's slower request) does not lower it.
+    assert!(
+        sessions
+            .record_authentication(&record.id, at(MINUTE))
+            .await
+            .unwrap()
+    );
+    assert_eq!(stored().await, expected);
+    // Activity is not authentication.
+    assert!(
+        sessions
+            .touch_session(&record.id, at(6 * MINUTE), at(36 * MINUTE))
+            .await
+            .unwrap()
+    );
+    assert_eq!(stored().await.auth_time, at(5 * MINUTE));
+    let listed = sessions
+        .sessions_of_user(&record.user_id, at(7 * MINUTE))
+        .await
+        .unwrap();
+    let auth_times: Vec<_> = listed.iter().map(|session| session.auth_time).collect();
+    assert_eq!(listed.len(), 2);
+    assert!(auth_times.contains(&at(5 * MINUTE)) && auth_times.contains(&at(0)));
+
+    let unknown = new_session(&record.user_id, at(0));
+    assert!(
+        !sessions
+            .record_authentication(&unknown.id, at(8 * MINUTE))
+            .await
+            .unwrap()
+    );
+    assert_eq!(sessions.session_by_id(&unknown.id).await.unwrap(), None);
+
+    assert!(
+        sessions
+            .revoke_session(&record.id, at(9 * MINUTE))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sessions
+            .record_authentication(&record.id, at(10 * MINUTE))
+            .await
+            .unwrap()
+    );
+    let revoked = stored().await;
+    assert_eq!(revoked.revoked_at, Some(at(9 * MINUTE)));
+    assert_eq!(revoked.auth_time, at(5 * MINUTE));
+    assert_eq!(times_logged(sessions.as_ref(), &record.id).await, 1);
+    assert_eq!(
+        sessions.session_by_id(&bystander.id).await.unwrap(),
+        Some(bystander)
+    );
+}
+
 /// Revoking works once: the first call marks the session and logs it, later calls report
 /// `false` and log nothing. Revoked sessions are still found by token (the caller decides).
 pub async fn session_revoke_is_idempotent(fixture: Fixture) {

@@ -129,6 +129,21 @@ impl SessionStore for MemoryStore {
         Ok(true)
     }
 
+    async fn record_authentication(
+        &self,
+        id: &SessionId,
+        auth_time: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut sessions = write(&self.sessions)?;
+        match sessions.by_id.get_mut(id) {
+            Some(record) if record.revoked_at.is_none() => {
+                record.auth_time = record.auth_time.max(auth_time);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn sessions_of_user(
         &self,
         user_id: &UserId,

@@ -46,7 +46,7 @@ impl SessionStore for PgStore {
         let statement = sqlx::query(concat!(
             "INSERT INTO sessions (",
             session_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ));
         self.bounded(sql::insert(statement.bind_session(record), &self.pool))
             .await
@@ -79,6 +79,25 @@ impl SessionStore for PgStore {
         .bind(id.as_str())
         .bind(seen.unix_millis())
         .bind(idle_expires_at.unix_millis());
+        let result = self.bounded(sql::execute(statement, &self.pool)).await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn record_authentication(
+        &self,
+        id: &SessionId,
+        auth_time: Timestamp,
+    ) -> Result<bool, StoreError> {
+        // One conditional statement, like `touch_session`: a revocation committed while it
+        // waited for the row fails the condition on re-check. `greatest` keeps a later time
+        // another instance wrote; a NULL (a row from before the column) counts as
+        // `created_at`.
+        let statement = sqlx::query(
+            "UPDATE sessions SET auth_time = greatest(coalesce(auth_time, created_at), $2) \
+             WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id.as_str())
+        .bind(auth_time.unix_millis());
         let result = self.bounded(sql::execute(statement, &self.pool)).await?;
         Ok(result.rows_affected() == 1)
     }

@@ -20,9 +20,14 @@ use tessera_core::{
     Transport, UserId,
 };
 
-/// The first byte of every session value this version writes; anything else is not ours to
-/// read. (Version 1 kept sessions under their token hash; nothing reads those keys now.)
-pub(super) const SESSION_FORMAT: u8 = 2;
+/// The first byte of every session value this version writes. (Version 1 kept sessions under
+/// their token hash; nothing reads those keys now.)
+pub(super) const SESSION_FORMAT: u8 = 3;
+
+/// The session values written before `auth_time` existed: the same layout without it. Still
+/// read (their `auth_time` is their `created_at`, when the password was proven at login), and
+/// a re-authentication rewrites one as [`SESSION_FORMAT`]. Anything else is not ours to read.
+pub(super) const SESSION_FORMAT_V2: u8 = 2;
 
 /// The first byte of every refresh value this version writes.
 pub(super) const REFRESH_FORMAT: u8 = 1;
@@ -42,7 +47,8 @@ pub(super) mod session {
     /// `0` no user agent, `1` one, whose digest follows (the text is under its own key).
     pub(crate) const USER_AGENT: usize = 59;
     pub(crate) const USER_AGENT_DIGEST: usize = 60;
-    /// The shortest value: no user agent, no address.
+    /// The shortest value of either format: no user agent, no address (and, in format 2, no
+    /// `auth_time`).
     pub(crate) const MIN_LEN: usize = 61;
 
     pub(crate) const LIVE: u8 = 0;
@@ -145,8 +151,10 @@ fn from_short_time(bytes: [u8; TIME_LEN]) -> Timestamp {
 ///
 /// Layout: the fixed fields at the offsets in [`session`] (the user agent's digest only when
 /// there is one); the client address (`0` none, `4` + 4 bytes, `6` + 16 bytes — only when
-/// the text is the address's canonical form — or `1` + `u32` length + text); and, unless the
-/// session is live, its revocation time.
+/// the text is the address's canonical form — or `1` + `u32` length + text); `auth_time`;
+/// and, unless the session is live, its revocation time. So `auth_time` is the last
+/// [`TIME_LEN`] bytes of a live value, where a script can replace it without decoding the
+/// address.
 pub(super) fn encode_session(record: &SessionRecord) -> Result<Vec<u8>, StoreError> {
     let mut value = Vec::with_capacity(session::MIN_LEN + DIGEST_LEN + 24);
     value.push(SESSION_FORMAT);
@@ -184,6 +192,7 @@ pub(super) fn encode_session(record: &SessionRecord) -> Result<Vec<u8>, StoreErr
         None => value.push(NONE),
     }
     encode_ip(record.ip.as_deref(), &mut value);
+    value.extend_from_slice(&short_time(record.auth_time));
     if let Some(revoked_at) = record.revoked_at {
         value.extend_from_slice(&short_time(revoked_at));
     }
@@ -223,12 +232,16 @@ pub(super) struct StoredSession {
 
 /// Reads the value of the session with id `id`.
 pub(super) fn decode_session(id: SessionId, value: &[u8]) -> Result<StoredSession, StoreError> {
-    let mut reader = Reader::new(value, SESSION_FORMAT)?;
+    let (mut reader, format) = Reader::either(value, [SESSION_FORMAT, SESSION_FORMAT_V2])?;
     let state = reader.byte("session state")?;
     let revoked_at = match state {
         session::LIVE => None,
         session::REVOKED | session::REVOKING => Some(reader.short_time_at_end()?),
         _ => return Err(malformed("session state")),
+    };
+    let auth_time = match format {
+        SESSION_FORMAT => Some(reader.short_time_at_end()?),
+        _ => None,
     };
     let last_seen_at = reader.short_time()?;
     let idle_expires_at = reader.short_time()?;
@@ -271,6 +284,7 @@ pub(super) fn decode_session(id: SessionId, value: &[u8]) -> Result<StoredSessio
             user_id,
             transport,
             created_at,
+            auth_time: auth_time.unwrap_or(created_at),
             last_seen_at,
             idle_expires_at,
             expires_at,
@@ -382,6 +396,14 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A reader of a value in any of `formats`, and the format it is in.
+    fn either<const N: usize>(value: &'a [u8], formats: [u8; N]) -> Result<(Self, u8), StoreError> {
+        match value.split_first() {
+            Some((&first, rest)) if formats.contains(&first) => Ok((Reader { rest }, first)),
+            _ => Err(malformed("format version")),
+        }
+    }
+
     /// Takes a session time off the end (where a revoked session keeps its revocation time).
     fn short_time_at_end(&mut self) -> Result<Timestamp, StoreError> {
         let Some(split) = self.rest.len().checked_sub(TIME_LEN) else {
@@ -467,6 +489,7 @@ mod tests {
             user_id: UserId::generate().unwrap(),
             transport: Transport::Token,
             created_at: Timestamp::from_unix_millis(1_700_000_000_000),
+            auth_time: Timestamp::from_unix_millis(1_700_000_030_000),
             last_seen_at: Timestamp::from_unix_millis(1_700_000_060_000),
             idle_expires_at: Timestamp::from_unix_millis(1_700_001_860_000),
             expires_at: Timestamp::from_unix_millis(-1),
@@ -510,19 +533,19 @@ mod tests {
     }
 
     #[test]
-    fn a_browser_session_fits_in_73_bytes() {
+    fn a_browser_session_fits_in_79_bytes() {
         // What the memory target rests on: with an IPv4 address and a user agent, the value
-        // is 73 bytes, which Redis keeps in an 80-byte allocation.
+        // is 79 bytes, which Redis keeps in an 80-byte allocation.
         let agent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)";
         let value = encode_session(&session(Some("192.0.2.7"), Some(agent))).unwrap();
-        assert_eq!(value.len(), 73);
+        assert_eq!(value.len(), 79);
     }
 
     #[test]
     fn addresses_are_packed_only_when_canonical() {
         let len = |ip| encode_session(&session(Some(ip), None)).unwrap().len();
         let base = encode_session(&session(None, None)).unwrap().len();
-        assert_eq!(base, session::MIN_LEN);
+        assert_eq!(base, session::MIN_LEN + TIME_LEN);
         assert_eq!(len("192.0.2.7"), base + 4);
         assert_eq!(len("2001:db8::1"), base + 16);
         assert_eq!(len("2001:0db8::1"), base + 4 + "2001:0db8::1".len());
@@ -539,6 +562,48 @@ mod tests {
         assert_eq!(back.idle_expires_at.unix_millis(), (1 << 47) - 1);
         assert_eq!(back.expires_at.unix_millis(), -(1 << 47));
         assert_eq!(back.created_at, far.created_at);
+    }
+
+    /// A value as version 2 wrote it: the same bytes without `auth_time`.
+    fn version_2(record: &SessionRecord) -> Vec<u8> {
+        let mut value = encode_session(record).unwrap();
+        let auth_time = value.len() - TIME_LEN * (1 + usize::from(record.revoked_at.is_some()));
+        value.drain(auth_time..auth_time + TIME_LEN);
+        value[0] = SESSION_FORMAT_V2;
+        value
+    }
+
+    #[test]
+    fn version_2_values_read_auth_time_as_created_at() {
+        let live = session(Some("192.0.2.7"), Some("ua"));
+        let revoked = SessionRecord {
+            revoked_at: Some(Timestamp::from_unix_millis(1_700_000_120_000)),
+            ..session(None, None)
+        };
+        for record in [live, revoked] {
+            let value = version_2(&record);
+            let read = decode_session(record.id.clone(), &value).unwrap().record;
+            let expected = SessionRecord {
+                auth_time: record.created_at,
+                user_agent: None,
+                ..record.clone()
+            };
+            assert_eq!(read, expected);
+        }
+        let mut unknown = version_2(&session(None, None));
+        unknown[0] = 4;
+        assert!(matches!(
+            decode_session(SessionId::generate().unwrap(), &unknown),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn auth_time_is_the_end_of_a_live_value() {
+        let record = session(Some("2001:db8::1"), Some("ua"));
+        let value = encode_session(&record).unwrap();
+        let end: [u8; TIME_LEN] = value[value.len() - TIME_LEN..].try_into().unwrap();
+        assert_eq!(from_short_time(end), record.auth_time);
     }
 
     #[test]

@@ -16,7 +16,9 @@ use redis::Script;
 
 use super::MAX_TTL_MS;
 use super::key_names::{CLAIM, REFRESH, SESSION, USER, USER_AGENT};
-use super::record::{DIGEST_LEN, RAW_ID_LEN, REFRESH_FORMAT, SESSION_FORMAT, TIME_LEN};
+use super::record::{
+    DIGEST_LEN, RAW_ID_LEN, REFRESH_FORMAT, SESSION_FORMAT, SESSION_FORMAT_V2, TIME_LEN,
+};
 use super::record::{refresh, session};
 
 /// Builds a script: the shared preamble, then `body`.
@@ -24,8 +26,8 @@ fn script(body: &str) -> Script {
     let lua = |offset: usize| offset + 1;
     let preamble = format!(
         r#"
-local SESSION_FORMAT, REFRESH_FORMAT = {session_format}, {refresh_format}
-local STATE, LAST_SEEN_AT, EXPIRES_AT = {state}, {last_seen_at}, {expires_at}
+local SESSION_FORMAT, SESSION_FORMAT_V2, REFRESH_FORMAT = {session_format}, {session_format_v2}, {refresh_format}
+local STATE, LAST_SEEN_AT, EXPIRES_AT, CREATED_AT = {state}, {last_seen_at}, {expires_at}, {created_at}
 local USER_ID, USER_AGENT, USER_AGENT_DIGEST = {user_id}, {user_agent}, {user_agent_digest}
 local SESSION_MIN, TIME_LEN = {session_min}, {time_len}
 local LIVE, REVOKED, REVOKING = {live}, {revoked}, {revoking}
@@ -71,7 +73,8 @@ local function session_of(prefix, id)
   local key = prefix .. T_SESSION .. id
   local value = redis.call('GET', key)
   if not value then return nil end
-  if #value < SESSION_MIN or string.byte(value, 1) ~= SESSION_FORMAT then
+  local format = string.byte(value, 1)
+  if #value < SESSION_MIN or (format ~= SESSION_FORMAT and format ~= SESSION_FORMAT_V2) then
     error(corrupt('session'))
   end
   return key, value
@@ -122,10 +125,12 @@ local function release_claim(prefix, id, nonce)
 end
 "#,
         session_format = SESSION_FORMAT,
+        session_format_v2 = SESSION_FORMAT_V2,
         refresh_format = REFRESH_FORMAT,
         state = lua(session::STATE),
         last_seen_at = lua(session::LAST_SEEN_AT),
         expires_at = lua(session::EXPIRES_AT),
+        created_at = lua(session::CREATED_AT),
         user_id = lua(session::USER_ID),
         user_agent = lua(session::USER_AGENT),
         user_agent_digest = lua(session::USER_AGENT_DIGEST),
@@ -195,6 +200,33 @@ redis.call('ZADD', user_key, int(ends), id)
 extend(user_key, ttl)
 local agent_key = user_agent_key_of(prefix, value)
 if agent_key then extend(agent_key, ttl) end
+return 1
+"#,
+    )
+});
+
+/// Records a re-authentication: raises a live session's `auth_time` (the last TIME_LEN bytes
+/// of a live value) to the given time, never lowering it. A value of format 2, which has no
+/// `auth_time` (it reads as `created_at`), is rewritten in the current format. Keeps the TTL.
+///
+/// ARGV: prefix, raw session id, auth time (decimal ms), auth time as stored (TIME_LEN
+/// bytes). Returns 1 if the session is live (claimed or revoked ones are not), else 0.
+pub(super) static RECORD_AUTHENTICATION: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local key, value = session_of(ARGV[1], ARGV[2])
+if not key or string.byte(value, STATE) ~= LIVE then return 0 end
+local wanted, time, base = tonumber(ARGV[3]), ARGV[4], nil
+if string.byte(value, 1) == SESSION_FORMAT then
+  if short_time_at(value, #value - TIME_LEN + 1) >= wanted then return 1 end
+  base = string.sub(value, 1, -TIME_LEN - 1)
+else
+  if short_time_at(value, CREATED_AT) >= wanted then
+    time = string.sub(value, CREATED_AT, CREATED_AT + TIME_LEN - 1)
+  end
+  base = string.char(SESSION_FORMAT) .. string.sub(value, 2)
+end
+redis.call('SET', key, base .. time, 'KEEPTTL')
 return 1
 "#,
     )

@@ -295,6 +295,23 @@ impl SessionStore for RedisStore {
         .await
     }
 
+    async fn record_authentication(
+        &self,
+        id: &SessionId,
+        auth_time: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut connection = self.connection();
+        self.run(
+            scripts::RECORD_AUTHENTICATION
+                .arg(self.key_names().prefix())
+                .arg(&id.to_bytes()[..])
+                .arg(auth_time.unix_millis())
+                .arg(&short_time(auth_time)[..])
+                .invoke_async(&mut connection),
+        )
+        .await
+    }
+
     async fn sessions_of_user(
         &self,
         user_id: &UserId,

@@ -163,6 +163,7 @@ where
             .bind(record.ip.as_deref())
             .bind(record.user_agent.as_deref())
             .bind(record.revoked_at.map(Timestamp::unix_millis))
+            .bind(record.auth_time.unix_millis())
     }
 
     fn bind_refresh(self, record: &'q RefreshRecord) -> Self {
@@ -251,12 +252,16 @@ pub(crate) fn user(row: &impl Columns) -> Result<UserRecord, StoreError> {
 /// A row of [`session_columns!`](super::session_columns) from `sessions`.
 pub(crate) fn session(row: &impl Columns) -> Result<SessionRecord, StoreError> {
     let transport = row.text("transport")?;
+    let created_at = row.timestamp("created_at")?;
     Ok(SessionRecord {
         id: row.id("id", SessionId::parse)?,
         verifier: SessionVerifier::from_bytes(row.array("verifier")?),
         user_id: row.id("user_id", UserId::parse)?,
         transport: Transport::parse(transport).ok_or_else(|| malformed("transport"))?,
-        created_at: row.timestamp("created_at")?,
+        created_at,
+        // Rows written before re-authentication existed (or by an older instance during a
+        // rolling upgrade) have none: the password was last proven at login.
+        auth_time: row.optional_timestamp("auth_time")?.unwrap_or(created_at),
         last_seen_at: row.timestamp("last_seen_at")?,
         idle_expires_at: row.timestamp("idle_expires_at")?,
         expires_at: row.timestamp("expires_at")?,

@@ -21,7 +21,7 @@ impl SessionStore for SqliteStore {
         let statement = sqlx::query(concat!(
             "INSERT INTO sessions (",
             session_columns!(),
-            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
         ));
         sql::insert(statement.bind_session(record), &self.pool).await
     }
@@ -50,6 +50,23 @@ impl SessionStore for SqliteStore {
         .bind(id.as_str())
         .bind(seen.unix_millis())
         .bind(idle_expires_at.unix_millis());
+        Ok(sql::execute(statement, &self.pool).await?.rows_affected() == 1)
+    }
+
+    async fn record_authentication(
+        &self,
+        id: &SessionId,
+        auth_time: Timestamp,
+    ) -> Result<bool, StoreError> {
+        // One statement under the write lock, like `touch_session`: it cannot interleave with
+        // a revocation. `max` keeps a later time another instance wrote; a NULL (a row from
+        // before the column) counts as `created_at`.
+        let statement = sqlx::query(
+            "UPDATE sessions SET auth_time = max(coalesce(auth_time, created_at), ?2) \
+             WHERE id = ?1 AND revoked_at IS NULL",
+        )
+        .bind(id.as_str())
+        .bind(auth_time.unix_millis());
         Ok(sql::execute(statement, &self.pool).await?.rows_affected() == 1)
     }
 
