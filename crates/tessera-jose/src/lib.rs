@@ -43,6 +43,7 @@
 //!     scope: None,
 //!     roles: vec!["admin".into()],
 //!     client_id: None,
+//!     extra: Default::default(),
 //! };
 //! let token = signer.sign(&claims)?;
 //!

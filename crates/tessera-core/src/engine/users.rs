@@ -4,7 +4,7 @@ use super::Engine;
 use crate::error::Error;
 use crate::id::UserId;
 use crate::store::StoreError;
-use crate::user::{User, UserRecord, Username};
+use crate::user::{Standing, User, UserRecord, Username};
 
 impl Engine {
     /// Creates an account after checking the username rules and the password policy.
@@ -29,6 +29,7 @@ impl Engine {
                 created_at: self.now(),
             },
             password_hash,
+            standing: Standing::default(),
         };
         match self
             .inner
@@ -60,7 +61,7 @@ impl Engine {
         }
     }
 
-    /// Deletes an account and ends all its sessions.
+    /// Deletes an account, ends all its sessions and makes its access tokens stale.
     pub async fn delete_user(&self, id: &UserId) -> Result<(), Error> {
         let sessions = &self.inner.stores.sessions;
         self.revoked(sessions.revoke_user_sessions(id, None, self.now()).await?);
@@ -71,6 +72,6 @@ impl Engine {
         // A login that raced the deletion may have created a session in between.
         self.revoked(sessions.revoke_user_sessions(id, None, self.now()).await?);
         tracing::info!(target: "tessera::audit", event = "user_deleted", user_id = %id);
-        Ok(())
+        self.mark_user_stale(id).await
     }
 }

@@ -153,6 +153,11 @@ impl SessionStore for MemoryStore {
             .collect())
     }
 
+    async fn mark_user_stale(&self, user_id: &UserId, at: Timestamp) -> Result<(), StoreError> {
+        write(&self.sessions)?.log.append_user(user_id.clone(), at);
+        Ok(())
+    }
+
     async fn revocations_since(
         &self,
         after: u64,

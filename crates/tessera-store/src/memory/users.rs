@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use tessera_core::{StoreError, User, UserId, UserRecord, UserStore, Username};
+use tessera_core::{
+    CustomClaims, Roles, Standing, StoreError, User, UserId, UserRecord, UserStore, Username,
+};
 
 use super::{MemoryStore, read, write};
 
@@ -21,6 +23,24 @@ struct StoredUser {
     record: UserRecord,
     key: String,
     order: u64,
+}
+
+impl MemoryStore {
+    /// Applies `change` to the user's standing; `false` if there is no such user.
+    fn update_standing(
+        &self,
+        id: &UserId,
+        change: impl FnOnce(&mut Standing),
+    ) -> Result<bool, StoreError> {
+        let mut users = write(&self.users)?;
+        Ok(match users.by_id.get_mut(id) {
+            Some(stored) => {
+                change(&mut stored.record.standing);
+                true
+            }
+            None => false,
+        })
+    }
 }
 
 #[async_trait]
@@ -100,6 +120,18 @@ impl UserStore for MemoryStore {
             }
             None => Ok(false),
         }
+    }
+
+    async fn set_roles(&self, id: &UserId, roles: &Roles) -> Result<bool, StoreError> {
+        self.update_standing(id, |standing| standing.roles = roles.clone())
+    }
+
+    async fn set_claims(&self, id: &UserId, claims: &CustomClaims) -> Result<bool, StoreError> {
+        self.update_standing(id, |standing| standing.claims = claims.clone())
+    }
+
+    async fn set_disabled(&self, id: &UserId, disabled: bool) -> Result<bool, StoreError> {
+        self.update_standing(id, |standing| standing.disabled = disabled)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
