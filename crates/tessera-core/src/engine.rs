@@ -11,6 +11,8 @@
 //! - `validation`: the hot path — session tokens and access-token sessions, the cache.
 //! - `revocation`: logout, listing, revocation, following the revocation log, purge.
 //! - `tokens`: refresh-token chains (rotation, grace, theft).
+//! - `standing`: roles, custom claims, disable/enable, and the user entries of the
+//!   revocation log that make access tokens stale.
 //! - `clients`: registered API clients.
 //! - `audit`: the audit trail — who is acting ([`Engine::with_context`]), recording events,
 //!   querying and purging them.
@@ -41,6 +43,7 @@ mod clients;
 mod config;
 mod login;
 mod revocation;
+mod standing;
 mod tokens;
 mod users;
 mod validation;
@@ -87,6 +90,10 @@ struct Inner {
     /// session as live (Redis after a failure between logging a revocation and marking the
     /// record) cannot bring it back, and reloaded at start so a restart forgets none.
     revoked: DashMap<SessionId, Timestamp>,
+    /// Users whose standing changed, with the `stale_before` of their latest user entry:
+    /// their access tokens with an earlier `iat` are refused. Kept, like `revoked`, for
+    /// `revocation_retention`, which outlasts every access token.
+    stale_users: DashMap<UserId, Timestamp>,
     /// Usernames by user id, so a cache miss reads the session store only. Accounts are
     /// never renamed, and deleting one revokes its sessions first.
     usernames: DashMap<UserId, Arc<str>>,
@@ -155,6 +162,7 @@ impl Engine {
                 config,
                 revocation_cursor: AtomicU64::new(0),
                 revoked: DashMap::new(),
+                stale_users: DashMap::new(),
                 usernames: DashMap::new(),
                 rotation_key,
                 logins: login::LoginCounters::default(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::id::RandomnessError;
 use crate::password::{HashError, PasswordRejection};
 use crate::store::StoreError;
-use crate::user::UsernameRejection;
+use crate::user::{StandingRejection, UsernameRejection};
 
 /// Why an engine operation did not succeed.
 ///
@@ -30,6 +30,9 @@ pub enum Error {
     /// The username breaks the username rules.
     #[error(transparent)]
     InvalidUsername(#[from] UsernameRejection),
+    /// A role or custom claim breaks the rules (see [`crate::Standing`]).
+    #[error(transparent)]
+    InvalidStanding(#[from] StandingRejection),
     /// The password breaks the password policy.
     #[error(transparent)]
     PasswordRejected(#[from] PasswordRejection),

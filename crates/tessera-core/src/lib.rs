@@ -84,9 +84,12 @@ pub use password::{HashingLoad, PasswordHasher, PasswordPolicy, PasswordRejectio
 pub use session::{SessionPolicy, SessionRecord, Transport};
 pub use store::{
     ClientRecord, ClientStore, KeyRecord, KeyStore, RefreshRecord, RefreshStore, Revocation,
-    RevocationLog, RevocationNotifier, RevocationSubscription, Rotation, SessionStore, StoreError,
-    UserStore,
+    RevocationKind, RevocationLog, RevocationNotifier, RevocationSubscription, Rotation,
+    SessionStore, StoreError, UserStore,
 };
 pub use throttle::{LoginThrottle, ThrottleKey, ThrottleRule};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
-pub use user::{User, UserRecord, Username, UsernameRejection};
+pub use user::{
+    CustomClaims, Role, Roles, Standing, StandingRejection, User, UserRecord, Username,
+    UsernameRejection,
+};

@@ -16,7 +16,7 @@ use crate::audit::{AuditEvent, Audited};
 use crate::id::{SessionId, TokenHash, UserId};
 use crate::session::SessionRecord;
 use crate::time::Timestamp;
-use crate::user::{User, UserRecord, Username};
+use crate::user::{CustomClaims, Roles, User, UserRecord, Username};
 
 /// A store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +89,18 @@ pub trait UserStore: Send + Sync + fmt::Debug + 'static {
     /// sessions: the engine revokes them around this call.
     async fn delete_user(&self, id: &UserId) -> Result<bool, StoreError>;
 
+    /// Replaces the user's roles (the whole set: concurrent changes are last-writer-wins).
+    /// `false` if there is no such user.
+    async fn set_roles(&self, id: &UserId, roles: &Roles) -> Result<bool, StoreError>;
+
+    /// Replaces the user's custom claims (the whole object). `false` if there is no such
+    /// user.
+    async fn set_claims(&self, id: &UserId, claims: &CustomClaims) -> Result<bool, StoreError>;
+
+    /// Sets whether the account is disabled. Idempotent; `false` only if there is no such
+    /// user. Does not touch sessions: the engine revokes them after this call.
+    async fn set_disabled(&self, id: &UserId, disabled: bool) -> Result<bool, StoreError>;
+
     /// Succeeds if the store can serve requests now.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -122,17 +134,60 @@ pub trait UserStore: Send + Sync + fmt::Debug + 'static {
     }
 }
 
-/// A revocation, as recorded for verifiers and in-process caches that must forget the session.
+/// An entry of the revocation log, as recorded for verifiers and in-process caches: one
+/// session ended, or every access token of one user issued before a moment went stale.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Revocation {
     /// Position in the store's revocation log; strictly increasing in commit order.
     pub sequence: u64,
-    /// The revoked session.
-    pub session_id: SessionId,
-    /// Its owner.
+    /// What was revoked.
+    pub kind: RevocationKind,
+    /// The user concerned: the session's owner, or the user whose tokens went stale.
     pub user_id: UserId,
-    /// When it was revoked.
+    /// When it was recorded.
     pub revoked_at: Timestamp,
+}
+
+/// What a [`Revocation`] revokes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevocationKind {
+    /// One session, and so every credential of it.
+    Session(SessionId),
+    /// The user's standing changed (roles or claims, disabled, password, deleted): every
+    /// access token of theirs issued before [`Revocation::stale_before`] is stale. Sessions
+    /// are untouched by this entry (those that must end are revoked by entries of their own).
+    User,
+}
+
+impl Revocation {
+    /// The session this entry revokes, if it is a session entry.
+    pub fn session_id(&self) -> Option<&SessionId> {
+        match &self.kind {
+            RevocationKind::Session(id) => Some(id),
+            RevocationKind::User => None,
+        }
+    }
+
+    /// For a user entry: access tokens whose `iat` (whole seconds) is before this are stale.
+    ///
+    /// The whole second after `revoked_at`, because `iat` counts whole seconds: a token
+    /// issued in the same second as the change, before it, has the same `iat` as one issued
+    /// after it, so both are refused, and the engine issues no token with an earlier `iat`
+    /// once it knows of the entry (see [`crate::Engine::mark_user_stale`]).
+    pub fn stale_before(&self) -> Timestamp {
+        stale_before(self.revoked_at)
+    }
+}
+
+/// The first whole second strictly after `at` (see [`Revocation::stale_before`]).
+pub(crate) fn stale_before(at: Timestamp) -> Timestamp {
+    let millis = at.unix_millis();
+    Timestamp::from_unix_millis(
+        millis
+            .div_euclid(1000)
+            .saturating_add(1)
+            .saturating_mul(1000),
+    )
 }
 
 /// Sessions and their revocation log.
@@ -195,6 +250,10 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
         keep: Option<&SessionId>,
         now: Timestamp,
     ) -> Result<Vec<SessionId>, StoreError>;
+
+    /// Appends a user entry ([`RevocationKind::User`]) recorded at `at` to the revocation
+    /// log, under the same sequence as session revocations, and wakes listeners like them.
+    async fn mark_user_stale(&self, user_id: &UserId, at: Timestamp) -> Result<(), StoreError>;
 
     /// Revocations with `sequence > after`, oldest first, at most `limit`.
     async fn revocations_since(
@@ -486,6 +545,10 @@ pub trait RevocationLog: Send + Sync + fmt::Debug + 'static {
         entries: &[(SessionId, UserId)],
         revoked_at: Timestamp,
     ) -> Result<(), StoreError>;
+
+    /// Appends one user entry ([`RevocationKind::User`]) recorded at `at`, durably, after
+    /// every entry already logged.
+    async fn log_user_stale(&self, user_id: &UserId, at: Timestamp) -> Result<(), StoreError>;
 
     /// Entries with `sequence > after`, oldest first, at most `limit`.
     async fn logged_since(&self, after: u64, limit: usize) -> Result<Vec<Revocation>, StoreError>;

@@ -26,6 +26,7 @@ fn claims() -> AccessClaims {
         scope: Some("read write".to_owned()),
         roles: vec!["user".to_owned()],
         client_id: Some("web".to_owned()),
+        extra: Default::default(),
     }
 }
 

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 ///
 /// Parsing is type-strict: `exp`, `iat`, `nbf` and `auth_time` must be JSON integers (a string, float,
 /// boolean or `null` is rejected, unlike libraries that skip such claims — CVE-2026-25537);
-/// `aud` is one string or a non-empty array of strings. Unknown claims are ignored.
+/// `aud` is one string or a non-empty array of strings. Other claims are kept in
+/// [`AccessClaims::extra`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
     /// Issuer: the verifier requires it to equal its configured issuer.
@@ -51,6 +52,10 @@ pub struct AccessClaims {
     /// The OAuth client the token was issued to. Omitted when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// Every other top-level claim: the user's custom claims in a token Tessera issues
+    /// (never a name above), whatever else the issuer added in one being verified.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The `aud` claim: one audience (serialized as a string) or several (an array).
@@ -170,6 +175,23 @@ mod tests {
         for absent in ["nbf", "auth_time", "scope", "roles", "client_id"] {
             assert!(!json.contains(absent), "{json}");
         }
+    }
+
+    #[test]
+    fn other_claims_are_kept_and_written_at_the_top_level() {
+        let claims: AccessClaims =
+            serde_json::from_str(&with(r#""tenant":"acme","limits":{"seats":5}"#)).unwrap();
+        assert_eq!(claims.extra["tenant"], "acme");
+        assert_eq!(claims.extra["limits"]["seats"], 5);
+        assert!(
+            !claims.extra.contains_key("sub"),
+            "known claims are not repeated"
+        );
+        let json: serde_json::Value = serde_json::to_value(&claims).unwrap();
+        assert_eq!(json["tenant"], "acme");
+        assert_eq!(json["sub"], "s");
+        let minimal: AccessClaims = serde_json::from_str(MINIMAL).unwrap();
+        assert!(minimal.extra.is_empty());
     }
 
     #[test]

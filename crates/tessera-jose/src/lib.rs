@@ -44,6 +44,7 @@
 //!     scope: None,
 //!     roles: vec!["admin".into()],
 //!     client_id: None,
+//!     extra: Default::default(),
 //! };
 //! let token = signer.sign(&claims)?;
 //!

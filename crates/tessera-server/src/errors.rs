@@ -49,6 +49,7 @@ impl From<Error> for Problem {
             ),
             Error::InvalidUsername(rejection) => Problem::validation(rejection.to_string()),
             Error::PasswordRejected(rejection) => Problem::validation(rejection.to_string()),
+            Error::InvalidStanding(rejection) => Problem::validation(rejection.to_string()),
             Error::Unauthenticated => Problem::unauthenticated("no valid session"),
             Error::SessionExpired => Problem::new(
                 StatusCode::UNAUTHORIZED,
@@ -149,6 +150,9 @@ impl From<AccessError> for Problem {
             AccessError::NoSession => Problem::unauthenticated("the access token names no session"),
             AccessError::SubjectMismatch => {
                 Problem::unauthenticated("the access token does not match its session")
+            }
+            AccessError::Stale => {
+                Problem::unauthenticated("the access token is stale; refresh it for a new one")
             }
             AccessError::Engine(error) => error.into(),
         }
@@ -254,6 +258,7 @@ impl OAuthError {
             Error::UsernameTaken
             | Error::ClientNameTaken
             | Error::InvalidUsername(_)
+            | Error::InvalidStanding(_)
             | Error::PasswordRejected(_)
             | Error::ReauthenticationRequired => {
                 Self::invalid_request("the request's parameters were refused")

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use tessera_core::{
-    AuditContext, AuditFilter, AuditKind, Engine, Error, SessionId, Timestamp, UserId,
+    AuditContext, AuditFilter, AuditKind, Engine, Error, Role, SessionId, Timestamp, UserId,
 };
 use tessera_server::body::rfc3339;
 use tessera_server::config::{Database, LogFormat, SessionBackend};
@@ -143,6 +143,49 @@ enum UserCommand {
         /// The username.
         username: String,
     },
+    /// List a user's roles, or add or remove one. A change makes the user's access tokens
+    /// stale everywhere; their next refresh carries the new roles.
+    Roles {
+        /// The username.
+        username: String,
+        #[command(subcommand)]
+        change: Option<RoleChange>,
+    },
+    /// Show a user's custom access-token claims (JSON), or set or unset one. A change makes
+    /// the user's access tokens stale everywhere.
+    Claims {
+        /// The username.
+        username: String,
+        #[command(subcommand)]
+        change: Option<ClaimChange>,
+    },
+    /// Disable an account: end every session, refuse its logins (like a wrong password) and
+    /// refreshes, and make its access tokens stale everywhere.
+    Disable {
+        /// The username.
+        username: String,
+    },
+    /// Enable a disabled account: its password works again.
+    Enable {
+        /// The username.
+        username: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RoleChange {
+    /// Add a role (1-64 characters of A-Z a-z 0-9 . _ : -).
+    Add { role: String },
+    /// Remove a role.
+    Remove { role: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum ClaimChange {
+    /// Set a claim to a JSON value, e.g. `set tenant '"acme"'` or `set seats 5`.
+    Set { name: String, json: String },
+    /// Remove a claim.
+    Unset { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -388,6 +431,63 @@ async fn user(engine: &Engine, command: UserCommand) -> anyhow::Result<()> {
                 user.username
             );
         }
+        command => standing(engine, command).await?,
+    }
+    Ok(())
+}
+
+/// `user roles`, `user claims`, `user disable`, `user enable`.
+async fn standing(engine: &Engine, command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Roles { username, change } => {
+            let user = find_user(engine, &username).await?;
+            let changed = match change {
+                None => None,
+                Some(RoleChange::Add { role }) => {
+                    Some(engine.add_role(&user.id, Role::parse(&role)?).await?)
+                }
+                Some(RoleChange::Remove { role }) => {
+                    Some(engine.remove_role(&user.id, &Role::parse(&role)?).await?)
+                }
+            };
+            if changed == Some(false) {
+                println!("nothing to change");
+            }
+            for role in engine.standing_of(&user.id).await?.roles.iter() {
+                println!("{role}");
+            }
+        }
+        UserCommand::Claims { username, change } => {
+            let user = find_user(engine, &username).await?;
+            match change {
+                None => {}
+                Some(ClaimChange::Set { name, json }) => {
+                    let value = serde_json::from_str(&json)
+                        .context("the value must be JSON (quote strings: '\"text\"')")?;
+                    engine.set_claim(&user.id, &name, value).await?;
+                }
+                Some(ClaimChange::Unset { name }) => {
+                    if !engine.unset_claim(&user.id, &name).await? {
+                        println!("nothing to change");
+                    }
+                }
+            }
+            println!("{}", engine.standing_of(&user.id).await?.claims.to_json());
+        }
+        UserCommand::Disable { username } => {
+            let user = find_user(engine, &username).await?;
+            let ended = engine.disable_user(&user.id).await?;
+            println!("disabled user {} and ended {ended} sessions", user.username);
+        }
+        UserCommand::Enable { username } => {
+            let user = find_user(engine, &username).await?;
+            engine.enable_user(&user.id).await?;
+            println!("enabled user {}", user.username);
+        }
+        UserCommand::Add { .. }
+        | UserCommand::List
+        | UserCommand::Remove { .. }
+        | UserCommand::ResetPassword { .. } => {}
     }
     Ok(())
 }

@@ -39,6 +39,7 @@ mod revocation_log;
 mod revocations;
 mod session_races;
 mod sessions;
+mod standing;
 mod throttle;
 mod users;
 
@@ -62,6 +63,7 @@ pub use revocation_log::*;
 pub use revocations::*;
 pub use session_races::*;
 pub use sessions::*;
+pub use standing::*;
 pub use throttle::*;
 pub use users::*;
 
@@ -203,6 +205,11 @@ macro_rules! conformance_tests {
                 user_id_conflict,
                 user_set_password_hash,
                 user_pages_in_username_key_order,
+                user_standing_round_trips,
+                user_standing_setters_change_only_their_part,
+                user_entries_share_the_session_log,
+                user_entries_page_and_trim,
+                user_entries_through_the_revocation_log,
                 session_insert_and_look_up,
                 session_id_collision_conflicts,
                 session_user_agents_survive_other_sessions,

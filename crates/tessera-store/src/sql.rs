@@ -27,6 +27,13 @@ macro_rules! session_columns {
     };
 }
 
+/// The columns of `users` that [`user`] decodes.
+macro_rules! user_columns {
+    () => {
+        "id, username, password_hash, created_at, roles, claims, disabled"
+    };
+}
+
 /// The columns of `refresh_tokens`, in the order [`Binds::bind_refresh`] binds them.
 macro_rules! refresh_columns {
     () => {
@@ -35,7 +42,7 @@ macro_rules! refresh_columns {
     };
 }
 
-pub(crate) use {refresh_columns, session_columns};
+pub(crate) use {refresh_columns, session_columns, user_columns};
 
 /// A row the database returned but this code cannot make sense of.
 #[derive(Debug)]

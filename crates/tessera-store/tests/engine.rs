@@ -176,6 +176,9 @@ impl SessionStore for StillLooksLive {
     ) -> Result<Vec<SessionId>, StoreError> {
         self.0.revoke_user_sessions(user_id, keep, now).await
     }
+    async fn mark_user_stale(&self, user_id: &UserId, at: Timestamp) -> Result<(), StoreError> {
+        self.0.mark_user_stale(user_id, at).await
+    }
     async fn revocations_since(
         &self,
         after: u64,

@@ -428,7 +428,9 @@ async fn a_poller_following_the_cursor_sees_every_revocation_once() {
 
     let mut times_seen: HashMap<&SessionId, usize> = HashMap::new();
     for entry in &seen {
-        *times_seen.entry(&entry.session_id).or_default() += 1;
+        *times_seen
+            .entry(entry.session_id().expect("a session entry"))
+            .or_default() += 1;
     }
     let missed: Vec<_> = revoked
         .iter()
@@ -469,7 +471,10 @@ async fn the_revocation_log_is_shared_with_the_session_store() {
 
     let log = store.logged_since(0, 100).await.unwrap();
     assert_eq!(log, store.revocations_since(0, 100).await.unwrap());
-    let ids: Vec<&SessionId> = log.iter().map(|entry| &entry.session_id).collect();
+    let ids: Vec<&SessionId> = log
+        .iter()
+        .map(|entry| entry.session_id().expect("a session entry"))
+        .collect();
     assert_eq!(ids, [&first, &logged[0].0, &logged[1].0, &last]);
     assert!(
         log.windows(2)
@@ -495,7 +500,7 @@ async fn the_revocation_log_is_shared_with_the_session_store() {
     let next = revoke_one(&store, at(240_000)).await;
     let log = store.logged_since(0, 100).await.unwrap();
     assert_eq!(log.len(), 1);
-    assert_eq!(log[0].session_id, next);
+    assert_eq!(log[0].session_id(), Some(&next));
     assert!(log[0].sequence > cursor);
 }
 
@@ -516,7 +521,7 @@ async fn a_revocation_through_another_handle_wakes_a_subscriber() {
     // The notification follows the commit: the entry is there to read.
     let log = listening.revocations_since(0, 10).await.unwrap();
     assert_eq!(log.len(), 1);
-    assert_eq!(log[0].session_id, session);
+    assert_eq!(log[0].session_id(), Some(&session));
     eprintln!("revoke to wake-up through another pool: {latency:?}");
 
     // Through the log alone, as a Redis session store writes.

@@ -214,6 +214,14 @@ impl RevocationLog for FlakyLog {
         }
         self.inner.log_revocations(entries, revoked_at).await
     }
+    async fn log_user_stale(&self, user_id: &UserId, at: Timestamp) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::unavailable(std::io::Error::other(
+                "log is down",
+            )));
+        }
+        self.inner.log_user_stale(user_id, at).await
+    }
     async fn logged_since(&self, after: u64, limit: usize) -> Result<Vec<Revocation>, StoreError> {
         self.inner.logged_since(after, limit).await
     }
@@ -238,6 +246,9 @@ impl RevocationLog for StuckLog {
         _: &[(SessionId, UserId)],
         _: Timestamp,
     ) -> Result<(), StoreError> {
+        std::future::pending().await
+    }
+    async fn log_user_stale(&self, _: &UserId, _: Timestamp) -> Result<(), StoreError> {
         std::future::pending().await
     }
     async fn logged_since(&self, after: u64, limit: usize) -> Result<Vec<Revocation>, StoreError> {
@@ -935,7 +946,7 @@ async fn a_revocation_that_cannot_be_logged_changes_nothing() {
     );
     let logged = store.revocations_since(0, 10).await.unwrap();
     assert_eq!(logged.len(), 1);
-    assert_eq!(logged[0].session_id, record.id);
+    assert_eq!(logged[0].session_id(), Some(&record.id));
     assert_eq!(
         store
             .session_by_id(&record.id)

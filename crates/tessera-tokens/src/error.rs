@@ -52,6 +52,10 @@ pub enum AccessError {
     /// The session belongs to another user than `sub`.
     #[error("the access token does not match its session")]
     SubjectMismatch,
+    /// Issued before a change of its user's standing (roles, claims, disabled, password):
+    /// its claims may be out of date. A refresh gets a fresh one.
+    #[error("the access token is stale")]
+    Stale,
     /// The session is revoked, expired, or could not be checked.
     #[error(transparent)]
     Engine(#[from] tessera_core::Error),

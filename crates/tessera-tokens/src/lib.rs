@@ -47,6 +47,7 @@ use std::time::Duration;
 
 use tessera_core::{
     AccessGrant, AuditContext, Engine, KeyStore, RefreshToken, SessionId, Timestamp, TokenGrant,
+    UserId,
     ValidSession,
 };
 use tessera_jose::{AccessClaims, Audience, VerifyError};
@@ -193,12 +194,23 @@ impl Tokens {
     /// the revocation-coherent cache (no store round trip on a hit).
     pub async fn authenticate(&self, jwt: &str) -> Result<ValidSession, AccessError> {
         let claims = self.verify(jwt).map_err(AccessError::Invalid)?;
+        if self.is_stale(&claims) {
+            return Err(AccessError::Stale);
+        }
         let session_id = SessionId::parse(&claims.sid).map_err(|_| AccessError::NoSession)?;
         let session = self.inner.engine.session_for_access(&session_id).await?;
         if session.record().user_id.as_str() != claims.sub {
             return Err(AccessError::SubjectMismatch);
         }
         Ok(session)
+    }
+
+    /// True when the token was issued before a change of its user's standing that this
+    /// process knows of (see [`Engine::mark_user_stale`]): a map read, no store. A `sub`
+    /// that is not a user id names nobody with a standing.
+    pub fn is_stale(&self, claims: &AccessClaims) -> bool {
+        UserId::parse(&claims.sub)
+            .is_ok_and(|user_id| self.inner.engine.is_token_stale(&user_id, claims.iat))
     }
 
     /// Verifies a bearer JWT (signature, header, issuer, audience, times), or finds it among
@@ -326,8 +338,9 @@ impl Tokens {
             jti: grant.token_id.clone(),
             sid: grant.session_id.as_str().to_owned(),
             scope: None,
-            roles: Vec::new(),
+            roles: grant.roles.iter().map(str::to_owned).collect(),
             client_id: None,
+            extra: grant.claims.as_map().clone(),
         };
         Ok(signer.sign(&claims)?)
     }

@@ -171,6 +171,13 @@ impl Shared {
             tracing::debug!("bearer token of a revoked session refused");
             return Outcome::Rejected(Rejection::InvalidToken);
         }
+        if self
+            .revocations
+            .is_stale(principal.subject(), principal.issued_at())
+        {
+            tracing::debug!("bearer token issued before its user's standing changed refused");
+            return Outcome::Rejected(Rejection::InvalidToken);
+        }
         Outcome::Authenticated(principal)
     }
 

@@ -54,6 +54,10 @@ pub enum FetchError {
     /// A revocation entry's time is not an RFC 3339 timestamp.
     #[error("a revocation entry has an invalid time")]
     Time(#[from] humantime::TimestampError),
+    /// A revocation entry of a kind this verifier does not know, or missing what its kind
+    /// needs: the follower fails closed rather than skip it.
+    #[error("a revocation entry is not understood: {0}")]
+    Entry(&'static str),
     /// The revocation stream ended or broke; the follower reconnects.
     #[error("the revocation stream broke")]
     Stream(#[source] Box<dyn std::error::Error + Send + Sync>),

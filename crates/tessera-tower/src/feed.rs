@@ -1,4 +1,4 @@
-//! Revoked sessions, followed from Tessera's feed: the server-sent-events stream for push,
+//! Revoked sessions, and users whose tokens went stale, followed from Tessera's feed: the server-sent-events stream for push,
 //! with `Last-Event-ID` resume, and a snapshot from the cursor on every (re)connect and every
 //! `poll_interval`, so nothing is missed across a disconnect. Every successful read confirms
 //! the set as current; [`Freshness`] says how long ago that was.
@@ -15,19 +15,36 @@ use serde::Deserialize;
 use crate::auth::Shared;
 use crate::error::FetchError;
 
-/// Revoked session ids until their `remember_until`, and the feed position.
+/// Revoked session ids and stale users until their `remember_until`, and the feed position.
 #[derive(Debug, Default)]
 pub(crate) struct Revocations {
     /// `sid` → `remember_until`, unix seconds.
     by_session: DashMap<String, i64>,
+    /// `sub` → the latest `stale_before` and its `remember_until`, unix seconds.
+    stale_users: DashMap<String, StaleUser>,
     /// The last sequence applied.
     cursor: AtomicU64,
+}
+
+/// A user whose tokens issued before `stale_before` are refused.
+#[derive(Debug, Clone, Copy)]
+struct StaleUser {
+    stale_before: i64,
+    remember_until: i64,
 }
 
 impl Revocations {
     /// True when `session_id` was revoked (and is still remembered).
     pub(crate) fn contains(&self, session_id: &str) -> bool {
         self.by_session.contains_key(session_id)
+    }
+
+    /// True when a token of `subject` issued at `issued_at` (unix seconds) predates a
+    /// change of the user's standing.
+    pub(crate) fn is_stale(&self, subject: &str, issued_at: i64) -> bool {
+        self.stale_users
+            .get(subject)
+            .is_some_and(|user| issued_at < user.stale_before)
     }
 
     /// Entries remembered now.
@@ -44,14 +61,49 @@ impl Revocations {
     pub(crate) fn sweep(&self, now: i64) {
         self.by_session
             .retain(|_, remember_until| now <= *remember_until);
+        self.stale_users
+            .retain(|_, user| now <= user.remember_until);
     }
 
     fn apply(&self, entry: Entry) -> Result<(), FetchError> {
         let remember_until = unix_seconds(humantime::parse_rfc3339(&entry.remember_until)?);
-        self.by_session
-            .entry(entry.sid)
-            .and_modify(|until| *until = (*until).max(remember_until))
-            .or_insert(remember_until);
+        match (
+            entry.kind.as_deref(),
+            entry.sid,
+            entry.user_id,
+            entry.stale_before,
+        ) {
+            // Servers before user entries send no `kind`: every entry is a session.
+            (None | Some("session"), Some(sid), _, _) => {
+                self.by_session
+                    .entry(sid)
+                    .and_modify(|until| *until = (*until).max(remember_until))
+                    .or_insert(remember_until);
+            }
+            (Some("user"), _, Some(user_id), Some(stale_before)) => {
+                let stale_before = unix_seconds(humantime::parse_rfc3339(&stale_before)?);
+                let user = StaleUser {
+                    stale_before,
+                    remember_until,
+                };
+                self.stale_users
+                    .entry(user_id)
+                    .and_modify(|known| {
+                        known.stale_before = known.stale_before.max(stale_before);
+                        known.remember_until = known.remember_until.max(remember_until);
+                    })
+                    .or_insert(user);
+            }
+            (None | Some("session"), None, _, _) => {
+                return Err(FetchError::Entry("a session entry without `sid`"));
+            }
+            (Some("user"), _, _, _) => {
+                return Err(FetchError::Entry(
+                    "a user entry without `user_id` or `stale_before`",
+                ));
+            }
+            (Some(_), _, _, _) => return Err(FetchError::Entry("an unknown kind")),
+        }
         self.cursor.fetch_max(entry.sequence, Ordering::AcqRel);
         Ok(())
     }
@@ -91,7 +143,11 @@ impl Freshness {
 #[derive(Debug, Deserialize)]
 struct Entry {
     sequence: u64,
-    sid: String,
+    /// `session` or `user`; absent from servers that predate user entries.
+    kind: Option<String>,
+    sid: Option<String>,
+    user_id: Option<String>,
+    stale_before: Option<String>,
     remember_until: String,
 }
 
@@ -213,5 +269,73 @@ fn unix_seconds(time: SystemTime) -> i64 {
     match time.duration_since(UNIX_EPOCH) {
         Ok(since) => i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
         Err(before) => i64::try_from(before.duration().as_secs()).map_or(i64::MIN, |secs| -secs),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(json: &str) -> Entry {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn session_entries_revoke_their_sid_with_or_without_a_kind() {
+        let revocations = Revocations::default();
+        revocations
+            .apply(entry(
+                r#"{"sequence":1,"sid":"old","revoked_at":"2026-01-01T00:00:00Z","remember_until":"2026-01-01T00:05:30Z"}"#,
+            ))
+            .unwrap();
+        revocations
+            .apply(entry(
+                r#"{"sequence":2,"kind":"session","sid":"new","user_id":"u","revoked_at":"2026-01-01T00:00:00Z","remember_until":"2026-01-01T00:05:30Z"}"#,
+            ))
+            .unwrap();
+        assert!(revocations.contains("old") && revocations.contains("new"));
+        assert!(
+            !revocations.is_stale("u", 0),
+            "a session entry stales no user"
+        );
+        assert_eq!(revocations.cursor(), 2);
+    }
+
+    #[test]
+    fn user_entries_make_earlier_tokens_of_that_user_stale_until_remembered() {
+        let revocations = Revocations::default();
+        // 2026-01-01T00:00:01Z is 1767225601.
+        revocations
+            .apply(entry(
+                r#"{"sequence":7,"kind":"user","user_id":"u","revoked_at":"2026-01-01T00:00:00.400Z","stale_before":"2026-01-01T00:00:01Z","remember_until":"2026-01-01T00:05:31Z"}"#,
+            ))
+            .unwrap();
+        assert!(revocations.is_stale("u", 1_767_225_600));
+        assert!(
+            !revocations.is_stale("u", 1_767_225_601),
+            "issued at stale_before"
+        );
+        assert!(!revocations.is_stale("someone-else", 0));
+        assert_eq!(revocations.cursor(), 7);
+        revocations.sweep(1_767_225_931);
+        assert!(revocations.is_stale("u", 1_767_225_600), "still remembered");
+        revocations.sweep(1_767_225_932);
+        assert!(
+            !revocations.is_stale("u", 1_767_225_600),
+            "forgotten once tokens expired"
+        );
+    }
+
+    #[test]
+    fn entries_that_cannot_be_acted_on_fail_the_read() {
+        let revocations = Revocations::default();
+        for bad in [
+            r#"{"sequence":1,"kind":"group","user_id":"u","remember_until":"2026-01-01T00:00:00Z"}"#,
+            r#"{"sequence":1,"kind":"user","user_id":"u","remember_until":"2026-01-01T00:00:00Z"}"#,
+            r#"{"sequence":1,"kind":"session","remember_until":"2026-01-01T00:00:00Z"}"#,
+        ] {
+            assert!(revocations.apply(entry(bad)).is_err(), "{bad}");
+        }
+        assert_eq!(revocations.cursor(), 0, "nothing applied moves the cursor");
     }
 }

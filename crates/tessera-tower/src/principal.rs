@@ -27,6 +27,7 @@ struct Identity {
     roles: Vec<String>,
     scope: Option<String>,
     token_id: Option<String>,
+    issued_at: i64,
     expires_at: i64,
     audience: Vec<String>,
 }
@@ -61,6 +62,11 @@ impl Principal {
     /// The token id (`jti`) of a JWT; `None` for session tokens.
     pub fn token_id(&self) -> Option<&str> {
         self.inner.token_id.as_deref()
+    }
+
+    /// When the credential was issued, unix seconds (`iat`).
+    pub fn issued_at(&self) -> i64 {
+        self.inner.issued_at
     }
 
     /// When the credential expires, unix seconds (`exp`).
@@ -116,6 +122,7 @@ impl Principal {
                 roles: claims.roles,
                 scope: claims.scope,
                 token_id: Some(claims.jti),
+                issued_at: claims.iat,
                 expires_at: claims.exp,
             }),
         }

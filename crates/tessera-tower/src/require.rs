@@ -112,6 +112,7 @@ mod tests {
             scope: scope.map(str::to_owned),
             roles: roles.iter().map(|role| (*role).to_owned()).collect(),
             client_id: None,
+            extra: Default::default(),
         })
     }
 

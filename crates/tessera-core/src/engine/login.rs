@@ -210,7 +210,11 @@ impl Engine {
             _ => inner.hasher.verify_decoy(attempt.password).await?,
         };
         let (record, needs_rehash) = match (user, verification) {
-            (Some(record), Verification::Valid { needs_rehash }) => (record, needs_rehash),
+            // A disabled account is refused exactly like a wrong password, after the same
+            // hash check, so a login attempt cannot tell the two apart.
+            (Some(record), Verification::Valid { needs_rehash }) if !record.standing.disabled => {
+                (record, needs_rehash)
+            }
             _ => {
                 self.record_failure(&account, address.as_ref(), now).await?;
                 tracing::info!(
@@ -243,6 +247,9 @@ impl Engine {
             revoked_at: None,
         };
         inner.stores.sessions.insert_session(&session).await?;
+        if self.disabled_meanwhile(&session).await? {
+            return Err(Error::InvalidCredentials);
+        }
         tracing::info!(
             target: "tessera::audit",
             event = "login_succeeded",
@@ -262,6 +269,24 @@ impl Engine {
             },
             token,
         })
+    }
+
+    /// Whether the account was disabled (or deleted) while this login checked the password:
+    /// the disabling revoked every session it could see, so it missed the one just added;
+    /// revoke it here.
+    async fn disabled_meanwhile(&self, session: &SessionRecord) -> Result<bool, Error> {
+        let stores = &self.inner.stores;
+        match stores.users.user_by_id(&session.user_id).await? {
+            Some(user) if !user.standing.disabled => Ok(false),
+            _ => {
+                stores
+                    .sessions
+                    .revoke_session(&session.id, self.now())
+                    .await?;
+                self.forget_revoked(&session.id);
+                Ok(true)
+            }
+        }
     }
 
     pub(super) async fn check_throttle(

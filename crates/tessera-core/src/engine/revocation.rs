@@ -9,7 +9,7 @@ use crate::audit::{Actor, AuditEvent, AuditKind, Audited};
 use crate::error::Error;
 use crate::id::{SessionId, UserId};
 use crate::session::SessionRecord;
-use crate::store::{Revocation, StoreError};
+use crate::store::{Revocation, RevocationKind, StoreError};
 use crate::time::Timestamp;
 
 /// Which of a user's sessions to revoke in bulk.
@@ -234,10 +234,15 @@ impl Engine {
                 .revocations_since(after, BATCH)
                 .await?;
             for revocation in &batch {
-                self.inner
-                    .revoked
-                    .insert(revocation.session_id.clone(), revocation.revoked_at);
-                self.inner.cache.forget(&revocation.session_id);
+                match &revocation.kind {
+                    RevocationKind::Session(id) => {
+                        self.inner.revoked.insert(id.clone(), revocation.revoked_at);
+                        self.inner.cache.forget(id);
+                    }
+                    RevocationKind::User => {
+                        self.remember_stale(&revocation.user_id, revocation.stale_before());
+                    }
+                }
             }
             applied += batch.len();
             if let Some(last) = batch.last() {
@@ -267,6 +272,9 @@ impl Engine {
         self.inner
             .revoked
             .retain(|_, revoked_at| *revoked_at >= forget_before);
+        self.inner
+            .stale_users
+            .retain(|_, stale_before| *stale_before >= forget_before);
         // The store's idle expiry lags activity this process has seen by up to one touch
         // interval; purging only what ended that long ago never deletes a session a cache
         // still considers live.

@@ -22,6 +22,7 @@ use crate::id::{RefreshToken, SessionId, TokenId, UserId};
 use crate::session::SessionRecord;
 use crate::store::{RefreshRecord, Rotation};
 use crate::time::Timestamp;
+use crate::user::{CustomClaims, Roles, Standing};
 
 /// Lifetimes of the token transport's credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +61,10 @@ pub struct AccessGrant {
     /// `auth_time`: when the user last proved their password for the session, as the
     /// session record said when the grant was made.
     pub auth_time: Timestamp,
+    /// `roles`: the user's roles when the grant was made.
+    pub roles: Roles,
+    /// Extra top-level claims: the user's custom claims when the grant was made.
+    pub claims: CustomClaims,
 }
 
 /// A refresh token and the access grant issued with it.
@@ -87,6 +92,7 @@ impl Engine {
     pub async fn issue_tokens(&self, session: &ValidSession) -> Result<TokenGrant, Error> {
         let now = self.now();
         let record = session.record();
+        let standing = self.standing_for_tokens(&record.user_id).await?;
         let refresh_token = RefreshToken::generate()?;
         let chain_start = self.refresh_record(&refresh_token, record, now)?;
         self.inner
@@ -94,7 +100,24 @@ impl Engine {
             .refresh
             .insert_refresh(&chain_start)
             .await?;
-        Ok(grant(refresh_token, &chain_start, record))
+        let issued_at = self.issue_time(&record.user_id, now).await;
+        Ok(grant(
+            refresh_token,
+            &chain_start,
+            record,
+            standing,
+            issued_at,
+        ))
+    }
+
+    /// The user's standing for a new access token: read afresh (so a refresh after a role
+    /// change carries the new roles), and refused like a dead refresh token when the account
+    /// is disabled or gone.
+    async fn standing_for_tokens(&self, user_id: &UserId) -> Result<Standing, Error> {
+        match self.inner.stores.users.user_by_id(user_id).await? {
+            Some(record) if !record.standing.disabled => Ok(record.standing),
+            _ => Err(Error::InvalidGrant),
+        }
     }
 
     /// Rotates a refresh token: a new pair for a live token, the same pair again for a retry
@@ -135,7 +158,9 @@ impl Engine {
                     Rotation::Rotated => {
                         let session = self.refreshed_activity(session, now).await?;
                         tracing::debug!(session_id = %successor.session_id, "refresh token rotated");
-                        let tokens = grant(successor_token, &successor, session.record());
+                        let tokens = self
+                            .fresh_grant(successor_token, &successor, session.record())
+                            .await?;
                         return Ok(Refreshed { session, tokens });
                     }
                     Rotation::AlreadySpent {
@@ -167,7 +192,9 @@ impl Engine {
             && successor.token_hash == successor_token.hash()
         {
             let session = self.refreshed_activity(session, now).await?;
-            let tokens = grant(successor_token, &successor, session.record());
+            let tokens = self
+                .fresh_grant(successor_token, &successor, session.record())
+                .await?;
             return Ok(Refreshed { session, tokens });
         }
         let record = &session.record;
@@ -196,6 +223,18 @@ impl Engine {
         }
         self.forget_revoked(&record.id);
         Err(Error::InvalidGrant)
+    }
+
+    /// The grant for a refreshed pair, with the user's standing read now.
+    async fn fresh_grant(
+        &self,
+        refresh_token: RefreshToken,
+        record: &RefreshRecord,
+        session: &SessionRecord,
+    ) -> Result<TokenGrant, Error> {
+        let standing = self.standing_for_tokens(&session.user_id).await?;
+        let issued_at = self.issue_time(&session.user_id, record.issued_at).await;
+        Ok(grant(refresh_token, record, session, standing, issued_at))
     }
 
     /// A refresh is activity: it slides the idle expiry, in the store and in any cached copy.
@@ -292,10 +331,15 @@ impl Engine {
     }
 }
 
+/// The pair described by `record`, for a user of this `standing`. `issued_at` is the
+/// record's issue time, or later when a change of standing since requires it (see
+/// [`Engine::mark_user_stale`]); the expiry stays the record's.
 fn grant(
     refresh_token: RefreshToken,
     record: &RefreshRecord,
     session: &SessionRecord,
+    standing: Standing,
+    issued_at: Timestamp,
 ) -> TokenGrant {
     TokenGrant {
         refresh_token,
@@ -304,9 +348,13 @@ fn grant(
             token_id: record.access_token_id.clone(),
             session_id: session.id.clone(),
             user_id: session.user_id.clone(),
-            issued_at: record.issued_at,
+            issued_at: issued_at
+                .max(record.issued_at)
+                .min(record.access_expires_at),
             expires_at: record.access_expires_at,
             auth_time: session.auth_time,
+            roles: standing.roles,
+            claims: standing.claims,
         },
     }
 }

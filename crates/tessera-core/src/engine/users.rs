@@ -5,7 +5,7 @@ use crate::audit::{AuditKind, Audited};
 use crate::error::Error;
 use crate::id::UserId;
 use crate::store::StoreError;
-use crate::user::{User, UserRecord, Username};
+use crate::user::{Standing, User, UserRecord, Username};
 
 impl Engine {
     /// Creates an account after checking the username rules and the password policy.
@@ -31,6 +31,7 @@ impl Engine {
                 created_at: self.now(),
             },
             password_hash,
+            standing: Standing::default(),
         };
         let event = self
             .audit_event(AuditKind::UserCreated)
@@ -101,8 +102,8 @@ impl Engine {
         }
     }
 
-    /// Deletes an account and ends all its sessions. Records `user_deleted` (actor from the
-    /// context) with the account's deletion.
+    /// Deletes an account, ends all its sessions and makes its access tokens stale. Records
+    /// `user_deleted` (actor from the context) with the account's deletion.
     pub async fn delete_user(&self, id: &UserId) -> Result<(), Error> {
         let sessions = &self.inner.stores.sessions;
         let ended = sessions.revoke_user_sessions(id, None, self.now()).await?;
@@ -124,6 +125,6 @@ impl Engine {
         // A login that raced the deletion may have created a session in between.
         self.revoked(sessions.revoke_user_sessions(id, None, self.now()).await?);
         tracing::info!(target: "tessera::audit", event = "user_deleted", user_id = %id);
-        Ok(())
+        self.mark_user_stale(id).await
     }
 }

@@ -65,6 +65,7 @@ pub fn claims() -> AccessClaims {
         scope: Some("read write".to_owned()),
         roles: vec!["admin".to_owned()],
         client_id: Some("web".to_owned()),
+        extra: Default::default(),
     }
 }
 

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use tessera_core::{
-    AuditEvent, Audited, LoginThrottle, RefreshRecord, RefreshStore, Revocation, Rotation,
+    AuditEvent, Audited, CustomClaims, LoginThrottle, RefreshRecord, RefreshStore, Revocation,
+    Roles, Rotation,
     SessionId, SessionRecord, SessionStore, StoreError, Stores, ThrottleKey, ThrottleRule,
     Timestamp, TokenHash, User, UserId, UserRecord, UserStore, Username,
 };
@@ -180,6 +181,21 @@ impl UserStore for Timed<dyn UserStore> {
         self.measured.time("delete_user", call).await
     }
 
+    async fn set_roles(&self, id: &UserId, roles: &Roles) -> Result<bool, StoreError> {
+        let call = self.inner.set_roles(id, roles);
+        self.measured.time("set_roles", call).await
+    }
+
+    async fn set_claims(&self, id: &UserId, claims: &CustomClaims) -> Result<bool, StoreError> {
+        let call = self.inner.set_claims(id, claims);
+        self.measured.time("set_claims", call).await
+    }
+
+    async fn set_disabled(&self, id: &UserId, disabled: bool) -> Result<bool, StoreError> {
+        let call = self.inner.set_disabled(id, disabled);
+        self.measured.time("set_disabled", call).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.measured.time("ping", self.inner.ping()).await
     }
@@ -259,6 +275,11 @@ impl SessionStore for Timed<dyn SessionStore> {
     ) -> Result<Vec<SessionId>, StoreError> {
         let call = self.inner.revoke_user_sessions(user_id, keep, now);
         self.measured.time("revoke_user_sessions", call).await
+    }
+
+    async fn mark_user_stale(&self, user_id: &UserId, at: Timestamp) -> Result<(), StoreError> {
+        let call = self.inner.mark_user_stale(user_id, at);
+        self.measured.time("mark_user_stale", call).await
     }
 
     async fn revocations_since(

@@ -14,7 +14,9 @@ use futures_util::stream::{self, Stream};
 use headers::authorization::Basic;
 use headers::{Authorization, HeaderMapExt as _};
 use serde::{Deserialize, Serialize};
-use tessera_core::{Error, RefreshToken, Revocation, SessionId, SessionToken};
+use tessera_core::{
+    Error, RefreshToken, Revocation, RevocationKind, SessionId, SessionToken, UserId,
+};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
@@ -67,6 +69,10 @@ pub struct Introspection {
     /// The username (access and session tokens).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// The user's roles: an access token's `roles` claim (current, since a token issued
+    /// before a change of roles is inactive); for session and refresh tokens, the roles now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
 }
 
 /// Reads form parameters, refusing other content types and repeated or unknown parameters.
@@ -167,6 +173,9 @@ async fn introspection(state: &AppState, token: &str) -> Result<Introspection, E
         let Ok(claims) = state.tokens.verify(token) else {
             return Ok(Introspection::default());
         };
+        if state.tokens.is_stale(&claims) {
+            return Ok(Introspection::default());
+        }
         let Ok(session_id) = SessionId::parse(&claims.sid) else {
             return Ok(Introspection::default());
         };
@@ -181,6 +190,7 @@ async fn introspection(state: &AppState, token: &str) -> Result<Introspection, E
                 jti: Some(claims.jti.clone()),
                 iss: Some(claims.iss.clone()),
                 username: Some(session.username().to_owned()),
+                roles: Some(claims.roles.clone()),
             }),
             Ok(_) | Err(Error::Unauthenticated | Error::SessionExpired) => {
                 Ok(Introspection::default())
@@ -203,6 +213,7 @@ async fn introspection(state: &AppState, token: &str) -> Result<Introspection, E
                     exp: Some(session.idle_expires_at().unix_seconds()),
                     iat: Some(record.created_at.unix_seconds()),
                     username: Some(session.username().to_owned()),
+                    roles: Some(roles_of(state, &record.user_id).await?),
                     ..Introspection::default()
                 })
             }
@@ -221,10 +232,20 @@ async fn introspection(state: &AppState, token: &str) -> Result<Introspection, E
             sid: Some(session.id.as_str().to_owned()),
             exp: Some(record.expires_at.unix_seconds()),
             iat: Some(record.issued_at.unix_seconds()),
+            roles: Some(roles_of(state, &session.user_id).await?),
             ..Introspection::default()
         },
         None => Introspection::default(),
     })
+}
+
+/// The user's roles now (a user deleted meanwhile has none).
+async fn roles_of(state: &AppState, user_id: &UserId) -> Result<Vec<String>, Error> {
+    match state.engine.standing_of(user_id).await {
+        Ok(standing) => Ok(standing.roles.iter().map(str::to_owned).collect()),
+        Err(Error::UserNotFound) => Ok(Vec::new()),
+        Err(other) => Err(other),
+    }
 }
 
 /// Revokes a token (RFC 7009): the token itself is the proof, so first-party public clients
@@ -285,18 +306,32 @@ pub struct FeedQuery {
     pub limit: Option<usize>,
 }
 
-/// One revoked session, as verifiers need it.
+/// One entry of the revocation feed, as verifiers need it: a revoked session
+/// (`kind: "session"`), or a user whose access tokens issued before `stale_before` are
+/// stale (`kind: "user"`: roles, claims, password or account state changed).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RevocationEntry {
     /// Position in the feed; pass the last one seen as `after`.
     pub sequence: u64,
-    /// The revoked session: refuse every JWT whose `sid` is this.
-    pub sid: String,
-    /// When it was revoked.
+    /// `session` or `user`. A verifier must act on both; one that does not know a kind
+    /// must fail closed rather than skip the entry.
+    #[schema(value_type = String, example = "session")]
+    pub kind: &'static str,
+    /// `session` entries: the revoked session; refuse every JWT whose `sid` is this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// The user: the session's owner, or the user whose tokens went stale.
+    pub user_id: String,
+    /// When it was recorded.
     #[schema(value_type = String, format = DateTime)]
     pub revoked_at: Rfc3339,
-    /// Until when a verifier must remember it: after this, every access token that could
-    /// carry this `sid` has expired.
+    /// `user` entries: refuse every JWT whose `sub` is `user_id` and whose `iat` is before
+    /// this instant (always a whole second). A refresh gets a token issued at or after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub stale_before: Option<Rfc3339>,
+    /// Until when a verifier must remember it: after this, every access token it could
+    /// refuse has expired.
     #[schema(value_type = String, format = DateTime)]
     pub remember_until: Rfc3339,
 }
@@ -312,15 +347,30 @@ pub struct RevocationFeed {
 
 fn entry(state: &AppState, revocation: &Revocation) -> RevocationEntry {
     let remember = state.tokens.remember_revocations_for();
+    let (kind, sid, stale_before, remembered_from) = match &revocation.kind {
+        RevocationKind::Session(id) => (
+            "session",
+            Some(id.as_str().to_owned()),
+            None,
+            revocation.revoked_at,
+        ),
+        RevocationKind::User => {
+            let stale_before = revocation.stale_before();
+            ("user", None, Some(Rfc3339(stale_before)), stale_before)
+        }
+    };
     RevocationEntry {
         sequence: revocation.sequence,
-        sid: revocation.session_id.as_str().to_owned(),
+        kind,
+        sid,
+        user_id: revocation.user_id.as_str().to_owned(),
         revoked_at: Rfc3339(revocation.revoked_at),
-        remember_until: Rfc3339(revocation.revoked_at.saturating_add(remember)),
+        stale_before,
+        remember_until: Rfc3339(remembered_from.saturating_add(remember)),
     }
 }
 
-/// The revocation feed: revoked sessions since a cursor, for verifiers outside the server
+/// The revocation feed: revoked sessions and users whose tokens went stale, since a cursor, for verifiers outside the server
 /// (client credentials required). Entries are retained at least as long as an access token
 /// can live.
 #[utoipa::path(
@@ -369,7 +419,8 @@ pub async fn revocations(
     }
 }
 
-/// The revocation feed as server-sent events: one `revocation` event per revoked session
+/// The revocation feed as server-sent events: one `revocation` event per entry (a revoked
+/// session, or a user whose tokens went stale)
 /// (`id` = sequence, so a reconnect with `Last-Event-ID` resumes without a gap), starting
 /// after `after` (or `Last-Event-ID`), or at the current end if neither is given.
 #[utoipa::path(

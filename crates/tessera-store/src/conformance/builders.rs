@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tessera_core::{
     ClientRecord, KeyRecord, RefreshRecord, RefreshToken, SessionId, SessionRecord, SessionToken,
-    Timestamp, TokenHash, Transport, User, UserId, UserRecord, Username,
+    Standing, Timestamp, TokenHash, Transport, User, UserId, UserRecord, Username,
 };
 
 /// The instant the cases' times are measured from (2023-11-14T22:13:20Z).
@@ -40,6 +40,7 @@ pub fn new_user(name: &str, created_at: Timestamp) -> (Username, UserRecord) {
             created_at,
         },
         password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$salt-of-{name}$hash"),
+        standing: Standing::default(),
     };
     (username, record)
 }

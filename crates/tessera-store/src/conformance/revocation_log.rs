@@ -59,7 +59,7 @@ pub async fn revocation_log_appends_in_order(fixture: Fixture) {
         .iter()
         .map(|entry| {
             (
-                entry.session_id.clone(),
+                entry.session_id().cloned().unwrap(),
                 entry.user_id.clone(),
                 entry.revoked_at,
             )
@@ -129,7 +129,7 @@ pub async fn revocation_log_trim_keeps_the_cursor(fixture: Fixture) {
     log.log_revocations(&next, at(61 * MINUTE)).await.unwrap();
     let after = whole_log(log).await;
     assert_eq!(after.len(), 1);
-    assert_eq!(after[0].session_id, next[0].0);
+    assert_eq!(after[0].session_id(), Some(&next[0].0));
     assert!(after[0].sequence > before[3].sequence);
     assert_eq!(log.log_cursor().await.unwrap(), after[0].sequence);
 }
@@ -155,13 +155,13 @@ pub async fn revocation_log_is_the_session_stores_log(fixture: Fixture) {
     assert_eq!(logged.len(), 2);
     assert_eq!(
         (
-            &logged[0].session_id,
+            logged[0].session_id().unwrap(),
             &logged[0].user_id,
             logged[0].revoked_at
         ),
         (&record.id, &owner, at(MINUTE))
     );
-    assert_eq!(logged[1].session_id, direct[0].0);
+    assert_eq!(logged[1].session_id(), Some(&direct[0].0));
     assert_eq!(sessions.revocations_since(0, 100).await.unwrap(), logged);
     assert_eq!(
         sessions.revocation_cursor().await.unwrap(),
@@ -203,7 +203,7 @@ pub async fn concurrent_log_appends_keep_their_order(fixture: Fixture) {
                 let found: Vec<usize> = logged
                     .iter()
                     .enumerate()
-                    .filter(|(_, entry)| &entry.session_id == session)
+                    .filter(|(_, entry)| entry.session_id() == Some(session))
                     .map(|(position, _)| position)
                     .collect();
                 assert_eq!(found.len(), 1, "batch {n}: logged {} times", found.len());

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tessera_core::{Revocation, SessionId, SessionRecord, UserId};
+use tessera_core::{Revocation, RevocationKind, SessionId, SessionRecord, UserId};
 
 use super::{Fixture, MINUTE, at, minutes, new_session, session_ending};
 
@@ -73,7 +73,7 @@ pub async fn revocation_sequences_increase(fixture: Fixture) {
     let logged = |range: std::ops::Range<usize>| -> Vec<SessionId> {
         log[range]
             .iter()
-            .map(|revocation| revocation.session_id.clone())
+            .map(|revocation| revocation.session_id().cloned().unwrap())
             .collect()
     };
     assert_eq!(logged(0..2), [singles[0].id.clone(), singles[1].id.clone()]);
@@ -87,7 +87,7 @@ pub async fn revocation_sequences_increase(fixture: Fixture) {
         log[0],
         Revocation {
             sequence: log[0].sequence,
-            session_id: singles[0].id.clone(),
+            kind: RevocationKind::Session(singles[0].id.clone()),
             user_id: owner.clone(),
             revoked_at: at(MINUTE),
         }
@@ -303,7 +303,7 @@ pub async fn purge_trims_old_revocations(fixture: Fixture) {
     let next = revoke_many(&fixture, &owner, 1, 61).await;
     let log = sessions.revocations_since(0, 100).await.unwrap();
     assert_eq!(log.len(), 1);
-    assert_eq!(log[0].session_id, next[0].id);
+    assert_eq!(log[0].session_id(), Some(&next[0].id));
     assert!(log[0].sequence > before[3].sequence);
     assert_eq!(sessions.revocation_cursor().await.unwrap(), log[0].sequence);
 }

@@ -18,7 +18,7 @@ pub(super) async fn times_logged(sessions: &dyn SessionStore, session: &SessionI
         .await
         .unwrap()
         .iter()
-        .filter(|revocation| &revocation.session_id == session)
+        .filter(|revocation| revocation.session_id() == Some(session))
         .count()
 }
 

@@ -5,7 +5,9 @@
 use std::collections::VecDeque;
 
 use async_trait::async_trait;
-use tessera_core::{Revocation, RevocationLog, SessionId, StoreError, Timestamp, UserId};
+use tessera_core::{
+    Revocation, RevocationKind, RevocationLog, SessionId, StoreError, Timestamp, UserId,
+};
 
 use super::{MemoryStore, read, write};
 
@@ -20,12 +22,21 @@ pub(super) struct Log {
 }
 
 impl Log {
-    /// Appends one entry to the revocation log under the next sequence.
+    /// Appends one session entry to the revocation log under the next sequence.
     pub(super) fn append(&mut self, session_id: SessionId, user_id: UserId, revoked_at: Timestamp) {
+        self.push(RevocationKind::Session(session_id), user_id, revoked_at);
+    }
+
+    /// Appends one user entry (the user's access tokens went stale) under the next sequence.
+    pub(super) fn append_user(&mut self, user_id: UserId, at: Timestamp) {
+        self.push(RevocationKind::User, user_id, at);
+    }
+
+    fn push(&mut self, kind: RevocationKind, user_id: UserId, revoked_at: Timestamp) {
         self.last_sequence += 1;
         self.entries.push_back(Revocation {
             sequence: self.last_sequence,
-            session_id,
+            kind,
             user_id,
             revoked_at,
         });
@@ -75,6 +86,11 @@ impl RevocationLog for MemoryStore {
                 .log
                 .append(session_id.clone(), user_id.clone(), revoked_at);
         }
+        Ok(())
+    }
+
+    async fn log_user_stale(&self, user_id: &UserId, at: Timestamp) -> Result<(), StoreError> {
+        write(&self.sessions)?.log.append_user(user_id.clone(), at);
         Ok(())
     }
 

@@ -178,6 +178,11 @@ impl SessionStore for MemoryStore {
         Ok(write(&self.sessions)?.revoke_all(user_id, keep, now))
     }
 
+    async fn mark_user_stale(&self, user_id: &UserId, at: Timestamp) -> Result<(), StoreError> {
+        write(&self.sessions)?.log.append_user(user_id.clone(), at);
+        Ok(())
+    }
+
     async fn revocations_since(
         &self,
         after: u64,

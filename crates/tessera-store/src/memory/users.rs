@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use tessera_core::{
-    AuditEvent, Audited, StoreError, User, UserId, UserRecord, UserStore, Username,
+    AuditEvent, Audited, CustomClaims, Roles, Standing, StoreError, User, UserId, UserRecord,
+    UserStore, Username,
 };
 
 use super::{MemoryStore, read, write};
@@ -59,6 +60,24 @@ impl Users {
             }
             None => false,
         }
+    }
+}
+
+impl MemoryStore {
+    /// Applies `change` to the user's standing; `false` if there is no such user.
+    fn update_standing(
+        &self,
+        id: &UserId,
+        change: impl FnOnce(&mut Standing),
+    ) -> Result<bool, StoreError> {
+        let mut users = write(&self.users)?;
+        Ok(match users.by_id.get_mut(id) {
+            Some(stored) => {
+                change(&mut stored.record.standing);
+                true
+            }
+            None => false,
+        })
     }
 }
 
@@ -167,6 +186,18 @@ impl UserStore for MemoryStore {
 
     async fn delete_user(&self, id: &UserId) -> Result<bool, StoreError> {
         Ok(write(&self.users)?.remove(id))
+    }
+
+    async fn set_roles(&self, id: &UserId, roles: &Roles) -> Result<bool, StoreError> {
+        self.update_standing(id, |standing| standing.roles = roles.clone())
+    }
+
+    async fn set_claims(&self, id: &UserId, claims: &CustomClaims) -> Result<bool, StoreError> {
+        self.update_standing(id, |standing| standing.claims = claims.clone())
+    }
+
+    async fn set_disabled(&self, id: &UserId, disabled: bool) -> Result<bool, StoreError> {
+        self.update_standing(id, |standing| standing.disabled = disabled)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -97,6 +97,25 @@ impl PgStore {
         .await
     }
 
+    /// Appends a user entry (a NULL `session_id`) under the next sequence of the counter.
+    pub(super) async fn log_user_entry(
+        &self,
+        user_id: &UserId,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let statement = sqlx::query(
+            "WITH counter AS (\
+                   UPDATE revocation_counter SET value = value + 1 RETURNING value\
+                 ) \
+                 INSERT INTO revocations (sequence, session_id, user_id, revoked_at) \
+                 SELECT counter.value, NULL, $1, $2 FROM counter",
+        )
+        .bind(user_id.as_str())
+        .bind(at.unix_millis());
+        self.bounded(sql::execute(statement, &self.pool)).await?;
+        Ok(())
+    }
+
     /// Deletes at most `limit` log entries revoked before `before`, oldest first.
     pub(super) async fn trim(&self, before: Timestamp, limit: usize) -> Result<u64, StoreError> {
         // The outer condition is checked again on rows changed meanwhile.
@@ -142,6 +161,10 @@ impl RevocationLog for PgStore {
         .bind(count);
         self.bounded(sql::execute(statement, &self.pool)).await?;
         Ok(())
+    }
+
+    async fn log_user_stale(&self, user_id: &UserId, at: Timestamp) -> Result<(), StoreError> {
+        self.log_user_entry(user_id, at).await
     }
 
     async fn logged_since(&self, after: u64, limit: usize) -> Result<Vec<Revocation>, StoreError> {

@@ -163,6 +163,10 @@ impl SessionStore for PgStore {
         .await
     }
 
+    async fn mark_user_stale(&self, user_id: &UserId, at: Timestamp) -> Result<(), StoreError> {
+        self.log_user_entry(user_id, at).await
+    }
+
     async fn revocations_since(
         &self,
         after: u64,

@@ -5,18 +5,20 @@ use async_trait::async_trait;
 use std::sync::LazyLock;
 
 use tessera_core::{
-    AuditEvent, Audited, StoreError, User, UserId, UserRecord, UserStore, Username,
+    AuditEvent, Audited, CustomClaims, Roles, StoreError, User, UserId, UserRecord, UserStore,
+    Username,
 };
 
 use super::PgStore;
 use super::audit::audited;
-use crate::sql::{self, Binds as _};
+use crate::sql::{self, Binds as _, user_columns};
 
 const INSERT_USER: &str = "INSERT INTO users (id, username_key, username, password_hash, \
-                           created_at) VALUES ($1, $2, $3, $4, $5)";
+                           created_at, roles, claims, disabled) \
+                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
 static INSERT_USER_AUDITED: LazyLock<String> =
-    LazyLock::new(|| audited(&format!("{INSERT_USER} RETURNING 1"), 5));
+    LazyLock::new(|| audited(&format!("{INSERT_USER} RETURNING 1"), 8));
 
 static DELETE_USER_AUDITED: LazyLock<String> =
     LazyLock::new(|| audited("DELETE FROM users WHERE id = $1 RETURNING 1", 1));
@@ -37,9 +39,11 @@ impl UserStore for PgStore {
     }
 
     async fn user_by_username(&self, username_key: &str) -> Result<Option<UserRecord>, StoreError> {
-        let statement = sqlx::query(
-            "SELECT id, username, password_hash, created_at FROM users WHERE username_key = $1",
-        );
+        let statement = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE username_key = $1"
+        ));
         self.bounded(sql::fetch_optional(
             statement.bind(username_key),
             &self.pool,
@@ -49,8 +53,11 @@ impl UserStore for PgStore {
     }
 
     async fn user_by_id(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
-        let statement =
-            sqlx::query("SELECT id, username, password_hash, created_at FROM users WHERE id = $1");
+        let statement = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = $1"
+        ));
         self.bounded(sql::fetch_optional(
             statement.bind(id.as_str()),
             &self.pool,
@@ -60,10 +67,11 @@ impl UserStore for PgStore {
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        let statement = sqlx::query(
-            "SELECT id, username, password_hash, created_at FROM users \
-             ORDER BY created_at, insertion_order",
-        );
+        let statement = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users ORDER BY created_at, insertion_order"
+        ));
         let records = self
             .bounded(sql::fetch_all(statement, &self.pool, sql::user))
             .await?;
@@ -109,6 +117,30 @@ impl UserStore for PgStore {
         let statement = sqlx::query("DELETE FROM users WHERE id = $1").bind(id.as_str());
         let result = self.bounded(sql::execute(statement, &self.pool)).await?;
         Ok(result.rows_affected() == 1)
+    }
+
+    async fn set_roles(&self, id: &UserId, roles: &Roles) -> Result<bool, StoreError> {
+        let statement = sqlx::query("UPDATE users SET roles = $2 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(roles.to_json());
+        let updated = self.bounded(sql::execute(statement, &self.pool)).await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn set_claims(&self, id: &UserId, claims: &CustomClaims) -> Result<bool, StoreError> {
+        let statement = sqlx::query("UPDATE users SET claims = $2 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(claims.to_json());
+        let updated = self.bounded(sql::execute(statement, &self.pool)).await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn set_disabled(&self, id: &UserId, disabled: bool) -> Result<bool, StoreError> {
+        let statement = sqlx::query("UPDATE users SET disabled = $2 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(i64::from(disabled));
+        let updated = self.bounded(sql::execute(statement, &self.pool)).await?;
+        Ok(updated.rows_affected() == 1)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -219,9 +219,13 @@ impl RedisStore {
                 .key(&applied_key)
                 .arg(self.key_names().prefix())
                 .arg(last.sequence);
-            for entry in &batch {
+            // User entries name no session: nothing to mark for them.
+            for (session_id, entry) in batch
+                .iter()
+                .filter_map(|entry| Some((entry.session_id()?, entry)))
+            {
                 apply
-                    .arg(&entry.session_id.to_bytes()[..])
+                    .arg(&session_id.to_bytes()[..])
                     .arg(&short_time(entry.revoked_at)[..]);
             }
             marked += self.run(apply.invoke_async::<u64>(&mut connection)).await?;
@@ -398,6 +402,13 @@ impl SessionStore for RedisStore {
             .collect();
         self.log_then_mark(&entries, &nonce, now).await?;
         Ok(claimed)
+    }
+
+    async fn mark_user_stale(&self, user_id: &UserId, at: Timestamp) -> Result<(), StoreError> {
+        // Durable in the SQL log first, then the same wake-up as a revocation.
+        self.shared.log.log_user_stale(user_id, at).await?;
+        self.publish().await;
+        Ok(())
     }
 
     async fn revocations_since(

@@ -8,9 +8,10 @@ use sqlx::database::Database;
 use sqlx::query::Query;
 use sqlx::{ColumnIndex, Decode, Encode, Row, Type};
 use tessera_core::{
-    AuditEvent, AuditFilter, ClientRecord, KeyRecord, RefreshRecord, Revocation, SessionId,
-    SessionRecord, SessionVerifier, StoreError, ThrottleKey, ThrottleRule, Timestamp, TokenHash,
-    Transport, User, UserId, UserRecord, Username,
+    AuditEvent, AuditFilter, ClientRecord, CustomClaims, KeyRecord, RefreshRecord, Revocation,
+    RevocationKind, Roles, SessionId, SessionRecord, SessionVerifier, Standing, StoreError,
+    ThrottleKey, ThrottleRule, Timestamp, TokenHash, Transport, User, UserId, UserRecord,
+    Username,
 };
 
 use super::{malformed, millis, unavailable};
@@ -111,7 +112,7 @@ where
 /// ([`session_columns!`](super::session_columns), [`refresh_columns!`](super::refresh_columns)
 /// and the `INSERT`s of the users, clients and keys).
 pub(crate) trait Binds<'q>: Sized {
-    /// `id, username_key, username, password_hash, created_at`.
+    /// `id, username_key, username, password_hash, created_at, roles, claims, disabled`.
     fn bind_user(self, username: &'q Username, record: &'q UserRecord) -> Self;
     /// The columns of [`session_columns!`](super::session_columns).
     fn bind_session(self, record: &'q SessionRecord) -> Self;
@@ -149,6 +150,9 @@ where
             .bind(record.user.username.as_str())
             .bind(record.password_hash.as_str())
             .bind(record.user.created_at.unix_millis())
+            .bind(record.standing.roles.to_json())
+            .bind(record.standing.claims.to_json())
+            .bind(i64::from(record.standing.disabled))
     }
 
     fn bind_session(self, record: &'q SessionRecord) -> Self {
@@ -237,7 +241,7 @@ where
     }
 }
 
-/// A row of `id, username, password_hash, created_at` from `users`.
+/// A row of [`user_columns!`](super::user_columns) from `users`.
 pub(crate) fn user(row: &impl Columns) -> Result<UserRecord, StoreError> {
     Ok(UserRecord {
         user: User {
@@ -246,6 +250,15 @@ pub(crate) fn user(row: &impl Columns) -> Result<UserRecord, StoreError> {
             created_at: row.timestamp("created_at")?,
         },
         password_hash: row.text("password_hash")?.to_owned(),
+        standing: Standing {
+            roles: Roles::from_json(row.text("roles")?).map_err(StoreError::corrupt)?,
+            claims: CustomClaims::from_json(row.text("claims")?).map_err(StoreError::corrupt)?,
+            disabled: match row.integer("disabled")? {
+                0 => false,
+                1 => true,
+                _ => return Err(malformed("disabled")),
+            },
+        },
     })
 }
 
@@ -287,11 +300,16 @@ pub(crate) fn refresh(row: &impl Columns) -> Result<RefreshRecord, StoreError> {
     })
 }
 
-/// A row of `sequence, session_id, user_id, revoked_at` from `revocations`.
+/// A row of `sequence, session_id, user_id, revoked_at` from `revocations`; a NULL
+/// `session_id` is a user entry.
 pub(crate) fn revocation(row: &impl Columns) -> Result<Revocation, StoreError> {
+    let kind = match row.optional_text("session_id")? {
+        Some(id) => RevocationKind::Session(SessionId::parse(&id).map_err(StoreError::corrupt)?),
+        None => RevocationKind::User,
+    };
     Ok(Revocation {
         sequence: u64::try_from(row.integer("sequence")?).map_err(|_| malformed("sequence"))?,
-        session_id: row.id("session_id", SessionId::parse)?,
+        kind,
         user_id: row.id("user_id", UserId::parse)?,
         revoked_at: row.timestamp("revoked_at")?,
     })

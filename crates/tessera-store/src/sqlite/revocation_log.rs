@@ -27,6 +27,22 @@ pub(super) async fn log_revocation(
 }
 
 impl SqliteStore {
+    /// Appends a user entry (a NULL `session_id`) to the log, in a transaction of its own.
+    pub(super) async fn log_user_entry(
+        &self,
+        user_id: &UserId,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let statement = sqlx::query(
+            "INSERT INTO revocations (session_id, user_id, revoked_at) VALUES (NULL, ?1, ?2)",
+        )
+        .bind(user_id.as_str())
+        .bind(at.unix_millis());
+        sql::execute(statement, &mut *tx).await?;
+        tx.commit().await.map_err(unavailable)
+    }
+
     /// Log entries after `after`, oldest first, at most `limit`.
     pub(super) async fn entries_since(
         &self,
@@ -76,6 +92,10 @@ impl RevocationLog for SqliteStore {
             log_revocation(&mut tx, session_id.as_str(), user_id.as_str(), revoked_at).await?;
         }
         tx.commit().await.map_err(unavailable)
+    }
+
+    async fn log_user_stale(&self, user_id: &UserId, at: Timestamp) -> Result<(), StoreError> {
+        self.log_user_entry(user_id, at).await
     }
 
     async fn logged_since(&self, after: u64, limit: usize) -> Result<Vec<Revocation>, StoreError> {

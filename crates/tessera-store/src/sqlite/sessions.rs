@@ -106,6 +106,10 @@ impl SessionStore for SqliteStore {
         Ok(ids)
     }
 
+    async fn mark_user_stale(&self, user_id: &UserId, at: Timestamp) -> Result<(), StoreError> {
+        self.log_user_entry(user_id, at).await
+    }
+
     async fn revocations_since(
         &self,
         after: u64,

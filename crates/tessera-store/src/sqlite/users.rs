@@ -3,15 +3,17 @@
 
 use async_trait::async_trait;
 use tessera_core::{
-    AuditEvent, Audited, StoreError, User, UserId, UserRecord, UserStore, Username,
+    AuditEvent, Audited, CustomClaims, Roles, StoreError, User, UserId, UserRecord, UserStore,
+    Username,
 };
 
 use super::SqliteStore;
 use super::audit::append_in;
-use crate::sql::{self, Binds as _, unavailable};
+use crate::sql::{self, Binds as _, unavailable, user_columns};
 
 const INSERT_USER: &str = "INSERT INTO users (id, username_key, username, password_hash, \
-                           created_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+                           created_at, roles, claims, disabled) \
+                           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
 #[async_trait]
 impl UserStore for SqliteStore {
@@ -25,23 +27,29 @@ impl UserStore for SqliteStore {
     }
 
     async fn user_by_username(&self, username_key: &str) -> Result<Option<UserRecord>, StoreError> {
-        let statement = sqlx::query(
-            "SELECT id, username, password_hash, created_at FROM users WHERE username_key = ?1",
-        );
+        let statement = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE username_key = ?1"
+        ));
         sql::fetch_optional(statement.bind(username_key), &self.pool, sql::user).await
     }
 
     async fn user_by_id(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
-        let statement =
-            sqlx::query("SELECT id, username, password_hash, created_at FROM users WHERE id = ?1");
+        let statement = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = ?1"
+        ));
         sql::fetch_optional(statement.bind(id.as_str()), &self.pool, sql::user).await
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        let statement = sqlx::query(
-            "SELECT id, username, password_hash, created_at FROM users \
-             ORDER BY created_at, rowid",
-        );
+        let statement = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users ORDER BY created_at, rowid"
+        ));
         let records = sql::fetch_all(statement, &self.pool, sql::user).await?;
         Ok(records.into_iter().map(|record| record.user).collect())
     }
@@ -80,6 +88,27 @@ impl UserStore for SqliteStore {
 
     async fn delete_user(&self, id: &UserId) -> Result<bool, StoreError> {
         let statement = sqlx::query("DELETE FROM users WHERE id = ?1").bind(id.as_str());
+        Ok(sql::execute(statement, &self.pool).await?.rows_affected() == 1)
+    }
+
+    async fn set_roles(&self, id: &UserId, roles: &Roles) -> Result<bool, StoreError> {
+        let statement = sqlx::query("UPDATE users SET roles = ?2 WHERE id = ?1")
+            .bind(id.as_str())
+            .bind(roles.to_json());
+        Ok(sql::execute(statement, &self.pool).await?.rows_affected() == 1)
+    }
+
+    async fn set_claims(&self, id: &UserId, claims: &CustomClaims) -> Result<bool, StoreError> {
+        let statement = sqlx::query("UPDATE users SET claims = ?2 WHERE id = ?1")
+            .bind(id.as_str())
+            .bind(claims.to_json());
+        Ok(sql::execute(statement, &self.pool).await?.rows_affected() == 1)
+    }
+
+    async fn set_disabled(&self, id: &UserId, disabled: bool) -> Result<bool, StoreError> {
+        let statement = sqlx::query("UPDATE users SET disabled = ?2 WHERE id = ?1")
+            .bind(id.as_str())
+            .bind(i64::from(disabled));
         Ok(sql::execute(statement, &self.pool).await?.rows_affected() == 1)
     }
 
