@@ -734,6 +734,11 @@ async fn an_older_binary_refuses_a_database_a_newer_one_migrated() {
         assert_eq!(refused.status.code(), Some(1), "{args:?}");
         assert!(
             text(&refused.stderr).contains("99990101"),
+            "{args:?}: {}",
+            text(&refused.stderr)
+        );
+    }
+}
 
 #[test]
 fn the_audit_trail_lists_what_the_cli_did_and_pages_and_filters() {

@@ -9,6 +9,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::login::Seen;
 use super::{Engine, LoggedIn, ValidSession};
 use crate::cache::CachedSession;
 use crate::error::Error;
@@ -251,7 +252,9 @@ impl Engine {
         let now = self.now();
         let account = ThrottleKey::Account(username.to_ascii_lowercase());
         let address = ip.map(ThrottleKey::for_address);
-        self.check_throttle(&account, address.as_ref(), now).await?;
+        // A re-authentication is not a login: it records no login event of its own.
+        self.check_throttle(&account, address.as_ref(), now, &mut Seen::default())
+            .await?;
         let user = self.inner.stores.users.user_by_id(user_id).await?;
         let too_long = password.len() > self.inner.config.password.max_bytes;
         let verification = match (&user, too_long) {

@@ -93,7 +93,7 @@ const MAX_USER_AGENT: usize = crate::audit::MAX_USER_AGENT;
 
 /// What a login attempt learnt on its way, for its audit event.
 #[derive(Debug, Default)]
-struct Seen {
+pub(super) struct Seen {
     /// The account the username names, once looked up.
     user: Option<UserId>,
     /// The throttle key that refused the attempt.
