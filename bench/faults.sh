@@ -66,6 +66,7 @@ start_instance() {
   local name=$1 port=$2 database=$3
   mkdir -p "$work/$name"
   (cd "$work/$name" && exec env TESSERA__LOG__LEVEL=warn TESSERA__TOKEN__ACCESS_TTL=1h \
+    TESSERA__SERVER__PUBLIC_URL=http://tessera.faults \
     TESSERA__DATABASE__URL="postgres://postgres@127.0.0.1:$PG_PORT/$database" \
     TESSERA__SESSIONS__STORE="redis://127.0.0.1:$REDIS_PORT" \
     "$target/tessera" serve --bind "127.0.0.1:$port" >>"$work/$name.log" 2>&1) &

@@ -58,7 +58,9 @@ if [ "$mode" = postgres-redis ]; then
   start_postgres "$work/pg" "$PG_PORT"
   psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "create database tessera_soak"
   start_redis "$work/redis" "$REDIS_PORT" aof
-  env_vars+=(TESSERA__DATABASE__URL="postgres://postgres@127.0.0.1:$PG_PORT/tessera_soak"
+  # A shared store needs the issuer every instance signs with.
+  env_vars+=(TESSERA__SERVER__PUBLIC_URL=http://tessera.soak
+             TESSERA__DATABASE__URL="postgres://postgres@127.0.0.1:$PG_PORT/tessera_soak"
              TESSERA__SESSIONS__STORE="redis://127.0.0.1:$REDIS_PORT")
   for pid in $(postgres_pids "$work/pg") $(cat "$work/redis/redis.pid"); do taskset -a -p -c 0 "$pid" >/dev/null; done
 fi

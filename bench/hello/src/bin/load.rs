@@ -404,8 +404,8 @@ impl Worker {
             }
             Action::Logout => {
                 self.logouts += 1;
-                let token = (self.logouts % 2 == 0 && !self.tokens.is_empty())
-                    || self.cookies.is_empty();
+                let token =
+                    (self.logouts % 2 == 0 && !self.tokens.is_empty()) || self.cookies.is_empty();
                 if token {
                     self.logout_token().await;
                 } else {
@@ -471,7 +471,10 @@ impl Worker {
         let Ok(body) = response.json::<Value>().await else {
             return;
         };
-        let sid = body["session"]["id"].as_str().unwrap_or_default().to_owned();
+        let sid = body["session"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         if token {
             let (Some(access), Some(refresh)) = (
                 body["access_token"].as_str(),
@@ -567,8 +570,8 @@ impl Worker {
                 let session = &mut self.tokens[index];
                 session.access = access.to_owned();
                 session.refresh = refresh.to_owned();
-                session.access_expires = Instant::now()
-                    + Duration::from_secs(body["expires_in"].as_u64().unwrap_or(60));
+                session.access_expires =
+                    Instant::now() + Duration::from_secs(body["expires_in"].as_u64().unwrap_or(60));
                 self.shared.journal(json!({
                     "refresh": session.sid, "access": access, "refresh_token": refresh,
                     "at": unix_ms(),
@@ -646,7 +649,8 @@ async fn run(args: RunArgs) -> Result<(), Failure> {
     let start_unix_ms = unix_ms() - shared.elapsed_ms();
     let cycle = Arc::new(mix_cycle());
     // Each worker's share of the rate, its start staggered across one period.
-    let period = (args.rate > 0.0).then(|| Duration::from_secs_f64(args.workers as f64 / args.rate));
+    let period =
+        (args.rate > 0.0).then(|| Duration::from_secs_f64(args.workers as f64 / args.rate));
     let mut tasks = Vec::new();
     for id in 0..args.workers {
         let shared = Arc::clone(&shared);
@@ -711,7 +715,10 @@ async fn run(args: RunArgs) -> Result<(), Failure> {
     };
     probe(&mut samples, 0);
     eprintln!("# start_unix_ms={start_unix_ms}");
-    eprintln!("# s\treq/s\terrors\tcookie p50 ms\tcookie p99 ms\t{}", columns.join("\t"));
+    eprintln!(
+        "# s\treq/s\terrors\tcookie p50 ms\tcookie p99 ms\t{}",
+        columns.join("\t")
+    );
     while Instant::now() < deadline {
         ticker.tick().await;
         let at = shared.elapsed_ms();
@@ -735,11 +742,15 @@ async fn run(args: RunArgs) -> Result<(), Failure> {
             errors,
             ms(percentile(&cookie, 0.5)),
             ms(percentile(&cookie, 0.99)),
-            samples.last().map(|(_, f)| f.join("\t")).unwrap_or_default()
+            samples
+                .last()
+                .map(|(_, f)| f.join("\t"))
+                .unwrap_or_default()
         );
         printed = events.len();
     }
     shared.stop.store(true, Ordering::Relaxed);
+    let stopped_ms = shared.elapsed_ms();
     for task in tasks {
         task.await?;
     }
@@ -770,7 +781,7 @@ async fn run(args: RunArgs) -> Result<(), Failure> {
         }
         out.flush()?;
     }
-    let table = minute_table(&events, &samples, &columns, total_ms);
+    let table = minute_table(&events, &samples, &columns, total_ms, stopped_ms);
     println!("{table}");
     if let Some(path) = &args.table {
         std::fs::write(path, &table)?;
@@ -797,6 +808,7 @@ fn minute_table(
     samples: &[(u64, Vec<String>)],
     columns: &[String],
     total_ms: u64,
+    stopped_ms: u64,
 ) -> String {
     let minutes = total_ms.div_ceil(60_000).max(1);
     let mut out = String::new();
@@ -853,7 +865,10 @@ fn minute_table(
             .map(|(_, figures)| figures.clone())
             .unwrap_or_default();
         for index in 0..columns.len() {
-            out.push_str(&format!(" {} |", last.get(index).map_or("", String::as_str)));
+            out.push_str(&format!(
+                " {} |",
+                last.get(index).map_or("", String::as_str)
+            ));
         }
         out.push('\n');
     }
@@ -879,9 +894,13 @@ fn minute_table(
         *by_kind.entry(e.kind).or_default() += 1;
     }
     out.push_str(&format!(
-        "\noverall: {:.0} req/s over {:.0} s",
-        events.len() as f64 / (total_ms.max(1) as f64 / 1000.0),
-        total_ms as f64 / 1000.0
+        "\noverall: {:.0} req/s over {:.0} s (the requests in flight at the end not counted)",
+        events
+            .iter()
+            .filter(|e| u64::from(e.end_ms) <= stopped_ms)
+            .count() as f64
+            / (stopped_ms.max(1) as f64 / 1000.0),
+        stopped_ms as f64 / 1000.0
     ));
     out.push_str(&format!(
         "\nby kind: {}\n",
@@ -904,6 +923,7 @@ struct Journaled {
     access: String,
     refresh: String,
     login_at: u64,
+    logout_at: u64,
     logged_out: bool,
     lost_in_run: bool,
     dropped: bool,
@@ -917,7 +937,10 @@ async fn verify(args: VerifyArgs) -> Result<(), Failure> {
         let entry: Value = serde_json::from_str(&line?)?;
         let at = entry["at"].as_u64().unwrap_or(0);
         let str_of = |key: &str| entry[key].as_str().unwrap_or_default().to_owned();
-        if let Some(user) = entry["user"].as_str().filter(|_| entry.get("login").is_none()) {
+        if let Some(user) = entry["user"]
+            .as_str()
+            .filter(|_| entry.get("login").is_none())
+        {
             users.push(user.to_owned());
         } else if let Some(sid) = entry["login"].as_str() {
             let session = Journaled {
@@ -937,6 +960,7 @@ async fn verify(args: VerifyArgs) -> Result<(), Failure> {
         } else if let Some(sid) = entry["logout"].as_str() {
             if let Some(session) = sessions.get_mut(sid) {
                 session.logged_out = true;
+                session.logout_at = at;
             }
         } else if let Some(sid) = entry["logout_unacknowledged"].as_str() {
             if let Some(session) = sessions.get_mut(sid) {
@@ -1038,7 +1062,7 @@ async fn verify(args: VerifyArgs) -> Result<(), Failure> {
     let mut revoked = (0usize, 0usize); // checked, came back to life
     let mut unanswered = 0usize;
     let mut lost_login_times = Vec::new();
-    for (_, session, check, refresh) in &checked {
+    for (sid, session, check, refresh) in &checked {
         if check.is_none() || (session.transport == "token" && refresh.is_none()) {
             unanswered += 1;
             continue;
@@ -1048,6 +1072,10 @@ async fn verify(args: VerifyArgs) -> Result<(), Failure> {
             let refresh_works = *refresh == Some(StatusCode::OK);
             if *check == Some(StatusCode::OK) || refresh_works {
                 revoked.1 += 1;
+                eprintln!(
+                    "acknowledged logout came back: session {sid} ({}), logged in at {} ms, out at {} ms; check {:?}, refresh {:?}",
+                    session.transport, session.login_at, session.logout_at, check, refresh
+                );
             }
         } else if session.lost_in_run {
             lost_in_run += 1;
@@ -1263,10 +1291,11 @@ async fn flood(args: FloodArgs) -> Result<(), Failure> {
                     Ok(r) => (r.status().as_u16(), r.headers().contains_key("retry-after")),
                     Err(_) => (0, false),
                 };
-                logins
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push((status, retry_after, latency));
+                logins.lock().unwrap_or_else(|e| e.into_inner()).push((
+                    status,
+                    retry_after,
+                    latency,
+                ));
             }
         }));
     }
@@ -1316,12 +1345,7 @@ struct CheckResult {
     failures: usize,
 }
 
-async fn checks(
-    client: &Client,
-    base: &str,
-    cookie: &str,
-    args: &FloodArgs,
-) -> CheckResult {
+async fn checks(client: &Client, base: &str, cookie: &str, args: &FloodArgs) -> CheckResult {
     let deadline = tokio::time::Instant::now() + args.duration;
     let mut tasks = Vec::new();
     for index in 0..args.checkers {
