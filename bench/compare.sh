@@ -12,20 +12,17 @@
 set -euo pipefail
 [ $# -eq 2 ] || { echo "usage: bash bench/compare.sh BEFORE_BINARY AFTER_BINARY" >&2; exit 2; }
 before=$(realpath "$1"); after=$(realpath "$2")
+source "$(dirname "$0")/lib.sh"
 DURATION=${DURATION:-5s}
 CONNECTIONS=${CONNECTIONS:-"1 64"}
 RUNS=${RUNS:-5}
 PORT_BASE=${PORT_BASE:-18180}
-for tool in wrk taskset curl; do
-  command -v "$tool" >/dev/null || { echo "bench/compare.sh needs $tool" >&2; exit 1; }
-done
+require wrk taskset curl
 
 work=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
-
-wait_for() { for _ in $(seq 100); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
 
 # start NAME BINARY PORT: a server in its own data directory; sets COOKIE_<NAME>, JWT_<NAME>.
 start() {
@@ -48,15 +45,6 @@ start() {
   printf -v "COOKIE_$name" '%s' "$cookie"
   printf -v "JWT_$name" '%s' "$jwt"
 }
-
-run_wrk() {
-  local connections=$1; shift
-  local output
-  output=$(taskset -c 1 wrk -t1 -c"$connections" -d"$DURATION" "$@")
-  if grep -q 'Non-2xx' <<<"$output"; then echo "error responses during the run: $output" >&2; exit 1; fi
-  awk '/^Requests\/sec/ {print $2}' <<<"$output"
-}
-median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
 
 start before "$before" "$PORT_BASE"
 start after "$after" "$((PORT_BASE + 1))"

@@ -10,14 +10,13 @@
 # median run is reported), PORT_BASE (default 18080).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-"1 64"}
 RUNS=${RUNS:-3}
 PORT_BASE=${PORT_BASE:-18080}
-for tool in wrk taskset curl; do
-  command -v "$tool" >/dev/null || { echo "bench/http.sh needs $tool (apt-get install wrk util-linux curl)" >&2; exit 1; }
-done
+require wrk taskset curl
 
 cargo build --release -q -p tessera-server -p tessera-bench-hello
 target=${CARGO_TARGET_DIR:-target}/release
@@ -26,8 +25,6 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
-
-wait_for() { for _ in $(seq 100); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
 
 hello_port=$PORT_BASE
 tessera_port=$((PORT_BASE + 1))
@@ -52,17 +49,6 @@ jwt=$(curl -fs -H 'content-type: application/json' \
   -d '{"username":"bench","password":"correct horse battery staple","transport":"token"}' "$base/v1/login" \
   | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
 curl -fs -o /dev/null -H "authorization: Bearer $jwt" "$base/v1/session"
-
-# One wrk run: prints requests/s, or fails if any response was an error.
-run_wrk() {
-  local connections=$1; shift
-  local output
-  output=$(taskset -c 1 wrk -t1 -c"$connections" -d"$DURATION" "$@")
-  if grep -q 'Non-2xx' <<<"$output"; then echo "error responses during the run: $output" >&2; exit 1; fi
-  awk '/^Requests\/sec/ {print $2}' <<<"$output"
-}
-
-median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
 
 echo "| connections | hello (axum::serve) req/s | hello (Tessera's accept loop) req/s | GET /v1/session (cookie, SQLite) req/s | cookie ratio to axum::serve hello | cookie ratio to same-loop hello | GET /v1/session (JWT seen before) req/s | JWT ratio to axum::serve hello |"
 echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"

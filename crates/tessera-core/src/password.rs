@@ -207,7 +207,8 @@ struct HasherInner {
     params: Params,
     limits: HashingLimits,
     running: Arc<Semaphore>,
-    /// Held by every caller from admission to the end of its hash, running or not.
+    /// Held by every caller from admission to the end of its hash, running or not: sized
+    /// `concurrency + queue`, so `queue` callers may wait while every slot hashes.
     waiting: Arc<Semaphore>,
     /// Callers that got a hashing slot, and their summed wait for it in microseconds: read
     /// by [`PasswordHasher::load`] for metrics, never on a login's decision.
@@ -245,7 +246,7 @@ impl PasswordHasher {
                 params: argon_params,
                 limits,
                 running: Arc::new(Semaphore::new(limits.concurrency)),
-                waiting: Arc::new(Semaphore::new(limits.queue)),
+                waiting: Arc::new(Semaphore::new(limits.concurrency + limits.queue)),
                 admitted: AtomicU64::new(0),
                 waited_micros: AtomicU64::new(0),
                 dummy_hash,
@@ -281,7 +282,8 @@ impl PasswordHasher {
     pub fn load(&self) -> HashingLoad {
         let inner = &self.inner;
         let running = inner.limits.concurrency - inner.running.available_permits();
-        let admitted = inner.limits.queue - inner.waiting.available_permits();
+        let admitted = (inner.limits.concurrency + inner.limits.queue)
+            .saturating_sub(inner.waiting.available_permits());
         HashingLoad {
             running,
             queued: admitted.saturating_sub(running),
@@ -504,5 +506,58 @@ mod tests {
         assert!(done >= 2, "done {done}");
         assert!(busy >= 1, "busy {busy}");
         assert_eq!(done + busy, 12);
+    }
+
+    #[tokio::test]
+    async fn the_queue_holds_waiting_callers_besides_the_hashing_ones_and_the_next_is_refused_at_once()
+     {
+        let hasher = PasswordHasher::new(
+            HashingParams::default(),
+            HashingLimits {
+                concurrency: 1,
+                queue: 2,
+            },
+        )
+        .unwrap();
+        // Work that holds its hashing slot until the gate opens.
+        let (open, gate) = std::sync::mpsc::channel::<()>();
+        let gate = Arc::new(std::sync::Mutex::new(gate));
+        let mut admitted = Vec::new();
+        for in_flight in 1..=3 {
+            let hasher_ = hasher.clone();
+            let gate = Arc::clone(&gate);
+            admitted.push(tokio::spawn(async move {
+                hasher_
+                    .run(move || {
+                        gate.lock().unwrap().recv().unwrap();
+                        Ok(())
+                    })
+                    .await
+            }));
+            // Until it is admitted, or turned away (then the assertion below fails).
+            while hasher.load().running + hasher.load().queued < in_flight
+                && !admitted.last().is_some_and(|caller| caller.is_finished())
+            {
+                tokio::task::yield_now().await;
+            }
+        }
+        let load = hasher.load();
+        assert_eq!((load.running, load.queued), (1, 2));
+
+        // One hashing and two waiting fill it: the next caller is refused without waiting for
+        // any of them (a hang here means it queued; the guard turns that into a failure).
+        let refused = tokio::time::timeout(Duration::from_secs(30), hasher.run(|| Ok(())))
+            .await
+            .expect("refused at once, not queued");
+        assert!(matches!(refused, Err(HashError::Busy)));
+
+        for _ in 0..3 {
+            open.send(()).unwrap();
+        }
+        for caller in admitted {
+            caller.await.unwrap().unwrap();
+        }
+        let load = hasher.load();
+        assert_eq!((load.running, load.queued), (0, 0));
     }
 }
