@@ -79,22 +79,27 @@ for target in "${targets[@]}"; do
     ooms=$(found oom)
     leaks=$(found leak)
     if [ "$((crashes + timeouts + ooms + leaks))" -gt 0 ]; then status=1; fi
-    stat() { sed -n "s/^[0-9]* stat::$1: *//p" "$log" | tail -1; }
+    stat() { awk -v key="stat::$1:" '$2 == key { value = $3 } END { print value }' "$log"; }
     # Status lines ("#123 NEW cov: … rss: 45Mb"): RSS at the first one 30 s or more into
-    # the run (after warm-up) and at the last one.
-    rss_lines=$(grep -E '^[0-9]+ #[0-9]+.*rss: [0-9]+Mb' "$log" || true)
-    rss_of() { sed -n 's/.*rss: \([0-9]*\)Mb.*/\1/p'; }
-    rss_early=$(echo "$rss_lines" | awk '$1 >= 30' | head -1 | rss_of)
-    rss_late=$(echo "$rss_lines" | tail -1 | rss_of)
-    coverage=$(echo "$rss_lines" | tail -1 | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
-    summary+=("$(printf '%-15s %12s %9s %8s %8s %6s %6s %10s %9s %8s %6s' "$target" \
+    # the run (after warm-up), at the first one past half the run, and at the last one.
+    read -r rss_early rss_half rss_late coverage < <(awk -v half="$((seconds / 2))" '
+        $2 ~ /^#[0-9]+$/ && match($0, /rss: [0-9]+Mb/) {
+            rss = substr($0, RSTART + 5, RLENGTH - 7)
+            if ($1 >= 30 && early == "") early = rss
+            if ($1 >= half && middle == "") middle = rss
+            last = rss
+            if (match($0, /cov: [0-9]+/)) cov = substr($0, RSTART + 5, RLENGTH - 5)
+        }
+        END { print (early == "" ? "?" : early), (middle == "" ? "?" : middle), (last == "" ? "?" : last), (cov == "" ? "?" : cov) }
+    ' "$log")
+    summary+=("$(printf '%-15s %12s %7s %8s %8s %5s %6s %8s %9s %8s %8s %6s' "$target" \
         "$(stat number_of_executed_units)" "$(stat average_exec_per_sec)" \
-        "$crashes" "$timeouts" "$ooms" "$leaks" "${rss_early:-?}" "${rss_late:-?}" \
-        "$(stat peak_rss_mb)" "${coverage:-?}")")
+        "$crashes" "$timeouts" "$ooms" "$leaks" "$rss_early" "$rss_half" "$rss_late" \
+        "$(stat peak_rss_mb)" "$coverage")")
 done
 
-printf '%-15s %12s %9s %8s %8s %6s %6s %10s %9s %8s %6s\n' target executions "exec/s" \
-    crashes timeouts ooms leaks "rss@30s MB" "rss end" "peak MB" cov
+printf '%-15s %12s %7s %8s %8s %5s %6s %8s %9s %8s %8s %6s\n' target executions "exec/s" \
+    crashes timeouts ooms leaks "rss@30s" "rss@half" "rss@end" "peak MB" cov
 printf '%s\n' "${summary[@]}"
 echo "findings (if any) are in $work/artifacts/; logs in $work/logs/"
 exit $status
