@@ -247,3 +247,120 @@ async fn a_logged_revocation_wins_over_a_store_that_still_shows_the_session() {
         Err(Error::Unauthenticated)
     ));
 }
+
+/// A session store that keeps no audit trail of its own (as Redis): the audited methods keep
+/// their defaults, which leave the event to the engine.
+#[derive(Debug)]
+struct NoTrail(Arc<MemoryStore>);
+
+#[async_trait]
+impl SessionStore for NoTrail {
+    async fn insert_session(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        self.0.insert_session(record).await
+    }
+    async fn session_by_id(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
+        self.0.session_by_id(id).await
+    }
+    async fn touch_session(
+        &self,
+        id: &SessionId,
+        seen: Timestamp,
+        idle_expires_at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.0.touch_session(id, seen, idle_expires_at).await
+    }
+    async fn sessions_of_user(
+        &self,
+        user_id: &UserId,
+        now: Timestamp,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        self.0.sessions_of_user(user_id, now).await
+    }
+    async fn revoke_session(&self, id: &SessionId, now: Timestamp) -> Result<bool, StoreError> {
+        self.0.revoke_session(id, now).await
+    }
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &UserId,
+        keep: Option<&SessionId>,
+        now: Timestamp,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        self.0.revoke_user_sessions(user_id, keep, now).await
+    }
+    async fn revocations_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Revocation>, StoreError> {
+        self.0.revocations_since(after, limit).await
+    }
+    async fn revocation_cursor(&self) -> Result<u64, StoreError> {
+        self.0.revocation_cursor().await
+    }
+    async fn purge_expired(
+        &self,
+        now: Timestamp,
+        revocation_retention: Duration,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        self.0.purge_expired(now, revocation_retention, limit).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        SessionStore::ping(self.0.as_ref()).await
+    }
+}
+
+/// With a session store that leaves events to the engine, the engine appends them after the
+/// change, once, and never for a revocation that revoked nothing.
+#[tokio::test]
+async fn events_left_to_the_engine_are_appended_after_the_change_and_only_then() {
+    use tessera_core::{AuditFilter, AuditKind};
+
+    let memory = Arc::new(MemoryStore::new());
+    let clock = clock();
+    let hasher = PasswordHasher::new(HashingParams::default(), HashingLimits::default()).unwrap();
+    let engine = Engine::with_audit_trail(
+        stores(Arc::new(NoTrail(memory.clone())), memory.clone()),
+        memory.clone(),
+        hasher,
+        Arc::new(clock.clone()),
+        EngineConfig::default(),
+    )
+    .await
+    .unwrap();
+    let alice = engine.create_user("alice", PASSWORD).await.unwrap();
+    let first = engine.validate(&log_in(&engine).await).await.unwrap();
+    log_in(&engine).await;
+
+    engine.logout(&first).await.unwrap();
+    // Already revoked: the store revokes nothing, so nothing is recorded.
+    engine.logout(&first).await.unwrap();
+    let unknown = SessionId::generate().unwrap();
+    assert!(matches!(
+        engine.revoke_session(&unknown).await,
+        Err(Error::SessionNotFound)
+    ));
+    assert_eq!(engine.revoke_user_sessions(&alice.id).await.unwrap(), 1);
+    assert_eq!(engine.revoke_user_sessions(&alice.id).await.unwrap(), 0);
+
+    let records = engine
+        .audit_events(&AuditFilter::default(), 0, 100)
+        .await
+        .unwrap();
+    let kinds: Vec<AuditKind> = records.iter().map(|record| record.event.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            AuditKind::UserCreated,
+            AuditKind::LoginSucceeded,
+            AuditKind::LoginSucceeded,
+            AuditKind::Logout,
+            AuditKind::SessionsRevoked,
+        ]
+    );
+    assert_eq!(records[4].event.detail.get("count"), Some("1"));
+    assert_eq!(
+        records[3].event.session_id.as_ref(),
+        Some(&first.record().id)
+    );
+}
