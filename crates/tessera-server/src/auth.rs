@@ -168,7 +168,17 @@ impl FromRequestParts<AppState> for AdminClient {
             .authenticate_client_from(basic.username(), basic.password(), ip)
             .await
         {
-            Ok(client) if client.admin => Ok(AdminClient(client)),
+            Ok(client) if client.admin => {
+                // Who did it, beside the engine's own events (which name what was done).
+                tracing::info!(
+                    target: "tessera::audit",
+                    event = "admin_request",
+                    client_id = %client.id,
+                    method = %parts.method,
+                    path = parts.uri.path(),
+                );
+                Ok(AdminClient(client))
+            }
             Ok(_) => Err(Problem::forbidden(
                 "this client does not carry the admin scope",
             )),
