@@ -46,6 +46,9 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/account", get(account::show))
         .route("/account/sessions/{id}/revoke", post(account::revoke_one))
         .route("/account/revoke-others", post(account::revoke_others))
+        .route("/account/reauthenticate", post(account::reauthenticate))
+        .route("/account/password", post(account::change_password))
+        .route("/account/delete", post(account::delete))
         .route("/logout", post(account::log_out))
         .route("/assets/{name}", get(assets::serve))
 }

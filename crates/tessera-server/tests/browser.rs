@@ -728,3 +728,110 @@ async fn spa_tabs_on_the_token_transport_share_one_refresh_and_stay_logged_in() 
 
     browser.close().await;
 }
+
+#[tokio::test]
+async fn password_change_asks_for_the_password_again_then_deletion_ends_the_account() {
+    const NEW_PASSWORD: &str = "a brand new passphrase";
+    let server = TestServer::start_with_clock(|config| {
+        config.session.reauthentication_window = Duration::from_secs(60);
+    })
+    .await;
+    server.register("alice", PASSWORD).await;
+    let phone = server.login("alice", PASSWORD).await;
+    let driver = Chromedriver::start().await;
+    let browser = driver.browser().await;
+    log_in(&browser, &server, "alice").await;
+    let before = browser
+        .cookies()
+        .await
+        .into_iter()
+        .find(|cookie| cookie.name() == COOKIE_NAME)
+        .unwrap()
+        .value()
+        .to_owned();
+
+    // Past the window: the change is refused and the page asks for the password.
+    server.advance(Duration::from_secs(61));
+    browser.fill("#current-password", PASSWORD).await;
+    browser.fill("#new-password", NEW_PASSWORD).await;
+    browser.click("#change-password").await;
+    browser
+        .wait_for(|location| location == "/account/password")
+        .await;
+    assert!(browser.exists("#reauthenticate-form").await);
+    assert_eq!(
+        browser.text("p.error").await,
+        "For your security, enter your password again, then repeat what you were doing."
+    );
+    browser.screenshot("account-reauthenticate").await;
+    let phone_status = |token: String| {
+        let server = &server;
+        async move {
+            client()
+                .get(server.url("/v1/session"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(phone_status(phone.token.clone()).await, StatusCode::OK);
+
+    browser.fill("#reauthenticate-password", PASSWORD).await;
+    browser
+        .submit_and_wait("#reauthenticate", "/account/password")
+        .await;
+    assert_eq!(browser.location().await, "/account?notice=reauthenticated");
+
+    browser.fill("#current-password", PASSWORD).await;
+    browser.fill("#new-password", NEW_PASSWORD).await;
+    browser
+        .submit_and_wait("#change-password", "/account?notice=reauthenticated")
+        .await;
+    assert_eq!(browser.location().await, "/account?notice=password-changed");
+    assert_eq!(
+        browser.text("p.notice").await,
+        "Your password was changed. Every other session was logged out."
+    );
+    let after = browser
+        .cookies()
+        .await
+        .into_iter()
+        .find(|cookie| cookie.name() == COOKIE_NAME)
+        .unwrap()
+        .value()
+        .to_owned();
+    assert_ne!(before, after, "this browser continues under a new session");
+    assert_eq!(
+        browser
+            .script("return document.querySelectorAll('li.session').length;")
+            .await,
+        json!(1)
+    );
+    assert_eq!(
+        phone_status(phone.token.clone()).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Deleting: the password again; then the account and this session are gone.
+    browser.fill("#delete-password", NEW_PASSWORD).await;
+    browser
+        .submit_and_wait("#delete-account", "/account?notice=password-changed")
+        .await;
+    assert_eq!(browser.location().await, "/login?notice=account-deleted");
+    assert_eq!(browser.text("p.notice").await, "Your account was deleted.");
+    assert!(
+        browser
+            .cookies()
+            .await
+            .iter()
+            .all(|cookie| cookie.name() != COOKIE_NAME),
+        "the session cookie is cleared"
+    );
+    assert_eq!(
+        server.login_response("alice", NEW_PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    browser.close().await;
+}

@@ -197,8 +197,9 @@ async fn every_form_carries_a_csrf_token() {
         .await
         .unwrap();
     let forms = html.matches("<form").count();
-    // Log out, revoke the other session, log out everywhere else.
-    assert_eq!(forms, 3, "{html}");
+    // Log out, revoke the other session, log out everywhere else, change the password,
+    // delete the account.
+    assert_eq!(forms, 5, "{html}");
     assert_eq!(csrf_fields(&html), vec![login.csrf.clone(); forms]);
     for form in html.match_indices("<form") {
         assert!(
@@ -892,4 +893,157 @@ async fn the_refresh_cookie_is_for_the_token_transport_and_logout_clears_it() {
     );
     let spent = refresh_with_cookie(&server, &cookie, &[("origin", &server.base)], true).await;
     assert_eq!(spent.status(), StatusCode::BAD_REQUEST);
+}
+
+/// The account's sensitive forms without JavaScript: a stale session is asked for its
+/// password; wrong and refused passwords come back on the page and change nothing; a
+/// change hands the browser a new cookie; deletion ends the account.
+#[tokio::test]
+async fn the_password_and_deletion_forms_work_without_javascript() {
+    const NEW_PASSWORD: &str = "a brand new passphrase";
+    let server = TestServer::start_with_clock(|config| {
+        config.session.reauthentication_window = Duration::from_secs(60);
+    })
+    .await;
+    let browser = server.user_session("alice").await;
+    let tablet = server.login("alice", PASSWORD).await;
+    let post = |path: &'static str, cookie: String, fields: Vec<(&'static str, String)>| {
+        let server = &server;
+        async move {
+            server
+                .post(path)
+                .header("cookie", cookie)
+                .header("origin", &server.base)
+                .form(&fields)
+                .sent()
+                .await
+        }
+    };
+    let csrf = || ("csrf_token", browser.csrf.clone());
+    let change = |current: &str, new: &str| {
+        vec![
+            csrf(),
+            ("current_password", current.to_owned()),
+            ("new_password", new.to_owned()),
+        ]
+    };
+
+    server.advance(Duration::from_secs(61));
+    let stale = post(
+        "/account/password",
+        browser.cookie(),
+        change(PASSWORD, NEW_PASSWORD),
+    )
+    .await;
+    let (status, html) = page(stale, "stale change").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        html.contains(r#"action="/account/reauthenticate""#),
+        "{html}"
+    );
+    let stale = post("/account/revoke-others", browser.cookie(), vec![csrf()]).await;
+    let (status, html) = page(stale, "stale revoke-others").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(html.contains(r#"action="/account/reauthenticate""#));
+    assert_eq!(live_sessions(&server, "alice").await, 2);
+
+    let wrong = post(
+        "/account/reauthenticate",
+        browser.cookie(),
+        vec![csrf(), ("password", "not the password".to_owned())],
+    )
+    .await;
+    let (status, html) = page(wrong, "wrong reauthentication").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(error_text(&html), "That password is wrong.");
+    assert!(
+        !html.contains("not the password"),
+        "passwords are never echoed"
+    );
+    let no_csrf = post(
+        "/account/reauthenticate",
+        browser.cookie(),
+        vec![("password", PASSWORD.to_owned())],
+    )
+    .await;
+    let (status, _) = page(no_csrf, "no csrf").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let proven = post(
+        "/account/reauthenticate",
+        browser.cookie(),
+        vec![csrf(), ("password", PASSWORD.to_owned())],
+    )
+    .await;
+    assert_eq!(proven.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&proven), "/account?notice=reauthenticated");
+
+    let weak = post(
+        "/account/password",
+        browser.cookie(),
+        change(PASSWORD, "password"),
+    )
+    .await;
+    let (status, html) = page(weak, "weak password").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        error_text(&html),
+        "The password is too common; choose one that is harder to guess."
+    );
+    let wrong = post(
+        "/account/password",
+        browser.cookie(),
+        change("not the password", NEW_PASSWORD),
+    )
+    .await;
+    let (status, _) = page(wrong, "wrong current password").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(live_sessions(&server, "alice").await, 2);
+
+    let changed = post(
+        "/account/password",
+        browser.cookie(),
+        change(PASSWORD, NEW_PASSWORD),
+    )
+    .await;
+    assert_eq!(changed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&changed), "/account?notice=password-changed");
+    let new_token = set_cookie_value(changed.headers(), COOKIE_NAME).unwrap();
+    assert_ne!(new_token, browser.token);
+    let new_cookie = format!("{COOKIE_NAME}={new_token}");
+    let old = get_page(&server, "/account", &browser.cookie()).await;
+    assert_eq!(old.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        server
+            .get("/v1/session")
+            .bearer_auth(&tablet.token)
+            .sent()
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, html) = page(
+        get_page(&server, "/account?notice=password-changed", &new_cookie).await,
+        "account after change",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let new_csrf = csrf_fields(&html).pop().unwrap();
+
+    let deleted = post(
+        "/account/delete",
+        new_cookie.clone(),
+        vec![
+            ("csrf_token", new_csrf),
+            ("password", NEW_PASSWORD.to_owned()),
+        ],
+    )
+    .await;
+    assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&deleted), "/login?notice=account-deleted");
+    assert!(
+        session_set_cookie(deleted.headers())
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    assert!(server.engine.user_by_username("alice").await.is_err());
 }

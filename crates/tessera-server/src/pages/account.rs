@@ -1,4 +1,11 @@
-//! `/account`: who you are, every live session of yours, revoking them, logging out.
+//! `/account`: who you are, every live session of yours, revoking them, logging out,
+//! changing the password and deleting the account.
+//!
+//! The sensitive actions (logging out the other sessions, changing the password, deleting
+//! the account) need a recent authentication: when the engine says
+//! `reauthentication_required`, the page comes back asking for the password
+//! (`POST /account/reauthenticate`), then the user repeats the action. Plain forms, so all of
+//! it works without JavaScript.
 
 use askama::Template;
 use axum::body::Body;
@@ -7,8 +14,10 @@ use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use tessera_core::{
-    AuditContext, Error, RevokeScope, SessionId, SessionRecord, SessionToken, Timestamp,
+    AuditContext, Error, PasswordChange, RevokeScope, SessionId, SessionRecord, SessionToken,
+    Timestamp,
     ValidSession,
 };
 use time::OffsetDateTime;
@@ -21,6 +30,7 @@ use super::{
 use crate::AppState;
 use crate::audit::Audit;
 use crate::body::rfc3339;
+use crate::extract::ClientIp;
 use crate::problem::Problem;
 
 /// The account page.
@@ -34,6 +44,11 @@ struct AccountPage<'a> {
     idle_expires: When,
     notice: Option<&'static str>,
     error: Option<String>,
+    /// A sensitive action was refused for want of a recent authentication: ask for the
+    /// password first.
+    reauthenticate: bool,
+    /// The password policy's minimum, for the new-password field.
+    min_length: usize,
 }
 
 /// One session as the account page lists it.
@@ -79,6 +94,46 @@ pub(super) struct ActionForm {
     csrf_token: Option<String>,
 }
 
+/// `POST /account/reauthenticate` and `POST /account/delete`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PasswordForm {
+    csrf_token: Option<String>,
+    password: String,
+}
+
+/// `POST /account/password`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ChangePasswordForm {
+    csrf_token: Option<String>,
+    current_password: String,
+    new_password: String,
+}
+
+/// A posted form with the session's CSRF token in it.
+trait CsrfForm: DeserializeOwned {
+    fn csrf_token(&self) -> Option<&str>;
+}
+
+impl CsrfForm for ActionForm {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token.as_deref()
+    }
+}
+
+impl CsrfForm for PasswordForm {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token.as_deref()
+    }
+}
+
+impl CsrfForm for ChangePasswordForm {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token.as_deref()
+    }
+}
+
 /// `?notice=…` after an action: a fixed set of messages.
 #[derive(Debug, Default, Deserialize)]
 struct AccountQuery {
@@ -91,6 +146,12 @@ fn notice(uri: &Uri) -> Option<&'static str> {
     match query.notice.as_deref()? {
         "revoked" => Some("The session was revoked."),
         "others-revoked" => Some("Every other session was logged out."),
+        "reauthenticated" => Some(
+            "Thank you. For the next few minutes you can change your password, delete your account or log out everywhere else.",
+        ),
+        "password-changed" => {
+            Some("Your password was changed. Every other session was logged out.")
+        }
         _ => None,
     }
 }
@@ -144,7 +205,7 @@ pub(super) async fn revoke_others(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (session, _) = match authorize(&state, &headers, body).await {
+    let (session, token) = match authorize(&state, &headers, body).await {
         Ok(authorized) => authorized,
         Err(response) => return response,
     };
@@ -155,8 +216,150 @@ pub(super) async fn revoke_others(
         .await
     {
         Ok(_) => see_other("/account?notice=others-revoked"),
-        Err(error) => refused(error.into()),
+        Err(error) => action_refused(&state, &session, &token, error).await,
     }
+}
+
+/// `POST /account/reauthenticate`: proves the password again for the sensitive actions.
+pub(super) async fn reauthenticate(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (session, token, submitted) =
+        match authorize_form::<PasswordForm>(&state, &headers, body).await {
+            Ok(authorized) => authorized,
+            Err(response) => return response,
+        };
+    match state
+        .engine
+        .reauthenticate(&session, &submitted.password, ip)
+        .await
+    {
+        Ok(_) => see_other("/account?notice=reauthenticated"),
+        Err(error) => action_refused(&state, &session, &token, error).await,
+    }
+}
+
+/// `POST /account/password`: changes the password. The other sessions end; this browser's
+/// continues under a new cookie.
+pub(super) async fn change_password(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (session, token, submitted) =
+        match authorize_form::<ChangePasswordForm>(&state, &headers, body).await {
+            Ok(authorized) => authorized,
+            Err(response) => return response,
+        };
+    let change = PasswordChange {
+        current_password: &submitted.current_password,
+        new_password: &submitted.new_password,
+        ip,
+    };
+    match state.engine.change_password(&session, change).await {
+        Ok(renamed) => {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                SET_COOKIE,
+                state.http.cookies.session_cookie(&renamed.token),
+            );
+            see_other_with("/account?notice=password-changed", headers)
+        }
+        Err(error) => action_refused(&state, &session, &token, error).await,
+    }
+}
+
+/// `POST /account/delete`: deletes the account and every session of it.
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (session, token, submitted) =
+        match authorize_form::<PasswordForm>(&state, &headers, body).await {
+            Ok(authorized) => authorized,
+            Err(response) => return response,
+        };
+    match state
+        .engine
+        .delete_account(&session, &submitted.password, ip)
+        .await
+    {
+        Ok(()) => {
+            let mut headers = HeaderMap::new();
+            headers.append(SET_COOKIE, state.http.cookies.clear_cookie());
+            see_other_with("/login?notice=account-deleted", headers)
+        }
+        Err(error) => action_refused(&state, &session, &token, error).await,
+    }
+}
+
+/// A refused account action, back on the account page: the password prompt when the action
+/// needs a recent authentication, the reason otherwise. Failures of the server itself (and
+/// a session that ended meanwhile) go where every other page sends them.
+async fn action_refused(
+    state: &AppState,
+    session: &ValidSession,
+    token: &SessionToken,
+    error: Error,
+) -> Response {
+    let (status, message, reauthenticate) = match error {
+        Error::ReauthenticationRequired => (
+            StatusCode::FORBIDDEN,
+            "For your security, enter your password again, then repeat what you were doing."
+                .to_owned(),
+            true,
+        ),
+        Error::InvalidCredentials => (
+            StatusCode::UNAUTHORIZED,
+            "That password is wrong.".to_owned(),
+            false,
+        ),
+        Error::PasswordRejected(rejection) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            sentence(&rejection.to_string()),
+            false,
+        ),
+        Error::Unauthenticated | Error::SessionExpired => {
+            return to_login(
+                state,
+                &CookieSession::Ended {
+                    expired: matches!(error, Error::SessionExpired),
+                },
+            );
+        }
+        Error::RateLimited { retry_after } => {
+            let failure = Failure {
+                code: "rate_limited",
+                retry_after: Some(retry_after),
+            };
+            (StatusCode::TOO_MANY_REQUESTS, failure.message(), false)
+        }
+        other => return refused(other.into()),
+    };
+    let mut page = AccountPageView::of(session, token);
+    page.status = status;
+    page.error = Some(message);
+    page.reauthenticate = reauthenticate;
+    page.render(state).await
+}
+
+/// "The password is too common; …": an engine message as a sentence.
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    let mut out: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    };
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
 }
 
 /// `POST /logout`.
@@ -193,22 +396,31 @@ async fn authorize(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(ValidSession, SessionToken), Response> {
+    let (session, token, _) = authorize_form::<ActionForm>(state, headers, body).await?;
+    Ok((session, token))
+}
+
+/// [`authorize`] for a form with fields of its own, which it returns.
+async fn authorize_form<T: CsrfForm>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(ValidSession, SessionToken, T), Response> {
     let token = match session_cookie_token(state, headers) {
         Ok(Some(token)) => token,
         Ok(None) => return Err(to_login(state, &CookieSession::Absent)),
         Err(_) => return Err(to_login(state, &CookieSession::Ended { expired: false })),
     };
-    let submitted: ActionForm = form(state, headers, body).await.map_err(refused)?;
+    let submitted: T = form(state, headers, body).await.map_err(refused)?;
     state.http.origins.check(headers).map_err(refused)?;
     let csrf_ok = submitted
-        .csrf_token
-        .as_deref()
+        .csrf_token()
         .is_some_and(|csrf| token.verify_csrf(csrf));
     if !csrf_ok {
         return Err(refused(Problem::csrf("missing or wrong csrf_token")));
     }
     match validate(state, token).await {
-        Ok(CookieSession::Live(session, token)) => Ok((session, token)),
+        Ok(CookieSession::Live(session, token)) => Ok((session, token, submitted)),
         Ok(other) => Err(to_login(state, &other)),
         Err(problem) => Err(refused(problem)),
     }
@@ -248,42 +460,76 @@ async fn account_page(
     notice: Option<&'static str>,
     error: Option<String>,
 ) -> Response {
-    let current = session.record();
-    let records = match state.engine.sessions_of(&current.user_id).await {
-        Ok(records) => records,
-        Err(error) => return refused(error.into()),
-    };
-    // This device first, then the others, newest first.
-    let mut sessions: Vec<SessionRow<'_>> = records
-        .iter()
-        .map(|record| {
-            if record.id == current.id {
-                // This request's activity is newer than anything the store has.
-                SessionRow {
-                    last_seen: When::new(session.last_seen_at()),
-                    current: true,
-                    ..row(record)
+    let mut page = AccountPageView::of(session, token);
+    page.status = status;
+    page.notice = notice;
+    page.error = error;
+    page.render(state).await
+}
+
+/// What the account page is asked to show besides the account itself.
+struct AccountPageView<'a> {
+    session: &'a ValidSession,
+    token: &'a SessionToken,
+    status: StatusCode,
+    notice: Option<&'static str>,
+    error: Option<String>,
+    reauthenticate: bool,
+}
+
+impl<'a> AccountPageView<'a> {
+    fn of(session: &'a ValidSession, token: &'a SessionToken) -> Self {
+        AccountPageView {
+            session,
+            token,
+            status: StatusCode::OK,
+            notice: None,
+            error: None,
+            reauthenticate: false,
+        }
+    }
+
+    async fn render(self, state: &AppState) -> Response {
+        let session = self.session;
+        let current = session.record();
+        let records = match state.engine.sessions_of(&current.user_id).await {
+            Ok(records) => records,
+            Err(error) => return refused(error.into()),
+        };
+        // This device first, then the others, newest first.
+        let mut sessions: Vec<SessionRow<'_>> = records
+            .iter()
+            .map(|record| {
+                if record.id == current.id {
+                    // This request's activity is newer than anything the store has.
+                    SessionRow {
+                        last_seen: When::new(session.last_seen_at()),
+                        current: true,
+                        ..row(record)
+                    }
+                } else {
+                    row(record)
                 }
-            } else {
-                row(record)
-            }
-        })
-        .collect();
-    sessions.sort_by_key(|row| !row.current);
-    let others = sessions.iter().filter(|row| !row.current).count();
-    page_parts(
-        status,
-        HeaderMap::new(),
-        &AccountPage {
-            username: session.username(),
-            csrf_token: token.csrf_token().encode(),
-            sessions,
-            others,
-            idle_expires: When::new(session.idle_expires_at()),
-            notice,
-            error,
-        },
-    )
+            })
+            .collect();
+        sessions.sort_by_key(|row| !row.current);
+        let others = sessions.iter().filter(|row| !row.current).count();
+        page_parts(
+            self.status,
+            HeaderMap::new(),
+            &AccountPage {
+                username: session.username(),
+                csrf_token: self.token.csrf_token().encode(),
+                sessions,
+                others,
+                idle_expires: When::new(session.idle_expires_at()),
+                notice: self.notice,
+                error: self.error,
+                reauthenticate: self.reauthenticate,
+                min_length: state.engine.config().password.min_length,
+            },
+        )
+    }
 }
 
 fn row(record: &SessionRecord) -> SessionRow<'_> {

@@ -77,6 +77,7 @@ fn notice(uri: &Uri) -> Option<&'static str> {
         "signed-out" => Some("You were signed out. Log in again."),
         "logged-out" => Some("You are logged out."),
         "registered" => Some("Your account is ready. Log in."),
+        "account-deleted" => Some("Your account was deleted."),
         _ => None,
     }
 }

@@ -206,8 +206,9 @@ return 1
 });
 
 /// Records a re-authentication: raises a live session's `auth_time` (the last TIME_LEN bytes
-/// of a live value) to the given time, never lowering it. A value of format 2, which has no
-/// `auth_time` (it reads as `created_at`), is rewritten in the current format. Keeps the TTL.
+/// of a live value of format 3) to the given time, never lowering it. A value of format 2,
+/// which has no `auth_time` (it reads as `created_at`), is rewritten as format 3. Keeps the
+/// TTL.
 ///
 /// ARGV: prefix, raw session id, auth time (decimal ms), auth time as stored (TIME_LEN
 /// bytes). Returns 1 if the session is live (claimed or revoked ones are not), else 0.
