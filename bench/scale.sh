@@ -153,3 +153,13 @@ for topology in pg redis; do
   result=$("$target/propagation" "http://127.0.0.1:$a_port" "http://127.0.0.1:$b_port" "$SAMPLES")
   echo "- $( [ "$topology" = pg ] && echo "PostgreSQL (LISTEN/NOTIFY)" || echo "PostgreSQL + Redis sessions (LISTEN/NOTIFY)" ): $result"
 done
+
+echo
+echo "### Role-change propagation between two instances ($SAMPLES changes by \`tessera user roles\`; from the CLI's exit to B's first refusal of a JWT issued before it)"
+echo
+take_port a_port; take_port b_port
+extra=$(pg_env prop_roles)
+start_tessera prop_roles_a "$a_port" $extra
+start_tessera prop_roles_b "$b_port" $extra
+result=$(env $extra TESSERA__LOG__LEVEL=warn "$target/propagation" "http://127.0.0.1:$a_port" "http://127.0.0.1:$b_port" "$SAMPLES" --roles "$target/tessera")
+echo "- PostgreSQL (LISTEN/NOTIFY): $result"

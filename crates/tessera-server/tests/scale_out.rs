@@ -635,3 +635,175 @@ async fn the_admin_api_works_on_any_instance_and_its_revocations_reach_the_other
         .await;
     eprintln!("an admin revocation reached the other instance in {took:?}");
 }
+
+/// Runs `tessera ARGS` against the shared database (the offline CLI: it writes the store,
+/// and the running instances learn of the change from the revocation log's push).
+fn cli(shared: &Shared, args: &[&str]) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command
+        .current_dir(shared.dir.path())
+        .args(args)
+        .env("TESSERA__LOG__LEVEL", "warn")
+        .stdin(Stdio::null());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("TESSERA__") && name != "TESSERA__LOG__LEVEL" {
+            command.env_remove(name);
+        }
+    }
+    for (name, value) in shared.env() {
+        command.env(name, value);
+    }
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "tessera {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The claims of a JWT, unverified (the server verified it when it issued it).
+fn jwt_claims(jwt: &str) -> Value {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+async fn refresh(instance: &Instance, refresh_token: &str) -> reqwest::Response {
+    client()
+        .post(instance.url("/v1/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_role_change_makes_earlier_jwts_stale_on_every_instance_and_a_refresh_brings_the_roles() {
+    let shared = Shared::new(redis_url()).await;
+    // A poll this slow would miss the bound by far: only the push can make it.
+    let slow_poll = [
+        ("TESSERA__SESSIONS__REVOCATION_POLL", "30s"),
+        ("TESSERA__REVOCATION__MAX_STALENESS", "90s"),
+    ];
+    let (a, b) = tokio::join!(shared.start(&slow_poll), shared.start(&slow_poll));
+    a.register("alice").await;
+    let response = a.login_response("alice", PASSWORD, "token").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let tokens: Value = response.json().await.unwrap();
+    let jwt = tokens["access_token"].as_str().unwrap();
+    assert_eq!(jwt_claims(jwt).get("roles"), None, "no roles yet");
+    assert_eq!(b.session(jwt).await.status(), StatusCode::OK);
+    assert_eq!(a.session(jwt).await.status(), StatusCode::OK);
+
+    let listed = cli(&shared, &["user", "roles", "alice", "add", "admin"]);
+    assert_eq!(listed.trim(), "admin");
+    let took = b
+        .until_status(jwt, StatusCode::UNAUTHORIZED, Duration::from_secs(5))
+        .await;
+    eprintln!("a role change reached the other instance in {took:?}");
+    assert!(took < PROPAGATION_BOUND, "took {took:?}");
+    a.until_status(jwt, StatusCode::UNAUTHORIZED, PROPAGATION_BOUND)
+        .await;
+    let stale = b.session(jwt).await;
+    let problem: Value = stale.json().await.unwrap();
+    assert_eq!(problem["code"], "unauthenticated", "{problem}");
+
+    // The session itself lives on: the next refresh (on the other instance) carries the
+    // new roles, and its token is good everywhere.
+    let refreshed = refresh(&b, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    let refreshed: Value = refreshed.json().await.unwrap();
+    let fresh = refreshed["access_token"].as_str().unwrap();
+    assert_eq!(jwt_claims(fresh)["roles"], json!(["admin"]));
+    assert!(
+        jwt_claims(fresh)["iat"].as_i64().unwrap() > jwt_claims(jwt)["iat"].as_i64().unwrap(),
+        "the fresh token is issued in a later second than the stale one"
+    );
+    assert_eq!(a.session(fresh).await.status(), StatusCode::OK);
+    assert_eq!(b.session(fresh).await.status(), StatusCode::OK);
+
+    // Custom claims travel the same way.
+    cli(
+        &shared,
+        &["user", "claims", "alice", "set", "tenant", "\"acme\""],
+    );
+    a.until_status(fresh, StatusCode::UNAUTHORIZED, PROPAGATION_BOUND)
+        .await;
+    let again = refresh(&a, refreshed["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    let again: Value = again.json().await.unwrap();
+    let claims = jwt_claims(again["access_token"].as_str().unwrap());
+    assert_eq!(claims["tenant"], "acme");
+    assert_eq!(claims["roles"], json!(["admin"]));
+}
+
+#[tokio::test]
+async fn disabling_ends_every_credential_everywhere_and_enabling_lets_the_user_back_in() {
+    let shared = Shared::new(redis_url()).await;
+    let (a, b) = tokio::join!(shared.start(&[]), shared.start(&[]));
+    a.register("alice").await;
+    let session_token = a.login("alice").await;
+    let response = a.login_response("alice", PASSWORD, "token").await;
+    let tokens: Value = response.json().await.unwrap();
+    let jwt = tokens["access_token"].as_str().unwrap();
+    let cookie = |instance: &Instance| {
+        client()
+            .get(instance.url("/v1/session"))
+            .header("cookie", format!("{}={session_token}", common::COOKIE_NAME))
+            .send()
+    };
+    for instance in [&a, &b] {
+        assert_eq!(
+            instance.session(&session_token).await.status(),
+            StatusCode::OK
+        );
+        assert_eq!(instance.session(jwt).await.status(), StatusCode::OK);
+        assert_eq!(cookie(instance).await.unwrap().status(), StatusCode::OK);
+    }
+    let wrong = a
+        .login_response("alice", "not the password!", "cookie")
+        .await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let wrong: Value = wrong.json().await.unwrap();
+
+    let said = cli(&shared, &["user", "disable", "alice"]);
+    assert!(said.contains("ended 2 sessions"), "{said}");
+    for instance in [&b, &a] {
+        instance
+            .until_status(&session_token, StatusCode::UNAUTHORIZED, PROPAGATION_BOUND)
+            .await;
+        instance
+            .until_status(jwt, StatusCode::UNAUTHORIZED, PROPAGATION_BOUND)
+            .await;
+        assert_eq!(
+            cookie(instance).await.unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let refused = refresh(&b, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let refused: Value = refused.json().await.unwrap();
+    assert_eq!(refused["error"], "invalid_grant");
+
+    // The right password gets exactly the wrong password's answer (and counts as a failure
+    // like it: these instances allow three per account, so one try here).
+    let login = b.login_response("alice", PASSWORD, "token").await;
+    assert_eq!(login.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = login.json().await.unwrap();
+    assert_eq!(body, wrong);
+
+    cli(&shared, &["user", "enable", "alice"]);
+    let back = b.login_response("alice", PASSWORD, "token").await;
+    assert_eq!(back.status(), StatusCode::OK);
+    let back: Value = back.json().await.unwrap();
+    let jwt = back["access_token"].as_str().unwrap();
+    assert_eq!(a.session(jwt).await.status(), StatusCode::OK);
+    assert_eq!(b.session(jwt).await.status(), StatusCode::OK);
+}

@@ -614,6 +614,91 @@ async fn a_logout_at_tessera_reaches_the_service_by_push_within_the_bound() {
 }
 
 #[tokio::test]
+async fn a_role_change_at_tessera_makes_earlier_tokens_stale_at_the_service_by_push() {
+    let tessera = Tessera::start(&[]).await;
+    // Snapshots every 10 minutes: only the stream can deliver the change in time.
+    let auth = tessera
+        .auth("orders")
+        .poll_interval(Duration::from_secs(600))
+        .max_staleness(Duration::from_secs(60))
+        .build()
+        .await
+        .unwrap();
+    let orders = orders_service(auth).await;
+    tessera.login("carol").await;
+    let http = reqwest::Client::new();
+    let login: Value = http
+        .post(tessera.url("/v1/login"))
+        .json(&json!({"username": "carol", "password": PASSWORD, "transport": "token"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap();
+    let admin_only = format!("{orders}/orders/all");
+    assert_eq!(
+        get_with(&admin_only, Some(token)).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        get_with(&format!("{orders}/orders"), Some(token))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    run(
+        tessera.dir.path(),
+        &tessera.env,
+        &["user", "roles", "carol", "add", "admin"],
+    );
+    let started = Instant::now();
+    loop {
+        let status = get_with(&format!("{orders}/orders"), Some(token))
+            .await
+            .status();
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            started.elapsed() < PUSH_BOUND,
+            "the role change did not reach the service within {PUSH_BOUND:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "a role change reached the service in {:?}",
+        started.elapsed()
+    );
+
+    let refreshed: Value = http
+        .post(tessera.url("/v1/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", login["refresh_token"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let fresh = refreshed["access_token"].as_str().unwrap();
+    assert_eq!(
+        decoded(fresh.split('.').nth(1).unwrap())["roles"],
+        json!(["admin"])
+    );
+    assert_eq!(
+        get_with(&admin_only, Some(fresh)).await.status(),
+        StatusCode::OK,
+        "the refreshed token carries the new role"
+    );
+}
+
+#[tokio::test]
 async fn a_rotated_key_is_used_without_a_restart_and_random_kids_cost_a_few_fetches() {
     let tessera = Tessera::start(&[]).await;
     let auth = tessera.auth("orders").build().await.unwrap();

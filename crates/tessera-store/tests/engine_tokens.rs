@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tessera_core::password::{HashingLimits, HashingParams};
 use tessera_core::{
-    Engine, EngineConfig, Error, LoginAttempt, ManualClock, PasswordHasher, RefreshToken,
+    Engine, EngineConfig, Error, LoginAttempt, ManualClock, PasswordHasher, RefreshToken, Role,
     SessionPolicy, SessionStore, Stores, SystemClock, TokenGrant, Transport, ValidSession,
 };
 use tessera_store::memory::{MemoryStore, MemoryThrottle};
@@ -203,4 +203,147 @@ async fn an_access_token_of_a_session_past_its_absolute_expiry_is_refused() {
         engine.session_for_access(id).await,
         Err(Error::SessionExpired)
     ));
+}
+
+fn alice_login(transport: Transport) -> LoginAttempt<'static> {
+    LoginAttempt {
+        username: "alice",
+        password: PASSWORD,
+        transport,
+        ip: None,
+        user_agent: None,
+    }
+}
+
+#[tokio::test]
+async fn a_change_of_standing_stales_earlier_access_tokens_on_every_engine_and_a_refresh_carries_it()
+ {
+    let stores = memory_stores();
+    let clock = clock();
+    let a = engine(stores.clone(), &clock, config()).await;
+    let b = engine(stores, &clock, config()).await;
+    let (session, grant) = token_login(&a).await;
+    let user = session.record().user_id.clone();
+    let iat = grant.access.issued_at.unix_seconds();
+    assert!(grant.access.roles.is_empty() && grant.access.claims.is_empty());
+    assert!(!a.is_token_stale(&user, iat) && !b.is_token_stale(&user, iat));
+
+    clock.advance(Duration::from_millis(300));
+    assert!(
+        a.add_role(&user, Role::parse("admin").unwrap())
+            .await
+            .unwrap()
+    );
+    assert!(
+        a.is_token_stale(&user, iat),
+        "the engine that made the change knows"
+    );
+    assert!(
+        !b.is_token_stale(&user, iat),
+        "the other has not read the log yet"
+    );
+    b.sync_revocations().await.unwrap();
+    assert!(b.is_token_stale(&user, iat), "… and knows once it has");
+    let stranger = tessera_core::UserId::generate().unwrap();
+    assert!(
+        !b.is_token_stale(&stranger, iat),
+        "other users are untouched"
+    );
+    // Sessions are untouched by a role change: the session check still passes.
+    b.session_for_access(&session.record().id).await.unwrap();
+    assert!(
+        !a.add_role(&user, Role::parse("admin").unwrap())
+            .await
+            .unwrap()
+    );
+
+    let refreshed = b.refresh(&grant.refresh_token).await.unwrap();
+    let access = &refreshed.tokens.access;
+    assert_eq!(access.roles.iter().collect::<Vec<_>>(), ["admin"]);
+    assert!(
+        access.issued_at.unix_seconds() > iat,
+        "issued in a later second"
+    );
+    assert!(!a.is_token_stale(&user, access.issued_at.unix_seconds()));
+    assert!(!b.is_token_stale(&user, access.issued_at.unix_seconds()));
+
+    // Claims too; an invalid claim changes nothing and stales nothing.
+    let before = b.revocation_cursor().await.unwrap();
+    assert!(matches!(
+        a.set_claim(&user, "sub", serde_json::json!("someone-else"))
+            .await,
+        Err(Error::InvalidStanding(_))
+    ));
+    assert_eq!(b.revocation_cursor().await.unwrap(), before);
+    a.set_claim(&user, "tenant", serde_json::json!("acme"))
+        .await
+        .unwrap();
+    assert!(b.revocation_cursor().await.unwrap() > before);
+    let again = a.refresh(&refreshed.tokens.refresh_token).await.unwrap();
+    assert_eq!(again.tokens.access.claims.as_map()["tenant"], "acme");
+}
+
+#[tokio::test]
+async fn a_disabled_user_has_no_session_no_login_and_no_refresh_until_enabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("tessera.db"))
+        .await
+        .unwrap();
+    let clock = clock();
+    let engine = engine(sqlite_stores(&store), &clock, config()).await;
+    let (token_session, grant) = token_login(&engine).await;
+    let user = token_session.record().user_id.clone();
+    let cookie = engine.login(alice_login(Transport::Cookie)).await.unwrap();
+
+    assert_eq!(engine.disable_user(&user).await.unwrap(), 2);
+    assert!(engine.standing_of(&user).await.unwrap().disabled);
+    assert!(matches!(
+        engine.validate(&cookie.token).await,
+        Err(Error::Unauthenticated)
+    ));
+    assert!(matches!(
+        engine.session_for_access(&token_session.record().id).await,
+        Err(Error::Unauthenticated)
+    ));
+    assert!(engine.is_token_stale(&user, grant.access.issued_at.unix_seconds()));
+    assert!(matches!(
+        engine.refresh(&grant.refresh_token).await,
+        Err(Error::InvalidGrant)
+    ));
+    assert!(matches!(
+        engine.login(alice_login(Transport::Cookie)).await,
+        Err(Error::InvalidCredentials)
+    ));
+    assert_eq!(engine.login_outcomes().invalid_credentials, 1);
+    assert_eq!(engine.disable_user(&user).await.unwrap(), 0, "idempotent");
+
+    engine.enable_user(&user).await.unwrap();
+    let back = engine.login(alice_login(Transport::Cookie)).await.unwrap();
+    engine.validate(&back.token).await.unwrap();
+    let stranger = tessera_core::UserId::generate().unwrap();
+    assert!(matches!(
+        engine.disable_user(&stranger).await,
+        Err(Error::UserNotFound)
+    ));
+}
+
+#[tokio::test]
+async fn stale_users_are_forgotten_once_every_token_they_stale_has_expired() {
+    let stores = memory_stores();
+    let clock = clock();
+    let engine = engine(stores, &clock, config()).await;
+    let (session, _) = token_login(&engine).await;
+    let user = session.record().user_id.clone();
+    engine.mark_user_stale(&user).await.unwrap();
+    assert_eq!(engine.stale_users(), 1);
+    clock.advance(engine.config().revocation_retention - Duration::from_secs(1));
+    engine.purge_expired().await.unwrap();
+    assert_eq!(
+        engine.stale_users(),
+        1,
+        "kept while a token could still be live"
+    );
+    clock.advance(Duration::from_secs(2));
+    engine.purge_expired().await.unwrap();
+    assert_eq!(engine.stale_users(), 0);
 }
