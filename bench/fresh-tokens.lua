@@ -1,5 +1,7 @@
--- wrk script for bench/jwt-fresh.sh: every request carries the next never-used JWT from the
--- file named by $TOKENS, so no server can answer from a cache of verified tokens.
+-- wrk script for bench/jwt-fresh.sh and bench/tower.sh: every request carries the next
+-- never-used JWT from the file named by $TOKENS, so no server can answer from a cache of
+-- verified tokens. $TOKEN_PATH is the path requested (default /v1/session).
+local path = os.getenv("TOKEN_PATH") or "/v1/session"
 local tokens = {}
 for line in io.lines(os.getenv("TOKENS")) do
   tokens[#tokens + 1] = line
@@ -11,7 +13,7 @@ request = function()
   if next_token > #tokens then
     next_token = 1
   end
-  return wrk.format("GET", "/v1/session", { ["Authorization"] = "Bearer " .. tokens[next_token] })
+  return wrk.format("GET", path, { ["Authorization"] = "Bearer " .. tokens[next_token] })
 end
 
 done = function(summary)

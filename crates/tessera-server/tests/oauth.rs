@@ -45,6 +45,12 @@ async fn introspect(
         .await
 }
 
+fn sha256_base64url(text: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(text))
+}
+
 #[tokio::test]
 async fn introspection_needs_client_credentials_and_reports_live_tokens() {
     let server = TestServer::start(|_| {}).await;
@@ -82,6 +88,13 @@ async fn introspection_needs_client_credentials_and_reports_live_tokens() {
     assert_eq!(session["token_type"], "session_token");
     assert_eq!(session["username"], "alice");
     assert_eq!(session["sid"].as_str(), Some(cookie_login.session_id()));
+    // Not the CSRF token itself, but what a same-origin service needs to check it.
+    assert!(!session.to_string().contains(&cookie_login.csrf));
+    assert_eq!(
+        session["csrf_token_sha256"].as_str(),
+        Some(sha256_base64url(&cookie_login.csrf).as_str())
+    );
+    assert!(active.get("csrf_token_sha256").is_none());
     let logout = server
         .post("/v1/logout")
         .bearer_auth(&cookie_login.token)

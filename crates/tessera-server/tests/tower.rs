@@ -22,12 +22,14 @@ use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
-use tessera_tower::{Principal, TesseraAuth, TesseraAuthBuilder, require_role};
+use tessera_tower::{
+    Principal, TesseraAuth, TesseraAuthBuilder, require_authenticated, require_role,
+};
 use tower::{Service as _, ServiceBuilder, ServiceExt as _};
 
 mod common;
 
-use common::{PASSWORD, tessera_command as tessera};
+use common::{COOKIE_NAME, PASSWORD, tessera_command as tessera};
 
 /// How fast a logout must reach the service by push (the feed's poll is set far above it).
 const PUSH_BOUND: Duration = Duration::from_secs(2);
@@ -181,6 +183,40 @@ impl Tessera {
     }
 }
 
+impl Tessera {
+    /// Registers `username` and logs in with the cookie transport: (session token — the
+    /// cookie's value, also usable as a bearer session token —, CSRF token, session id).
+    async fn cookie_login(&self, username: &str) -> (String, String, String) {
+        let http = reqwest::Client::new();
+        http.post(self.url("/v1/users"))
+            .json(&json!({"username": username, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        let login = http
+            .post(self.url("/v1/login"))
+            .json(&json!({"username": username, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), StatusCode::OK);
+        let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
+        let token = cookie
+            .split(';')
+            .next()
+            .unwrap()
+            .strip_prefix(&format!("{COOKIE_NAME}="))
+            .unwrap()
+            .to_owned();
+        let body: Value = login.json().await.unwrap();
+        (
+            token,
+            body["csrf_token"].as_str().unwrap().to_owned(),
+            body["session"]["id"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
 impl Drop for Tessera {
     fn drop(&mut self) {
         self.kill();
@@ -269,7 +305,14 @@ async fn orders_service(auth: TesseraAuth) -> String {
                         "jti": caller.token_id(),
                         "aud": caller.audience(),
                         "exp": caller.expires_at(),
+                        "username": caller.username(),
                     }))
+                })
+                .post(|caller: Principal| async move {
+                    (
+                        StatusCode::CREATED,
+                        Json(json!({"placed_by": caller.session_id()})),
+                    )
                 }),
             )
             .route(
@@ -889,4 +932,367 @@ async fn with_tessera_down_the_service_answers_within_the_bound_then_503_then_re
         StatusCode::UNAUTHORIZED,
         "the revocation made while Tessera was down is not missed"
     );
+}
+
+/// A request to the service carried by the session cookie (and, for unsafe methods, the
+/// headers a same-origin browser page would send).
+fn with_cookie(request: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
+    request.header("cookie", format!("theme=dark; {COOKIE_NAME}={token}"))
+}
+
+/// Polls `request` until it answers `401`, within `PUSH_BOUND`; every answer before is `200`.
+async fn refused_within_push_bound(what: &str, request: impl Fn() -> reqwest::RequestBuilder) {
+    let started = Instant::now();
+    loop {
+        let status = request().send().await.unwrap().status();
+        if status == StatusCode::UNAUTHORIZED {
+            eprintln!("{what}: refused {:?} after the logout", started.elapsed());
+            return;
+        }
+        assert_eq!(status, StatusCode::OK, "{what}");
+        assert!(
+            started.elapsed() < PUSH_BOUND,
+            "{what}: the logout did not reach the service within {PUSH_BOUND:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_cookie_session_works_at_a_same_origin_service_until_logout_and_needs_csrf_to_write() {
+    let tessera = Tessera::start(&[]).await;
+    // Snapshots every 10 minutes: only the stream can deliver the logout in time.
+    let auth = tessera
+        .auth("orders")
+        .accept_session_cookie(COOKIE_NAME)
+        .poll_interval(Duration::from_secs(600))
+        .max_staleness(Duration::from_secs(60))
+        .build()
+        .await
+        .unwrap();
+    let health = auth.health();
+    let orders = orders_service(auth).await;
+    let (token, csrf, session) = tessera.cookie_login("heidi").await;
+    let http = reqwest::Client::new();
+    let url = format!("{orders}/orders");
+
+    let read = with_cookie(http.get(&url), &token).send().await.unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    let body: Value = read.json().await.unwrap();
+    assert_eq!(body["sid"], session.as_str());
+    assert_eq!(body["username"], "heidi");
+    assert!(body["jti"].is_null(), "a session, not a JWT");
+    // Asked once, then answered from the cache.
+    for _ in 0..5 {
+        let again = with_cookie(http.get(&url), &token).send().await.unwrap();
+        assert_eq!(again.status(), StatusCode::OK);
+    }
+    assert_eq!(tessera.proxy.count("/v1/introspect"), 1);
+    assert_eq!(health.cached_sessions(), 1);
+
+    // Writes need the session's CSRF token, and a browser's headers naming Tessera's origin.
+    let no_csrf = with_cookie(http.post(&url), &token).send().await.unwrap();
+    assert_eq!(no_csrf.status(), StatusCode::FORBIDDEN);
+    let wrong_csrf = with_cookie(http.post(&url), &token)
+        .header("x-csrf-token", format!("{}A", &csrf[..csrf.len() - 1]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_csrf.status(), StatusCode::FORBIDDEN);
+    let cross_site = with_cookie(http.post(&url), &token)
+        .header("x-csrf-token", &csrf)
+        .header("sec-fetch-site", "cross-site")
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
+    let written = with_cookie(http.post(&url), &token)
+        .header("x-csrf-token", &csrf)
+        .header("sec-fetch-site", "same-origin")
+        .header("origin", &tessera.proxy.base)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(written.status(), StatusCode::CREATED);
+    // The cookie is a credential only where accepted: a bearer JWT service ignores it.
+    let (jwt, _) = tessera.login("heidi").await;
+    let bearer_wins = with_cookie(http.get(&url), "garbage")
+        .bearer_auth(&jwt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        bearer_wins.status(),
+        StatusCode::OK,
+        "the bearer header wins"
+    );
+
+    // Garbage and repeated cookies are refused without asking Tessera.
+    let asked = tessera.proxy.count("/v1/introspect");
+    for garbage in [
+        "garbage",
+        &"A".repeat(64),
+        &format!("{token}; {COOKIE_NAME}={token}"),
+    ] {
+        let refused = with_cookie(http.get(&url), garbage).send().await.unwrap();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{garbage}");
+        assert_eq!(challenge(&refused), Some(r#"Bearer error="invalid_token""#));
+    }
+    // Only the well-formed (but unknown) one was worth a question, and only once.
+    let refused = with_cookie(http.get(&url), &"A".repeat(64))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(tessera.proxy.count("/v1/introspect"), asked + 1);
+
+    let snapshots_before = tessera.proxy.count("/v1/revocations");
+    let logout = http
+        .post(tessera.url("/v1/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    refused_within_push_bound("cookie session", || with_cookie(http.get(&url), &token)).await;
+    assert_eq!(
+        tessera.proxy.count("/v1/revocations"),
+        snapshots_before,
+        "no snapshot was read: the push did it"
+    );
+}
+
+#[tokio::test]
+async fn a_bearer_session_token_works_until_logout_and_other_opaque_tokens_do_not() {
+    let tessera = Tessera::start(&[]).await;
+    let auth = tessera
+        .auth("orders")
+        .accept_session_tokens()
+        .poll_interval(Duration::from_secs(600))
+        .max_staleness(Duration::from_secs(60))
+        .build()
+        .await
+        .unwrap();
+    let orders = orders_service(auth).await;
+    let (token, _, session) = tessera.cookie_login("ivan").await;
+    let http = reqwest::Client::new();
+    let url = format!("{orders}/orders");
+
+    let read = http.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    let body: Value = read.json().await.unwrap();
+    assert_eq!(body["sid"], session.as_str());
+    // No CSRF for a bearer credential: nothing ambient carries it.
+    let written = http.post(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(written.status(), StatusCode::CREATED);
+    // Cookies are not accepted by this layer: a cookie alone is no credential.
+    let cookie_only = with_cookie(http.get(&url), &token).send().await.unwrap();
+    assert_eq!(cookie_only.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(challenge(&cookie_only), Some("Bearer"));
+    // JWTs still work beside session tokens.
+    let (jwt, _) = tessera.login("ivan").await;
+    assert_eq!(
+        get_with(&url, Some(&jwt)).await.status(),
+        StatusCode::OK,
+        "a JWT beside session tokens"
+    );
+    // A refresh token is opaque too, but proves no session here; garbage neither.
+    let login: Value = http
+        .post(tessera.url("/v1/login"))
+        .json(&json!({"username": "ivan", "password": PASSWORD, "transport": "token"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refresh = login["refresh_token"].as_str().unwrap();
+    for refused in [refresh, "not-a-session-token", &"A".repeat(64)] {
+        let answer = get_with(&url, Some(refused)).await;
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "{refused}");
+        assert_eq!(challenge(&answer), Some(r#"Bearer error="invalid_token""#));
+    }
+
+    let logout = http
+        .post(tessera.url("/v1/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    refused_within_push_bound("bearer session token", || {
+        http.get(&url).bearer_auth(&token)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn with_tessera_down_a_cached_session_answers_within_the_bound_and_a_new_one_gets_503() {
+    let mut tessera = Tessera::start(&[]).await;
+    let bound = Duration::from_secs(3);
+    let auth = tessera
+        .auth("orders")
+        .accept_session_cookie(COOKIE_NAME)
+        .max_staleness(bound)
+        .poll_interval(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+    let orders = orders_service(auth).await;
+    let (seen, _, _) = tessera.cookie_login("judy").await;
+    let (unseen, _, _) = tessera.cookie_login("judy").await;
+    let http = reqwest::Client::new();
+    let url = format!("{orders}/orders");
+    let status = |token: String| {
+        let request = with_cookie(http.get(&url), &token);
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(status(seen.clone()).await, StatusCode::OK);
+
+    tessera.kill();
+    let stopped = Instant::now();
+    assert_eq!(
+        status(seen.clone()).await,
+        StatusCode::OK,
+        "cached: answered from memory"
+    );
+    let uncached = with_cookie(http.get(&url), &unseen).send().await.unwrap();
+    assert_eq!(
+        uncached.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "nobody to ask: no guess"
+    );
+    assert!(uncached.headers().contains_key("retry-after"));
+    loop {
+        let answer = status(seen.clone()).await;
+        if answer == StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        assert_eq!(answer, StatusCode::OK);
+        assert!(
+            stopped.elapsed() < bound + Duration::from_secs(2),
+            "still answering 200 long past the bound"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let closed_after = stopped.elapsed();
+    assert!(
+        closed_after >= bound - Duration::from_millis(600),
+        "{closed_after:?}"
+    );
+
+    tessera.launch().await;
+    let restarted = Instant::now();
+    while status(unseen.clone()).await != StatusCode::OK {
+        assert!(
+            restarted.elapsed() < Duration::from_secs(10),
+            "the layer did not recover"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status(seen).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_metadata_names_the_feed_and_its_keep_alive_stays_below_the_layer_s_bound() {
+    let tessera = Tessera::start(&[]).await;
+    let metadata: Value = reqwest::get(tessera.url("/.well-known/oauth-authorization-server"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let issuer = &tessera.proxy.base;
+    assert_eq!(
+        metadata["tessera_revocations_endpoint"],
+        format!("{issuer}/v1/revocations")
+    );
+    assert_eq!(
+        metadata["tessera_revocation_stream_endpoint"],
+        format!("{issuer}/v1/revocations/stream")
+    );
+    // A quiet stream must never look stale to a layer with the default bound.
+    let keep_alive = tessera_server::routes::oauth::FEED_KEEP_ALIVE;
+    assert!(keep_alive * 2 <= TesseraAuthBuilder::DEFAULT_MAX_STALENESS);
+    // And the layer, following that stream with no snapshots, stays ready past the bound.
+    let auth = tessera
+        .auth("orders")
+        .poll_interval(Duration::from_secs(600))
+        .build()
+        .await
+        .unwrap();
+    let health = auth.health();
+    tokio::time::sleep(TesseraAuthBuilder::DEFAULT_MAX_STALENESS + Duration::from_secs(2)).await;
+    assert!(
+        health.is_ready(),
+        "stale after {:?} on keep-alives alone",
+        health.staleness()
+    );
+    assert_eq!(
+        tessera.proxy.count("/v1/revocations"),
+        2,
+        "only the snapshots at start and at the stream's connect: keep-alives did the rest"
+    );
+}
+
+#[tokio::test]
+async fn a_tonic_grpc_service_behind_the_layer_answers_unauthenticated_without_a_valid_token() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let tessera = Tessera::start(&[]).await;
+    let auth = tessera.auth("orders").build().await.unwrap();
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("orders", tonic_health::ServingStatus::Serving)
+        .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    // The layer proves who calls; the guard refuses calls that prove nobody.
+    let guarded = tower::ServiceBuilder::new()
+        .layer(auth)
+        .layer(require_authenticated())
+        .into_inner();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .layer(guarded)
+            .add_service(health_service)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = HealthClient::new(channel);
+    let check = |bearer: Option<String>| {
+        let mut request = tonic::Request::new(HealthCheckRequest {
+            service: "orders".to_owned(),
+        });
+        if let Some(bearer) = bearer {
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {bearer}").parse().unwrap());
+        }
+        request
+    };
+    let (token, _) = tessera.login("mallory").await;
+
+    let served = client.check(check(Some(token.clone()))).await.unwrap();
+    assert_eq!(served.into_inner().status(), ServingStatus::Serving);
+    for (what, bearer) in [
+        ("no token", None),
+        ("forged token", Some(format!("{token}x"))),
+        ("garbage", Some("garbage".to_owned())),
+    ] {
+        let refused = client.check(check(bearer)).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{what}");
+        // The layer's own grpc-status, not one a client inferred from an HTTP status.
+        assert!(
+            ["missing credential", "invalid token"].contains(&refused.message()),
+            "{what}: {refused:?}"
+        );
+    }
 }

@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::http::header::AUTHORIZATION;
-use axum::http::{HeaderMap, Request, Response};
+use axum::http::{HeaderMap, Method, Request, Response};
 use futures_util::future::{BoxFuture, Either, Ready, ready};
 use tessera_jose::VerifyError;
 use tokio::task::JoinHandle;
@@ -19,7 +19,8 @@ use crate::health::Health;
 use crate::keys::{Keys, Refreshed};
 use crate::principal::Principal;
 use crate::rejection::Rejection;
-use crate::verified::{self, VerifiedCredentials};
+use crate::session::{self, ActiveSession, Carrier, Origin, SessionAnswer, SessionOptions};
+use crate::verified::{self, CredentialHash, VerifiedCredentials};
 
 /// The middleware: a cloneable handle on the keys, the revocation set and the background
 /// tasks that keep them fresh. It is the [`Layer`]; wrap a router or any tower service in it.
@@ -40,6 +41,10 @@ pub(crate) struct Shared {
     pub(crate) revocations: Revocations,
     pub(crate) freshness: Freshness,
     pub(crate) verified: VerifiedCredentials,
+    /// Tessera's answers about session tokens (empty unless session credentials are accepted).
+    pub(crate) sessions: VerifiedCredentials<SessionAnswer>,
+    /// `None` unless session credentials are accepted.
+    pub(crate) session_options: Option<SessionOptions>,
     pub(crate) endpoints: Endpoints,
     pub(crate) options: Options,
 }
@@ -82,6 +87,18 @@ pub(crate) enum Outcome {
     Rejected(Rejection),
     /// A JWT naming a `kid` not in the key set while a fetch is due or running.
     UnknownKey,
+    /// A session token not answered from the cache: Tessera must be asked.
+    Introspect(String, Carrier),
+}
+
+/// The credential a request presents.
+enum Presented<'h> {
+    None,
+    /// Something that is not a usable credential (a bearer header without a token, a
+    /// repeated or misshapen session cookie).
+    Malformed,
+    Jwt(&'h str),
+    Session(&'h str, Carrier),
 }
 
 /// How long a `503` asks the client to wait: about one reconnect of the feed.
@@ -115,38 +132,126 @@ impl TesseraAuth {
         Health::new(Arc::clone(&self.shared))
     }
 
-    /// Checks the credential of a request with these headers, from memory only. `Ok(None)`
-    /// means no credential was sent; a token naming a key not yet fetched is refused here
-    /// (the service waits for the fetch instead).
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Principal>, Rejection> {
-        match self.shared.authenticate(headers) {
+    /// Checks the credential of a request with this method and these headers, as the layer
+    /// does: from memory, except for a token naming a key not fetched yet (the key set is
+    /// fetched first) and an opaque session token not seen before (Tessera is asked, when
+    /// session credentials are accepted). `Ok(None)` means no credential was sent.
+    pub async fn authenticate(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<Option<Principal>, Rejection> {
+        match self.shared.resolve(method, headers).await {
             Outcome::Anonymous => Ok(None),
             Outcome::Authenticated(principal) => Ok(Some(principal)),
             Outcome::Rejected(rejection) => Err(rejection),
-            Outcome::UnknownKey => Err(Rejection::InvalidToken),
+            Outcome::UnknownKey | Outcome::Introspect(..) => Err(Rejection::InvalidToken),
         }
     }
 }
 
 impl Shared {
     /// The request path: no I/O, no lock held across anything but a map read.
-    pub(crate) fn authenticate(&self, headers: &HeaderMap) -> Outcome {
-        let Some(authorization) = headers.get(AUTHORIZATION) else {
-            return Outcome::Anonymous;
+    pub(crate) fn authenticate(&self, method: &Method, headers: &HeaderMap) -> Outcome {
+        let (token, carrier) = match self.presented(headers) {
+            Presented::None => return Outcome::Anonymous,
+            Presented::Malformed => return Outcome::Rejected(Rejection::InvalidToken),
+            Presented::Jwt(token) => {
+                if let Some(stale) = self.stale() {
+                    return stale;
+                }
+                return self.authenticate_jwt(token);
+            }
+            Presented::Session(token, carrier) => (token, carrier),
         };
-        let Some(token) = bearer(authorization.as_bytes()) else {
-            // Another scheme (Basic, …) is not ours to judge.
-            return if has_bearer_scheme(authorization.as_bytes()) {
-                Outcome::Rejected(Rejection::InvalidToken)
-            } else {
-                Outcome::Anonymous
-            };
-        };
-        if self.freshness.staleness() > self.options.max_staleness {
-            return Outcome::Rejected(Rejection::Unavailable {
-                retry_after: RETRY_AFTER,
-            });
+        if let Some(stale) = self.stale() {
+            return stale;
         }
+        let cookie_write = carrier == Carrier::Cookie && !session::is_safe(method);
+        if cookie_write
+            && (headers.get(session::CSRF_HEADER).is_none()
+                || !session::origin_allowed(headers, self.own_origin()))
+        {
+            return Outcome::Rejected(Rejection::CsrfFailed);
+        }
+        let key = session::hash(token);
+        match self.sessions.get(&key, feed::now_unix()) {
+            Some(answer) => self.judge_session(&key, answer.as_deref(), cookie_write, headers),
+            None => Outcome::Introspect(token.to_owned(), carrier),
+        }
+    }
+
+    /// [`authenticate`](Self::authenticate), then whatever it asked for: the key set, or
+    /// Tessera's word on a session token.
+    pub(crate) async fn resolve(&self, method: &Method, headers: &HeaderMap) -> Outcome {
+        match self.authenticate(method, headers) {
+            Outcome::UnknownKey => {
+                self.refresh_keys().await;
+                match self.authenticate(method, headers) {
+                    Outcome::UnknownKey => Outcome::Rejected(Rejection::InvalidToken),
+                    other => other,
+                }
+            }
+            Outcome::Introspect(token, carrier) => {
+                self.introspect(method, headers, &token, carrier).await
+            }
+            other => other,
+        }
+    }
+
+    /// Asks Tessera about a session token, caches the answer and judges the request by it.
+    /// Tessera unreachable (or refusing this service's credentials) is `503`: no guess.
+    async fn introspect(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        token: &str,
+        carrier: Carrier,
+    ) -> Outcome {
+        let Some(options) = &self.session_options else {
+            return Outcome::Rejected(Rejection::InvalidToken);
+        };
+        let now = feed::now_unix();
+        match session::introspect(&self.tessera, options, token, now).await {
+            Ok((answer, until)) => {
+                let key = session::hash(token);
+                self.sessions.insert(key, answer.clone(), until);
+                let cookie_write = carrier == Carrier::Cookie && !session::is_safe(method);
+                self.judge_session(&key, answer.as_deref(), cookie_write, headers)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not introspect a session token at Tessera");
+                Outcome::Rejected(Rejection::Unavailable {
+                    retry_after: RETRY_AFTER,
+                })
+            }
+        }
+    }
+
+    /// A session token's request, given Tessera's (cached) answer.
+    fn judge_session(
+        &self,
+        key: &CredentialHash,
+        answer: Option<&ActiveSession>,
+        cookie_write: bool,
+        headers: &HeaderMap,
+    ) -> Outcome {
+        let Some(active) = answer else {
+            return Outcome::Rejected(Rejection::InvalidToken);
+        };
+        if self.revocations.contains(active.principal.session_id()) {
+            // Pushed by the feed since the answer was cached: forget the answer too.
+            self.sessions.remove(key);
+            tracing::debug!("session token of a revoked session refused");
+            return Outcome::Rejected(Rejection::InvalidToken);
+        }
+        if cookie_write && !active.csrf_matches(headers) {
+            return Outcome::Rejected(Rejection::CsrfFailed);
+        }
+        Outcome::Authenticated(active.principal.clone())
+    }
+
+    fn authenticate_jwt(&self, token: &str) -> Outcome {
         let now = feed::now_unix();
         let key = verified::hash(token);
         let principal = match self.verified.get(&key, now) {
@@ -181,6 +286,54 @@ impl Shared {
         Outcome::Authenticated(principal)
     }
 
+    /// `503` when the revocation set is staler than the bound: deciding on it would be a guess.
+    fn stale(&self) -> Option<Outcome> {
+        (self.freshness.staleness() > self.options.max_staleness).then_some(Outcome::Rejected(
+            Rejection::Unavailable {
+                retry_after: RETRY_AFTER,
+            },
+        ))
+    }
+
+    /// The credential of a request: a bearer token first (as on Tessera), else the session
+    /// cookie when accepted.
+    fn presented<'h>(&self, headers: &'h HeaderMap) -> Presented<'h> {
+        let sessions = self.session_options.as_ref();
+        if let Some(authorization) = headers.get(AUTHORIZATION) {
+            let Some(token) = bearer(authorization.as_bytes()) else {
+                // Another scheme (Basic, …) is not ours to judge.
+                return if has_bearer_scheme(authorization.as_bytes()) {
+                    Presented::Malformed
+                } else {
+                    Presented::None
+                };
+            };
+            let session_token =
+                sessions.is_some_and(|options| options.bearer_tokens) && !token.contains('.');
+            return match (session_token, session::is_session_token(token)) {
+                (false, _) => Presented::Jwt(token),
+                (true, true) => Presented::Session(token, Carrier::Bearer),
+                (true, false) => Presented::Malformed,
+            };
+        }
+        let Some(name) = sessions.and_then(|options| options.cookie_name.as_deref()) else {
+            return Presented::None;
+        };
+        match session::session_cookie(headers, name) {
+            Ok(None) => Presented::None,
+            Ok(Some(token)) if session::is_session_token(token) => {
+                Presented::Session(token, Carrier::Cookie)
+            }
+            Ok(Some(_)) | Err(()) => Presented::Malformed,
+        }
+    }
+
+    fn own_origin(&self) -> Option<&Origin> {
+        self.session_options
+            .as_ref()
+            .and_then(|options| options.origin.as_ref())
+    }
+
     /// Fetches the key set (rate-limited, one at a time); a key that vanished stops vouching
     /// through the cache.
     pub(crate) async fn refresh_keys(&self) {
@@ -198,7 +351,9 @@ async fn refresh_keys_on_schedule(shared: Arc<Shared>) {
     loop {
         schedule.tick().await;
         shared.refresh_keys().await;
-        shared.verified.sweep(feed::now_unix());
+        let now = feed::now_unix();
+        shared.verified.sweep(now);
+        shared.sessions.sweep(now);
     }
 }
 
@@ -259,30 +414,37 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        match self.auth.shared.authenticate(request.headers()) {
+        match self
+            .auth
+            .shared
+            .authenticate(request.method(), request.headers())
+        {
             Outcome::Anonymous => Either::Left(Either::Right(self.inner.call(request))),
             Outcome::Authenticated(principal) => {
                 request.extensions_mut().insert(principal);
                 Either::Left(Either::Right(self.inner.call(request)))
             }
-            Outcome::Rejected(rejection) => {
-                Either::Left(Either::Left(ready(Ok(rejection.to_response()))))
-            }
-            Outcome::UnknownKey => {
+            Outcome::Rejected(rejection) => Either::Left(Either::Left(ready(Ok(
+                rejection.to_response_for(request.headers())
+            )))),
+            Outcome::UnknownKey | Outcome::Introspect(..) => {
                 // The ready inner service goes with the request; its clone stays for the next.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let shared = Arc::clone(&self.auth.shared);
                 Either::Right(Box::pin(async move {
-                    shared.refresh_keys().await;
-                    match shared.authenticate(request.headers()) {
+                    match shared.resolve(request.method(), request.headers()).await {
                         Outcome::Anonymous => inner.call(request).await,
                         Outcome::Authenticated(principal) => {
                             request.extensions_mut().insert(principal);
                             inner.call(request).await
                         }
-                        Outcome::Rejected(rejection) => Ok(rejection.to_response()),
-                        Outcome::UnknownKey => Ok(Rejection::InvalidToken.to_response()),
+                        Outcome::Rejected(rejection) => {
+                            Ok(rejection.to_response_for(request.headers()))
+                        }
+                        Outcome::UnknownKey | Outcome::Introspect(..) => {
+                            Ok(Rejection::InvalidToken.to_response_for(request.headers()))
+                        }
                     }
                 }))
             }

@@ -11,6 +11,7 @@ use crate::error::StartError;
 use crate::feed::{self, Freshness, Revocations};
 use crate::fetch::{ClientCredentials, Tessera};
 use crate::keys::Keys;
+use crate::session::{Origin, SessionOptions};
 use crate::verified::VerifiedCredentials;
 
 /// Configures and starts [`TesseraAuth`]. Made by [`TesseraAuth::builder`].
@@ -28,6 +29,10 @@ pub struct TesseraAuthBuilder {
     jwks_min_refresh_interval: Duration,
     request_timeout: Duration,
     verified_cache_capacity: usize,
+    session_cookie: Option<String>,
+    session_tokens: bool,
+    session_cache_max_age: Duration,
+    session_cache_capacity: usize,
 }
 
 /// RFC 8414 metadata, the members used here.
@@ -35,7 +40,17 @@ pub struct TesseraAuthBuilder {
 struct Metadata {
     issuer: String,
     jwks_uri: String,
+    introspection_endpoint: Option<String>,
+    /// Tessera's extensions: where the revocation feed is. Derived from the issuer URL when
+    /// a server does not name them.
+    tessera_revocations_endpoint: Option<String>,
+    tessera_revocation_stream_endpoint: Option<String>,
 }
+
+/// The longest a session token's introspection answer may be reused, whatever is configured:
+/// well within any access-token lifetime, so the revocation feed still remembers a session
+/// revoked while its answer is cached.
+const SESSION_CACHE_MAX_AGE_CAP: Duration = Duration::from_secs(5 * 60);
 
 impl TesseraAuthBuilder {
     pub(crate) fn new(issuer_url: String, audience: String) -> TesseraAuthBuilder {
@@ -44,15 +59,22 @@ impl TesseraAuthBuilder {
             audience,
             credentials: None,
             leeway: VerifierSettings::DEFAULT_LEEWAY,
-            max_staleness: Duration::from_secs(10),
+            max_staleness: Self::DEFAULT_MAX_STALENESS,
             poll_interval: Duration::from_secs(2),
             stream_idle_timeout: Duration::from_secs(40),
             jwks_refresh_interval: Duration::from_secs(60),
             jwks_min_refresh_interval: Duration::from_secs(5),
             request_timeout: Duration::from_secs(5),
             verified_cache_capacity: 100_000,
+            session_cookie: None,
+            session_tokens: false,
+            session_cache_max_age: Duration::from_secs(30),
+            session_cache_capacity: 100_000,
         }
     }
+
+    /// The default [`max_staleness`](Self::max_staleness) bound, `10s`.
+    pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(10);
 
     /// This service's client id and secret at Tessera (`tessera client add NAME`), sent with
     /// HTTP Basic to read the revocation feed.
@@ -82,7 +104,7 @@ impl TesseraAuthBuilder {
     }
 
     /// How often a revocation snapshot is read besides the stream: it confirms the set is
-    /// current between stream events (Tessera's keep-alive comes every 15 s) and catches
+    /// current between stream events (Tessera's keep-alive comes every 5 s) and catches
     /// anything a broken stream missed. Keep it well below `max_staleness`.
     /// Defaults to `2s`.
     pub fn poll_interval(mut self, interval: Duration) -> Self {
@@ -130,6 +152,48 @@ impl TesseraAuthBuilder {
         self
     }
 
+    /// Also accepts the browser's session cookie `name` (Tessera's `session.cookie_name`,
+    /// `__Host-tessera_session` by default), for a service routed behind Tessera's own
+    /// origin (same host, by path) so the browser sends it the cookie. Each session token is
+    /// introspected at Tessera once (RFC 7662, with the client credentials) and the answer
+    /// cached (see [`session_cache_max_age`](Self::session_cache_max_age)); a logout reaches
+    /// the service through the revocation feed like a JWT's. Unsafe methods (`POST`, `PUT`,
+    /// `PATCH`, `DELETE`) carried by the cookie need what Tessera demands: the session's
+    /// CSRF token in `X-CSRF-Token`, and a browser's `Origin`/`Sec-Fetch-Site` naming
+    /// Tessera's origin; otherwise `403`. A bearer header, when present, wins over the cookie.
+    /// Defaults to off: cookies are ignored.
+    pub fn accept_session_cookie(mut self, name: impl Into<String>) -> Self {
+        self.session_cookie = Some(name.into());
+        self
+    }
+
+    /// Also accepts opaque session tokens in `Authorization: Bearer` (Tessera's bearer
+    /// session transport: native apps, scripts), checked by introspection and cached like
+    /// the cookie (no CSRF check: nothing ambient carries them).
+    /// Defaults to off: a bearer credential must be a JWT.
+    pub fn accept_session_tokens(mut self) -> Self {
+        self.session_tokens = true;
+        self
+    }
+
+    /// How long Tessera's answer about a session token is reused at most; never past the
+    /// session's idle expiry as Tessera reported it, and capped at `5m` (a revocation is
+    /// remembered by the feed for an access token's lifetime, so a cached answer must not
+    /// outlive that). Each introspection also counts as the session's activity at Tessera.
+    /// Defaults to `30s`.
+    pub fn session_cache_max_age(mut self, max_age: Duration) -> Self {
+        self.session_cache_max_age = max_age;
+        self
+    }
+
+    /// Session-token answers remembered at most (by SHA-256); beyond it Tessera is asked on
+    /// every request with a new token.
+    /// Defaults to `100000`.
+    pub fn session_cache_capacity(mut self, capacity: usize) -> Self {
+        self.session_cache_capacity = capacity;
+        self
+    }
+
     /// Discovers Tessera's endpoints from `/.well-known/oauth-authorization-server`, fetches
     /// the key set and a first revocation snapshot, and starts the tasks that keep both
     /// fresh. Needs a Tokio runtime. Fails rather than start without any of them.
@@ -161,6 +225,30 @@ impl TesseraAuthBuilder {
                 found: metadata.issuer,
             });
         }
+        let accepts_sessions = self.session_cookie.is_some() || self.session_tokens;
+        let session_options = if accepts_sessions {
+            let introspection_endpoint = metadata
+                .introspection_endpoint
+                .ok_or(StartError::NoIntrospectionEndpoint)?;
+            let max_age = self.session_cache_max_age.min(SESSION_CACHE_MAX_AGE_CAP);
+            Some(SessionOptions {
+                cookie_name: self.session_cookie,
+                bearer_tokens: self.session_tokens,
+                introspection_endpoint,
+                origin: Origin::parse(base),
+                max_age_seconds: i64::try_from(max_age.as_secs()).unwrap_or(0),
+            })
+        } else {
+            None
+        };
+        let endpoints = Endpoints {
+            revocations: metadata
+                .tessera_revocations_endpoint
+                .unwrap_or_else(|| format!("{base}/v1/revocations")),
+            revocation_stream: metadata
+                .tessera_revocation_stream_endpoint
+                .unwrap_or_else(|| format!("{base}/v1/revocations/stream")),
+        };
         let mut settings = VerifierSettings::new(metadata.issuer, vec![self.audience]);
         settings.leeway = self.leeway.min(VerifierSettings::MAX_LEEWAY);
         let leeway_seconds = i64::try_from(settings.leeway.as_secs()).unwrap_or(0);
@@ -177,10 +265,9 @@ impl TesseraAuthBuilder {
             revocations: Revocations::default(),
             freshness: Freshness::new(),
             verified: VerifiedCredentials::new(self.verified_cache_capacity),
-            endpoints: Endpoints {
-                revocations: format!("{base}/v1/revocations"),
-                revocation_stream: format!("{base}/v1/revocations/stream"),
-            },
+            sessions: VerifiedCredentials::new(self.session_cache_capacity),
+            session_options,
+            endpoints,
             options: Options {
                 max_staleness: self.max_staleness,
                 poll_interval: self.poll_interval,

@@ -21,6 +21,10 @@ pub enum StartError {
         /// The `issuer` the document names.
         found: String,
     },
+    /// Session credentials are to be accepted, but the metadata names no
+    /// `introspection_endpoint` to check them at.
+    #[error("the metadata document names no introspection endpoint")]
+    NoIntrospectionEndpoint,
     /// Discovery, the key set or the first revocation snapshot could not be fetched.
     #[error("fetching from Tessera failed")]
     Fetch(#[from] FetchError),

@@ -39,6 +39,32 @@ impl Tessera {
         Ok(response.bytes().await.map_err(failed)?.to_vec())
     }
 
+    /// `POST url` with a form body and the client credentials (HTTP Basic), answered `200`,
+    /// as a JSON document of type `T`.
+    pub(crate) async fn post_form<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+    ) -> Result<T, FetchError> {
+        let request = self.http.post(url).timeout(self.timeout).form(form);
+        let failed = |source| FetchError::Http {
+            url: url.to_owned(),
+            source,
+        };
+        let response = self
+            .credentials
+            .apply(request)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(failed)?;
+        let body = response.bytes().await.map_err(failed)?;
+        serde_json::from_slice(&body).map_err(|source| FetchError::Document {
+            url: url.to_owned(),
+            source,
+        })
+    }
+
     /// `GET url` as a JSON document of type `T`.
     pub(crate) async fn json<T: DeserializeOwned>(
         &self,

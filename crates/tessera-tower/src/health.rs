@@ -52,4 +52,10 @@ impl Health {
     pub fn cached_tokens(&self) -> usize {
         self.shared.verified.len()
     }
+
+    /// Tessera's answers about session tokens held in the cache (approximate between
+    /// sweeps); always 0 unless session credentials are accepted.
+    pub fn cached_sessions(&self) -> usize {
+        self.shared.sessions.len()
+    }
 }

@@ -13,13 +13,20 @@
 //! current. When the revocation set has not been confirmed for longer than a bound (default
 //! 10 s), requests with a credential get `503` with `Retry-After` until the feed is back.
 //! Invalid credentials get `401` with `WWW-Authenticate: Bearer error="invalid_token"`
-//! (RFC 6750), never a reason.
+//! (RFC 6750), never a reason; gRPC requests get the same answer as a `grpc-status`.
+//!
+//! A service routed behind Tessera's own origin can also accept the browser's session cookie
+//! ([`TesseraAuthBuilder::accept_session_cookie`]) and opaque bearer session tokens
+//! ([`TesseraAuthBuilder::accept_session_tokens`]): each is introspected at Tessera once
+//! (RFC 7662), cached briefly by its hash, and refused as soon as the revocation feed names
+//! its session; cookie-carried writes need the session's CSRF token, as on Tessera.
 //!
 //! Layout:
 //! - [`TesseraAuth`], [`TesseraAuthBuilder`]: the layer and its configuration.
 //! - [`TesseraAuthService`]: the service it wraps around any tower service.
 //! - [`Principal`]: the extractor (`Option<Principal>` for anonymous-friendly routes).
-//! - [`require_scope`], [`require_role`]: route guards answering `403 insufficient_scope`.
+//! - [`require_scope`], [`require_role`]: route guards answering `403 insufficient_scope`;
+//!   [`require_authenticated`] for services without extractors (tonic, plain tower).
 //! - [`Health`]: how stale the revocation set is, for readiness probes.
 //! - [`Rejection`], [`StartError`], [`FetchError`]: the answers and errors.
 //!
@@ -62,6 +69,7 @@ mod keys;
 mod principal;
 mod rejection;
 mod require;
+mod session;
 mod verified;
 
 pub use auth::{ResponseFuture, TesseraAuth, TesseraAuthService};
@@ -70,4 +78,4 @@ pub use error::{FetchError, StartError};
 pub use health::Health;
 pub use principal::Principal;
 pub use rejection::Rejection;
-pub use require::{Require, RequireService, require_role, require_scope};
+pub use require::{Require, RequireService, require_authenticated, require_role, require_scope};

@@ -43,13 +43,15 @@ impl Principal {
         &self.inner.session_id
     }
 
-    /// The username, when the credential carries it. Tessera's access tokens carry none
-    /// today (`sub` is the stable id), so this is `None` for them.
+    /// The username, when the credential carries it: session tokens (cookie or bearer) do,
+    /// from introspection; Tessera's access tokens carry none today (`sub` is the stable
+    /// id), so this is `None` for them.
     pub fn username(&self) -> Option<&str> {
         self.inner.username.as_deref()
     }
 
-    /// Role names (the `roles` claim).
+    /// Role names (the `roles` claim; empty for session tokens, whose introspection answer
+    /// carries none).
     pub fn roles(&self) -> &[String] {
         &self.inner.roles
     }
@@ -69,7 +71,8 @@ impl Principal {
         self.inner.issued_at
     }
 
-    /// When the credential expires, unix seconds (`exp`).
+    /// When the credential expires, unix seconds (`exp`; for a session token, its idle
+    /// expiry as of the last introspection).
     pub fn expires_at(&self) -> i64 {
         self.inner.expires_at
     }
@@ -124,6 +127,29 @@ impl Principal {
                 token_id: Some(claims.jti),
                 issued_at: claims.iat,
                 expires_at: claims.exp,
+            }),
+        }
+    }
+}
+
+impl Principal {
+    /// A session token's caller, from Tessera's introspection answer.
+    pub(crate) fn from_session(
+        subject: String,
+        session_id: String,
+        username: Option<String>,
+        expires_at: i64,
+    ) -> Principal {
+        Principal {
+            inner: Arc::new(Identity {
+                subject,
+                session_id,
+                username,
+                roles: Vec::new(),
+                scope: None,
+                token_id: None,
+                expires_at,
+                audience: Vec::new(),
             }),
         }
     }

@@ -1,10 +1,13 @@
 //! The answers a resource server gives (RFC 6750 §3): a status and a `WWW-Authenticate`
-//! challenge, never a body that says why a signature failed.
+//! challenge, never a body that says why a signature failed. A gRPC request
+//! (`content-type: application/grpc…`) gets the same answer the gRPC way: HTTP `200` with
+//! `grpc-status` (`16 UNAUTHENTICATED`, `7 PERMISSION_DENIED`, `14 UNAVAILABLE`) in a
+//! trailers-only response, as gRPC clients expect.
 
 use std::time::Duration;
 
-use axum::http::header::{CACHE_CONTROL, RETRY_AFTER, WWW_AUTHENTICATE};
-use axum::http::{HeaderValue, Response, StatusCode};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, Response, StatusCode};
 use axum::response::IntoResponse;
 
 /// Why a request was not let through.
@@ -24,8 +27,13 @@ pub enum Rejection {
         /// The scope (or role) required.
         scope: String,
     },
-    /// The revocation feed is staler than the configured bound: `503` with `Retry-After`.
-    /// Answering from a stale revocation set would be a guess.
+    /// A request carried by the session cookie with an unsafe method, without the session's
+    /// CSRF token in `X-CSRF-Token` or from another origin than Tessera's: `403`, as Tessera
+    /// answers it (`csrf_failed`), with no challenge.
+    CsrfFailed,
+    /// The revocation feed is staler than the configured bound, or Tessera could not be asked
+    /// about a session token: `503` with `Retry-After`. Answering from a stale revocation
+    /// set, or without Tessera's answer, would be a guess.
     Unavailable {
         /// When to try again.
         retry_after: Duration,
@@ -68,6 +76,7 @@ impl Rejection {
                 ));
                 (StatusCode::FORBIDDEN, Some(challenge))
             }
+            Rejection::CsrfFailed => (StatusCode::FORBIDDEN, None),
             Rejection::Unavailable { retry_after } => {
                 headers.insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
                 (StatusCode::SERVICE_UNAVAILABLE, None)
@@ -78,6 +87,39 @@ impl Rejection {
         }
         *response.status_mut() = status;
         response
+    }
+
+    /// The answer as a gRPC client expects it: HTTP `200`, `content-type: application/grpc`
+    /// and the status in `grpc-status`/`grpc-message` of a trailers-only response (the
+    /// `WWW-Authenticate` challenge is kept).
+    pub fn to_grpc_response<B: Default>(&self) -> Response<B> {
+        let mut response = self.to_response::<B>();
+        let (code, message) = match self {
+            Rejection::MissingCredential => ("16", "missing credential"),
+            Rejection::InvalidToken => ("16", "invalid token"),
+            Rejection::InsufficientScope { .. } => ("7", "insufficient scope"),
+            Rejection::CsrfFailed => ("7", "csrf check failed"),
+            Rejection::Unavailable { .. } => ("14", "revocation feed too stale"),
+        };
+        *response.status_mut() = StatusCode::OK;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert("grpc-status", HeaderValue::from_static(code));
+        headers.insert("grpc-message", HeaderValue::from_static(message));
+        response
+    }
+
+    /// [`to_grpc_response`](Self::to_grpc_response) for a gRPC request (its `content-type`
+    /// starts with `application/grpc`), [`to_response`](Self::to_response) otherwise.
+    pub fn to_response_for<B: Default>(&self, request_headers: &HeaderMap) -> Response<B> {
+        let grpc = request_headers
+            .get(CONTENT_TYPE)
+            .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"));
+        if grpc {
+            self.to_grpc_response()
+        } else {
+            self.to_response()
+        }
     }
 }
 
@@ -93,6 +135,7 @@ impl std::fmt::Display for Rejection {
             Rejection::MissingCredential => "no credential",
             Rejection::InvalidToken => "invalid token",
             Rejection::InsufficientScope { .. } => "insufficient scope",
+            Rejection::CsrfFailed => "csrf check failed",
             Rejection::Unavailable { .. } => "revocation feed too stale",
         })
     }
@@ -124,5 +167,43 @@ mod tests {
         let invalid = Rejection::InvalidToken.to_response::<String>();
         assert_eq!(invalid.status(), StatusCode::UNAUTHORIZED);
         assert!(invalid.body().is_empty());
+        let csrf = Rejection::CsrfFailed.to_response::<String>();
+        assert_eq!(csrf.status(), StatusCode::FORBIDDEN);
+        assert!(csrf.headers().get(WWW_AUTHENTICATE).is_none());
+    }
+
+    #[test]
+    fn grpc_requests_get_the_grpc_status_in_a_trailers_only_answer() {
+        let mut grpc = HeaderMap::new();
+        grpc.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc+proto"),
+        );
+        let cases = [
+            (Rejection::MissingCredential, "16"),
+            (Rejection::InvalidToken, "16"),
+            (
+                Rejection::InsufficientScope {
+                    scope: "a".to_owned(),
+                },
+                "7",
+            ),
+            (Rejection::CsrfFailed, "7"),
+            (
+                Rejection::Unavailable {
+                    retry_after: Duration::from_secs(2),
+                },
+                "14",
+            ),
+        ];
+        for (rejection, code) in cases {
+            let answer = rejection.to_response_for::<String>(&grpc);
+            assert_eq!(answer.status(), StatusCode::OK, "{rejection}");
+            assert_eq!(answer.headers()["grpc-status"], code, "{rejection}");
+            assert_eq!(answer.headers()[CONTENT_TYPE], "application/grpc");
+            let plain = rejection.to_response_for::<String>(&HeaderMap::new());
+            assert_ne!(plain.status(), StatusCode::OK, "{rejection}");
+            assert!(plain.headers().get("grpc-status").is_none());
+        }
     }
 }

@@ -1,5 +1,5 @@
-//! Route guards: a scope or a role the caller must hold, answered `403 insufficient_scope`
-//! otherwise (RFC 6750 §3.1).
+//! Route guards: a caller at all (`401` otherwise), or a scope or a role the caller must
+//! hold, answered `403 insufficient_scope` otherwise (RFC 6750 §3.1).
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -21,8 +21,18 @@ pub struct Require {
 
 #[derive(Debug)]
 enum Need {
+    Principal,
     Scope(String),
     Role(String),
+}
+
+/// Requires a valid credential, whatever it grants: for services without axum extractors
+/// (a tonic gRPC server, a plain tower service), where nothing else would refuse a call
+/// that carries no credential.
+pub fn require_authenticated() -> Require {
+    Require {
+        need: Arc::new(Need::Principal),
+    }
 }
 
 /// Requires `scope` in the token's `scope` claim.
@@ -43,6 +53,7 @@ impl Require {
     fn check(&self, principal: Option<&Principal>) -> Result<(), Rejection> {
         let principal = principal.ok_or(Rejection::MissingCredential)?;
         match &*self.need {
+            Need::Principal => Ok(()),
             Need::Scope(scope) => principal.require_scope(scope),
             Need::Role(role) => principal.require_role(role),
         }
@@ -83,7 +94,7 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         match self.require.check(request.extensions().get::<Principal>()) {
             Ok(()) => Either::Right(self.inner.call(request)),
-            Err(rejection) => Either::Left(ready(Ok(rejection.to_response()))),
+            Err(rejection) => Either::Left(ready(Ok(rejection.to_response_for(request.headers())))),
         }
     }
 }
@@ -166,6 +177,16 @@ mod tests {
         );
         assert_eq!(
             status(require_scope("orders:read"), None).await,
+            (StatusCode::UNAUTHORIZED, "Bearer".to_owned())
+        );
+        assert_eq!(
+            status(require_authenticated(), Some(principal(None, &[])))
+                .await
+                .0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            status(require_authenticated(), None).await,
             (StatusCode::UNAUTHORIZED, "Bearer".to_owned())
         );
     }

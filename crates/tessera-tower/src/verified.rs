@@ -1,6 +1,7 @@
 //! Credentials already checked, by SHA-256 of the whole credential, until they expire: a
-//! token seen before costs a hash and a map read instead of a signature check. Revocation is
-//! unaffected — the session is checked against the revocation set on every request.
+//! token seen before costs a hash and a map read instead of a signature check (a JWT) or a
+//! round trip to Tessera (a session token). Revocation is unaffected — the session is
+//! checked against the revocation set on every request.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -16,18 +17,19 @@ pub(crate) fn hash(credential: &str) -> CredentialHash {
     Sha256::digest(credential.as_bytes()).into()
 }
 
-/// Principals by credential hash, each until a unix time.
+/// What a credential proved (by default a [`Principal`]), by credential hash, each until a
+/// unix time.
 #[derive(Debug)]
-pub(crate) struct VerifiedCredentials {
-    by_hash: DashMap<CredentialHash, (Principal, i64)>,
+pub(crate) struct VerifiedCredentials<V = Principal> {
+    by_hash: DashMap<CredentialHash, (V, i64)>,
     capacity: usize,
     /// About how many entries `by_hash` holds: `DashMap::len` would lock every shard on the
     /// path of every never-seen credential. Recounted exactly by every sweep.
     count: AtomicUsize,
 }
 
-impl VerifiedCredentials {
-    pub(crate) fn new(capacity: usize) -> VerifiedCredentials {
+impl<V: Clone> VerifiedCredentials<V> {
+    pub(crate) fn new(capacity: usize) -> VerifiedCredentials<V> {
         VerifiedCredentials {
             by_hash: DashMap::new(),
             capacity,
@@ -35,19 +37,31 @@ impl VerifiedCredentials {
         }
     }
 
-    /// The principal for `key` while `now` is before its end.
-    pub(crate) fn get(&self, key: &CredentialHash, now: i64) -> Option<Principal> {
+    /// The value for `key` while `now` is before its end.
+    pub(crate) fn get(&self, key: &CredentialHash, now: i64) -> Option<V> {
         let entry = self.by_hash.get(key)?;
-        let (principal, until) = entry.value();
-        (now < *until).then(|| principal.clone())
+        let (value, until) = entry.value();
+        (now < *until).then(|| value.clone())
     }
 
-    /// Remembers `principal` for `key` until `until`, unless the cache is full.
-    pub(crate) fn insert(&self, key: CredentialHash, principal: Principal, until: i64) {
+    /// Remembers `value` for `key` until `until`, unless the cache is full.
+    pub(crate) fn insert(&self, key: CredentialHash, value: V, until: i64) {
         if self.count.load(Ordering::Relaxed) < self.capacity
-            && self.by_hash.insert(key, (principal, until)).is_none()
+            && self.by_hash.insert(key, (value, until)).is_none()
         {
             self.count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Forgets `key` (its session was revoked).
+    pub(crate) fn remove(&self, key: &CredentialHash) {
+        if self.by_hash.remove(key).is_some() {
+            // The count is approximate between sweeps: never let it wrap below zero.
+            let _ = self
+                .count
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |count| {
+                    Some(count.saturating_sub(1))
+                });
         }
     }
 

@@ -10,10 +10,13 @@ use axum::http::header::CACHE_CONTROL;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::stream::{self, Stream};
 use headers::authorization::Basic;
 use headers::{Authorization, HeaderMapExt as _};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 use tessera_core::{
     Error, RefreshToken, Revocation, RevocationKind, SessionId, SessionToken, UserId,
 };
@@ -73,6 +76,12 @@ pub struct Introspection {
     /// before a change of roles is inactive); for session and refresh tokens, the roles now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub roles: Option<Vec<String>>,
+    /// Session tokens (a Tessera extension): the SHA-256 of the session's CSRF token,
+    /// base64url without padding. A service routed behind Tessera's origin that accepts the
+    /// session cookie compares it with the SHA-256 of a request's `X-CSRF-Token`, so it can
+    /// demand the token exactly as Tessera does without being handed the token itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csrf_token_sha256: Option<String>,
 }
 
 /// Reads form parameters, refusing other content types and repeated or unknown parameters.
@@ -191,6 +200,7 @@ async fn introspection(state: &AppState, token: &str) -> Result<Introspection, E
                 iss: Some(claims.iss.clone()),
                 username: Some(session.username().to_owned()),
                 roles: Some(claims.roles.clone()),
+                csrf_token_sha256: None,
             }),
             Ok(_) | Err(Error::Unauthenticated | Error::SessionExpired) => {
                 Ok(Introspection::default())
@@ -214,6 +224,7 @@ async fn introspection(state: &AppState, token: &str) -> Result<Introspection, E
                     iat: Some(record.created_at.unix_seconds()),
                     username: Some(session.username().to_owned()),
                     roles: Some(roles_of(state, &record.user_id).await?),
+                    csrf_token_sha256: Some(csrf_token_sha256(&session_token)),
                     ..Introspection::default()
                 })
             }
@@ -246,6 +257,11 @@ async fn roles_of(state: &AppState, user_id: &UserId) -> Result<Vec<String>, Err
         Err(Error::UserNotFound) => Ok(Vec::new()),
         Err(other) => Err(other),
     }
+}
+
+/// The base64url SHA-256 of `token`'s CSRF token (see [`Introspection::csrf_token_sha256`]).
+fn csrf_token_sha256(token: &SessionToken) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(token.csrf_token().encode().as_bytes()))
 }
 
 /// Revokes a token (RFC 7009): the token itself is the proof, so first-party public clients
@@ -419,6 +435,12 @@ pub async fn revocations(
     }
 }
 
+/// How often an idle revocation stream carries a keep-alive comment. A verifier counts any
+/// bytes as proof that its revocation set is current, so this stays well below the shortest
+/// staleness bound a verifier is expected to use (`tessera-tower` defaults to 10 s): a
+/// quiet stream then never looks stale.
+pub const FEED_KEEP_ALIVE: Duration = Duration::from_secs(5);
+
 /// The revocation feed as server-sent events: one `revocation` event per entry (a revoked
 /// session, or a user whose tokens went stale)
 /// (`id` = sequence, so a reconnect with `Last-Event-ID` resumes without a gap), starting
@@ -455,7 +477,7 @@ pub async fn revocation_stream(
     };
     let poll = state.revocation_poll;
     let mut response = Sse::new(feed(state, start, poll))
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .keep_alive(KeepAlive::new().interval(FEED_KEEP_ALIVE))
         .into_response();
     // axum's SSE answer says `no-cache` (store, but revalidate); revocations, like every
     // other API answer, are never to be stored.

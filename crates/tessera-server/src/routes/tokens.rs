@@ -212,6 +212,12 @@ pub struct Metadata {
     pub grant_types_supported: Vec<&'static str>,
     /// First-party public clients: no client authentication at the token endpoint.
     pub token_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// Tessera extension: `GET /v1/revocations`, the revocation feed's snapshot (client
+    /// credentials), for verifiers outside the server such as `tessera-tower`.
+    pub tessera_revocations_endpoint: String,
+    /// Tessera extension: `GET /v1/revocations/stream`, the revocation feed as server-sent
+    /// events (client credentials).
+    pub tessera_revocation_stream_endpoint: String,
 }
 
 /// Discovery document for standard OAuth clients.
@@ -223,6 +229,8 @@ pub async fn metadata(State(state): State<AppState>) -> Response {
         token_endpoint: format!("{issuer}/v1/token"),
         revocation_endpoint: format!("{issuer}/v1/revoke"),
         introspection_endpoint: format!("{issuer}/v1/introspect"),
+        tessera_revocations_endpoint: format!("{issuer}/v1/revocations"),
+        tessera_revocation_stream_endpoint: format!("{issuer}/v1/revocations/stream"),
         grant_types_supported: vec!["refresh_token"],
         token_endpoint_auth_methods_supported: vec!["none"],
         issuer: state.tokens.issuer().to_owned(),
