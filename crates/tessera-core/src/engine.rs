@@ -37,8 +37,8 @@ use crate::store::{ClientStore, KeyStore, RefreshStore, SessionStore, StoreError
 use crate::throttle::{LoginThrottle, ThrottleKey};
 use crate::time::{Clock, Timestamp};
 
-mod audit;
 mod account;
+mod audit;
 mod clients;
 mod config;
 mod login;

@@ -467,7 +467,8 @@ async fn standing(engine: &Engine, command: UserCommand) -> anyhow::Result<()> {
                     engine.set_claim(&user.id, &name, value).await?;
                 }
                 Some(ClaimChange::Unset { name }) => {
-                    if !engine.unset_claim(&user.id, &name).await? {
+                    let removed = engine.unset_claim(&user.id, &name).await?;
+                    if !removed {
                         println!("nothing to change");
                     }
                 }

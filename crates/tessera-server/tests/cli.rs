@@ -658,22 +658,31 @@ async fn backup_copies_the_live_database_owner_only_and_never_overwrites() {
     let copy = dir.path().join("backup.db");
     let backup = run(dir.path(), &["backup", copy.to_str().unwrap()], None);
     assert!(backup.status.success(), "{}", text(&backup.stderr));
-    assert!(text(&backup.stdout).contains("backed up"), "{}", text(&backup.stdout));
+    assert!(
+        text(&backup.stdout).contains("backed up"),
+        "{}",
+        text(&backup.stdout)
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "the copy holds the signing keys");
     }
-    let after = run(dir.path(), &["user", "add", "bob"], Some(&format!("{PASSWORD}\n")));
+    let after = run(
+        dir.path(),
+        &["user", "add", "bob"],
+        Some(&format!("{PASSWORD}\n")),
+    );
     assert!(after.status.success(), "{}", text(&after.stderr));
 
     // The copy is a database of its own, of the moment it was taken.
     let from_copy = |args: &[&str]| {
         let mut command = tessera(dir.path());
-        command
-            .args(args)
-            .env("TESSERA__DATABASE__URL", format!("sqlite://{}", copy.display()));
+        command.args(args).env(
+            "TESSERA__DATABASE__URL",
+            format!("sqlite://{}", copy.display()),
+        );
         command.output().unwrap()
     };
     let users = from_copy(&["user", "list"]);
@@ -693,19 +702,30 @@ async fn backup_copies_the_live_database_owner_only_and_never_overwrites() {
     let before = std::fs::read(&copy).unwrap();
     let again = run(dir.path(), &["backup", copy.to_str().unwrap()], None);
     assert_eq!(again.status.code(), Some(1));
-    assert!(text(&again.stderr).contains("never overwrites"), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains("never overwrites"),
+        "{}",
+        text(&again.stderr)
+    );
     assert_eq!(std::fs::read(&copy).unwrap(), before);
     drop(server);
 
     // PostgreSQL has its own tool; the command says which instead of guessing.
     let postgres = tessera(dir.path())
         .args(["backup", "elsewhere.db"])
-        .env("TESSERA__DATABASE__URL", "postgres://postgres@127.0.0.1:5432/postgres")
+        .env(
+            "TESSERA__DATABASE__URL",
+            "postgres://postgres@127.0.0.1:5432/postgres",
+        )
         .env("TESSERA__SERVER__PUBLIC_URL", "https://auth.example.com")
         .output()
         .unwrap();
     assert_eq!(postgres.status.code(), Some(1));
-    assert!(text(&postgres.stderr).contains("pg_dump"), "{}", text(&postgres.stderr));
+    assert!(
+        text(&postgres.stderr).contains("pg_dump"),
+        "{}",
+        text(&postgres.stderr)
+    );
     assert!(!dir.path().join("elsewhere.db").exists());
 }
 
@@ -717,9 +737,10 @@ async fn an_older_binary_refuses_a_database_a_newer_one_migrated() {
     assert!(init.status.success(), "{}", text(&init.stderr));
     // What a newer release leaves behind: a migration this binary does not know.
     let database = dir.path().join("tessera-data/tessera.db");
-    let mut connection = sqlx::SqliteConnection::connect(&format!("sqlite://{}", database.display()))
-        .await
-        .unwrap();
+    let mut connection =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", database.display()))
+            .await
+            .unwrap();
     sqlx::query(
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
          VALUES (99990101, 'from the future', TRUE, x'00', 0)",

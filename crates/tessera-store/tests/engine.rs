@@ -305,6 +305,16 @@ impl SessionStore for NoTrail {
     ) -> Result<u64, StoreError> {
         self.0.purge_expired(now, revocation_retention, limit).await
     }
+    async fn record_authentication(
+        &self,
+        id: &SessionId,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.0.record_authentication(id, at).await
+    }
+    async fn mark_user_stale(&self, user_id: &UserId, now: Timestamp) -> Result<(), StoreError> {
+        self.0.mark_user_stale(user_id, now).await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         SessionStore::ping(self.0.as_ref()).await
     }

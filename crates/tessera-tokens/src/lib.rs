@@ -47,8 +47,7 @@ use std::time::Duration;
 
 use tessera_core::{
     AccessGrant, AuditContext, Engine, KeyStore, RefreshToken, SessionId, Timestamp, TokenGrant,
-    UserId,
-    ValidSession,
+    UserId, ValidSession,
 };
 use tessera_jose::{AccessClaims, Audience, VerifyError};
 

@@ -66,7 +66,8 @@ impl Principal {
         self.inner.token_id.as_deref()
     }
 
-    /// When the credential was issued, unix seconds (`iat`).
+    /// When the credential was issued, unix seconds (`iat`); `0` for a session token, whose
+    /// introspection answer does not carry it.
     pub fn issued_at(&self) -> i64 {
         self.inner.issued_at
     }
@@ -148,6 +149,9 @@ impl Principal {
                 roles: Vec::new(),
                 scope: None,
                 token_id: None,
+                // Introspection does not say when the session began; a session's standing is
+                // kept coherent by its revocation instead (disabling revokes every session).
+                issued_at: 0,
                 expires_at,
                 audience: Vec::new(),
             }),

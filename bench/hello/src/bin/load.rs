@@ -400,12 +400,12 @@ impl Worker {
             }
             Action::Login => {
                 self.logins += 1;
-                self.login(self.logins % 2 == 0).await;
+                self.login(self.logins.is_multiple_of(2)).await;
             }
             Action::Logout => {
                 self.logouts += 1;
-                let token =
-                    (self.logouts % 2 == 0 && !self.tokens.is_empty()) || self.cookies.is_empty();
+                let token = (self.logouts.is_multiple_of(2) && !self.tokens.is_empty())
+                    || self.cookies.is_empty();
                 if token {
                     self.logout_token().await;
                 } else {
@@ -966,15 +966,15 @@ async fn verify(args: VerifyArgs) -> Result<(), Failure> {
             if let Some(session) = sessions.get_mut(sid) {
                 session.dropped = true;
             }
-        } else if let Some(sid) = entry["lost"].as_str() {
-            if let Some(session) = sessions.get_mut(sid) {
-                session.lost_in_run = true;
-            }
+        } else if let Some(sid) = entry["lost"].as_str()
+            && let Some(session) = sessions.get_mut(sid)
+        {
+            session.lost_in_run = true;
         }
-        if let Some(access) = entry["access"].as_str() {
-            if let Some(kid) = kid_of(access) {
-                kids.insert(kid);
-            }
+        if let Some(access) = entry["access"].as_str()
+            && let Some(kid) = kid_of(access)
+        {
+            kids.insert(kid);
         }
     }
     let client = client(args.concurrency)?;
@@ -1275,7 +1275,7 @@ async fn flood(args: FloodArgs) -> Result<(), Failure> {
             let mut attempt = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 attempt += 1;
-                let password = if (index + attempt) % 2 == 0 {
+                let password = if (index + attempt).is_multiple_of(2) {
                     right.as_str()
                 } else {
                     "a wrong password, tried anyway"

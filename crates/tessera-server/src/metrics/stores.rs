@@ -14,9 +14,8 @@ use async_trait::async_trait;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use tessera_core::{
     AuditEvent, Audited, CustomClaims, LoginThrottle, RefreshRecord, RefreshStore, Revocation,
-    Roles, Rotation,
-    SessionId, SessionRecord, SessionStore, StoreError, Stores, ThrottleKey, ThrottleRule,
-    Timestamp, TokenHash, User, UserId, UserRecord, UserStore, Username,
+    Roles, Rotation, SessionId, SessionRecord, SessionStore, StoreError, Stores, ThrottleKey,
+    ThrottleRule, Timestamp, TokenHash, User, UserId, UserRecord, UserStore, Username,
 };
 
 use super::Metrics;

@@ -17,8 +17,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tessera_core::{
     AuditContext, Error, PasswordChange, RevokeScope, SessionId, SessionRecord, SessionToken,
-    Timestamp,
-    ValidSession,
+    Timestamp, ValidSession,
 };
 use time::OffsetDateTime;
 use time::macros::format_description;

@@ -10,8 +10,7 @@ use sqlx::{ColumnIndex, Decode, Encode, Row, Type};
 use tessera_core::{
     AuditEvent, AuditFilter, ClientRecord, CustomClaims, KeyRecord, RefreshRecord, Revocation,
     RevocationKind, Roles, SessionId, SessionRecord, SessionVerifier, Standing, StoreError,
-    ThrottleKey, ThrottleRule, Timestamp, TokenHash, Transport, User, UserId, UserRecord,
-    Username,
+    ThrottleKey, ThrottleRule, Timestamp, TokenHash, Transport, User, UserId, UserRecord, Username,
 };
 
 use super::{malformed, millis, unavailable};
