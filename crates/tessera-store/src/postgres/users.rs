@@ -86,12 +86,14 @@ impl UserStore for PgStore {
     ) -> Result<Vec<User>, StoreError> {
         // `strpos`, not `LIKE`: `_` is a wildcard there and a character of usernames here.
         // Ordered by the unique index on `username_key` (collation "C": byte order).
-        let statement = sqlx::query(
-            "SELECT id, username, password_hash, created_at FROM users \
+        let statement = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users \
              WHERE ($1::text IS NULL OR username_key > $1) \
              AND ($2::text IS NULL OR strpos(username_key, $2) > 0) \
              ORDER BY username_key LIMIT $3",
-        )
+        ))
         .bind(after)
         .bind(contains)
         .bind(sql::limit(limit));
