@@ -14,7 +14,7 @@ const INSERT_CLIENT: &str =
     "INSERT INTO clients (id, name, secret_hash, created_at, admin) VALUES ($1, $2, $3, $4, $5)";
 
 static INSERT_CLIENT_AUDITED: LazyLock<String> =
-    LazyLock::new(|| audited(&format!("{INSERT_CLIENT} RETURNING 1"), 4));
+    LazyLock::new(|| audited(&format!("{INSERT_CLIENT} RETURNING 1"), 5));
 
 static DELETE_CLIENT_AUDITED: LazyLock<String> =
     LazyLock::new(|| audited("DELETE FROM clients WHERE name = $1 RETURNING 1", 1));
