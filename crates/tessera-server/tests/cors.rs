@@ -1,8 +1,8 @@
 //! CORS for cross-origin apps on the token transport (`server.cors_origins`), over a real
 //! socket: a listed origin's preflight and requests succeed, an unlisted origin gets no CORS
 //! headers, nothing is ever in credentials mode, and with no origins configured nothing
-//! changes. (Headless Chromium is not on this machine; these check the headers a browser
-//! acts on.)
+//! changes. These check the headers a browser acts on; `tests/cors_browser.rs` drives a real
+//! headless Chromium from another origin.
 
 // Test code: a panic is a failed test, so unwrapping is the clearest way to say "must work".
 #![allow(clippy::unwrap_used, clippy::expect_used)]
