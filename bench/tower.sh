@@ -36,7 +36,9 @@ done
 cargo build --profile "$PROFILE" -q -p tessera-server -p orders-example -p tessera-bench-tower \
   --bin tessera --bin orders --bin tessera-bench-tower --bin tower-propagation --bin tower-memory \
   --example mint_tokens
-cargo build --profile "$PROFILE" -q --manifest-path bench/tower-authorizer/Cargo.toml
+# Its own workspace, but the same target directory, so its binary lands beside the others.
+cargo build --profile "$PROFILE" -q --manifest-path bench/tower-authorizer/Cargo.toml \
+  --target-dir "${CARGO_TARGET_DIR:-target}"
 [ "$PROFILE" = dev ] && out=debug || out=$PROFILE
 target=$(cd "${CARGO_TARGET_DIR:-target}/$out" && pwd)
 
