@@ -14,11 +14,14 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
-use tessera_core::{ClientRecord, SessionId, Timestamp, User, UserId, Username};
+use tessera_core::{
+    Actor, AuditContext, ClientRecord, Engine, SessionId, Timestamp, User, UserId, Username,
+};
 use tessera_tokens::KeyInfo;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::audit::Audit;
 use crate::auth::AdminClient;
 use crate::body::{Revoked, Rfc3339, SessionBody, UserBody, json, to_json};
 use crate::extract::{ApiJson, ApiQuery};
@@ -238,12 +241,12 @@ pub async fn list_users(
     security(("admin" = []))
 )]
 pub async fn create_user(
-    AdminClient(_admin): AdminClient,
+    AdminClient(admin): AdminClient,
+    audit: Audit,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<NewUser>,
 ) -> Result<Response, Problem> {
-    let user = state
-        .engine
+    let user = as_admin(&state, &admin, audit)
         .create_user(&body.username, &body.password)
         .await?;
     Ok(json(StatusCode::CREATED, to_json(&UserBody::from(&user))))
@@ -287,11 +290,14 @@ pub async fn show_user(
     security(("admin" = []))
 )]
 pub async fn delete_user(
-    AdminClient(_admin): AdminClient,
+    AdminClient(admin): AdminClient,
+    audit: Audit,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    state.engine.delete_user(&user_id(&id)?).await?;
+    as_admin(&state, &admin, audit)
+        .delete_user(&user_id(&id)?)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -338,12 +344,15 @@ pub async fn user_sessions(
     security(("admin" = []))
 )]
 pub async fn revoke_user_sessions(
-    AdminClient(_admin): AdminClient,
+    AdminClient(admin): AdminClient,
+    audit: Audit,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let user = state.engine.user_by_id(&user_id(&id)?).await?;
-    let revoked = state.engine.revoke_user_sessions(&user.id).await?;
+    let revoked = as_admin(&state, &admin, audit)
+        .revoke_user_sessions(&user.id)
+        .await?;
     Ok(json(StatusCode::OK, to_json(&Revoked { revoked })))
 }
 
@@ -362,12 +371,13 @@ pub async fn revoke_user_sessions(
     security(("admin" = []))
 )]
 pub async fn revoke_session(
-    AdminClient(_admin): AdminClient,
+    AdminClient(admin): AdminClient,
+    audit: Audit,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let id = SessionId::parse(&id).map_err(|_| Problem::not_found("no such session"))?;
-    state.engine.revoke_session(&id).await?;
+    as_admin(&state, &admin, audit).revoke_session(&id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -409,10 +419,11 @@ pub async fn list_keys(
     security(("admin" = []))
 )]
 pub async fn rotate_key(
-    AdminClient(_admin): AdminClient,
+    AdminClient(admin): AdminClient,
+    audit: Audit,
     State(state): State<AppState>,
 ) -> Result<Response, Problem> {
-    let rotated = state.tokens.rotate().await?;
+    let rotated = state.tokens.rotate_in(admin_context(&admin, audit)).await?;
     let body = RotatedKeyBody {
         kid: &rotated.kid,
         activates_at: Rfc3339(rotated.activates_at),
@@ -459,7 +470,8 @@ pub async fn list_clients(
     security(("admin" = []))
 )]
 pub async fn create_client(
-    AdminClient(_admin): AdminClient,
+    AdminClient(admin): AdminClient,
+    audit: Audit,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<NewClientRequest>,
 ) -> Result<Response, Problem> {
@@ -469,10 +481,11 @@ pub async fn create_client(
             "a client name has 1 to 64 bytes and no control characters",
         ));
     }
+    let engine = as_admin(&state, &admin, audit);
     let created = if body.admin {
-        state.engine.create_admin_client(name).await?
+        engine.create_admin_client(name).await?
     } else {
-        state.engine.create_client(name).await?
+        engine.create_client(name).await?
     };
     let body = CreatedClient {
         client: ClientBody::from(&created.record),
@@ -496,11 +509,12 @@ pub async fn create_client(
     security(("admin" = []))
 )]
 pub async fn delete_client(
-    AdminClient(_admin): AdminClient,
+    AdminClient(admin): AdminClient,
+    audit: Audit,
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, Problem> {
-    state.engine.delete_client(&name).await?;
+    as_admin(&state, &admin, audit).delete_client(&name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -546,6 +560,17 @@ fn key_body(key: &KeyInfo, now: Timestamp) -> KeyBody<'_> {
         activates_at: Rfc3339(key.activates_at),
         retired_at: key.retired_at.map(Rfc3339),
     }
+}
+
+/// What an admin request changes is recorded in the audit trail as that client's doing, from
+/// the request's address and user agent.
+fn admin_context(admin: &ClientRecord, Audit(context): Audit) -> AuditContext {
+    context.acting(Actor::Client(admin.id.clone()))
+}
+
+/// The engine acting as `admin` (see [`admin_context`]).
+fn as_admin(state: &AppState, admin: &ClientRecord, audit: Audit) -> Engine {
+    state.engine.with_context(admin_context(admin, audit))
 }
 
 #[cfg(test)]
