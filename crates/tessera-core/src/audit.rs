@@ -68,13 +68,20 @@ pub enum AuditKind {
     ClientCreated,
     /// An API client was removed.
     ClientDeleted,
+    /// A downstream service was registered for token exchange.
+    ServiceCreated,
+    /// A downstream service was removed.
+    ServiceDeleted,
+    /// A token was exchanged (RFC 8693): an audience-bound token, a one-time token or a child
+    /// session; the detail names the service and what was issued.
+    TokenExchanged,
     /// Any other administrative action; the detail says which.
     AdminAction,
 }
 
 impl AuditKind {
     /// Every kind, in declaration order.
-    pub const ALL: [AuditKind; 18] = [
+    pub const ALL: [AuditKind; 21] = [
         AuditKind::LoginSucceeded,
         AuditKind::LoginFailed,
         AuditKind::LoginThrottled,
@@ -92,6 +99,9 @@ impl AuditKind {
         AuditKind::KeyRotated,
         AuditKind::ClientCreated,
         AuditKind::ClientDeleted,
+        AuditKind::ServiceCreated,
+        AuditKind::ServiceDeleted,
+        AuditKind::TokenExchanged,
         AuditKind::AdminAction,
     ];
 
@@ -99,7 +109,7 @@ impl AuditKind {
     /// `session_revoked`, `sessions_revoked`, `refresh_reuse_detected`, `user_created`,
     /// `user_deleted`, `password_changed`, `password_reset`, `user_disabled`,
     /// `user_enabled`, `roles_changed`, `key_rotated`, `client_created`, `client_deleted`,
-    /// `admin_action`.
+    /// `service_created`, `service_deleted`, `token_exchanged`, `admin_action`.
     pub fn as_str(self) -> &'static str {
         match self {
             AuditKind::LoginSucceeded => "login_succeeded",
@@ -119,6 +129,9 @@ impl AuditKind {
             AuditKind::KeyRotated => "key_rotated",
             AuditKind::ClientCreated => "client_created",
             AuditKind::ClientDeleted => "client_deleted",
+            AuditKind::ServiceCreated => "service_created",
+            AuditKind::ServiceDeleted => "service_deleted",
+            AuditKind::TokenExchanged => "token_exchanged",
             AuditKind::AdminAction => "admin_action",
         }
     }

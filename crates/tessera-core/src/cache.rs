@@ -158,6 +158,7 @@ mod tests {
             ip: None,
             user_agent: None,
             revoked_at: None,
+            parent: None,
         };
         Arc::new(CachedSession::new(record, Arc::from("alice")))
     }

@@ -33,7 +33,9 @@ use crate::audit::{AuditContext, AuditStore};
 use crate::cache::{CacheLookups, SessionCache};
 use crate::id::{Secret, SessionId, UserId};
 use crate::password::{HashingLoad, PasswordHasher};
-use crate::store::{ClientStore, KeyStore, RefreshStore, SessionStore, StoreError, UserStore};
+use crate::store::{
+    ClientStore, KeyStore, RefreshStore, ServiceStore, SessionStore, StoreError, UserStore,
+};
 use crate::throttle::{LoginThrottle, ThrottleKey};
 use crate::time::{Clock, Timestamp};
 
@@ -63,6 +65,8 @@ pub struct Stores {
     pub keys: Arc<dyn KeyStore>,
     /// Registered API clients.
     pub clients: Arc<dyn ClientStore>,
+    /// Registered downstream services (token-exchange audiences).
+    pub services: Arc<dyn ServiceStore>,
 }
 
 /// The session engine. Cheap to clone; clones share everything but the audit context

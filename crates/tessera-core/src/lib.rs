@@ -81,11 +81,11 @@ pub use id::{
     SessionId, SessionToken, SessionVerifier, TokenHash, TokenId, UserId,
 };
 pub use password::{HashingLoad, PasswordHasher, PasswordPolicy, PasswordRejection};
-pub use session::{SessionPolicy, SessionRecord, Transport};
+pub use session::{ParentSession, SessionPolicy, SessionRecord, Transport};
 pub use store::{
     ClientRecord, ClientStore, KeyRecord, KeyStore, RefreshRecord, RefreshStore, Revocation,
     RevocationKind, RevocationLog, RevocationNotifier, RevocationSubscription, Rotation,
-    SessionStore, StoreError, UserStore,
+    ServiceRecord, ServiceScope, ServiceStore, SessionStore, StoreError, UserStore,
 };
 pub use throttle::{LoginThrottle, ThrottleKey, ThrottleRule};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};

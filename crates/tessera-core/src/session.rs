@@ -67,6 +67,24 @@ pub struct SessionRecord {
     pub user_agent: Option<String>,
     /// When the session was revoked; `None` while it is live.
     pub revoked_at: Option<Timestamp>,
+    /// Set for a child session: one that a registered service obtained for its own use by
+    /// token exchange (see [`ParentSession`]). `None` for a session created by a login.
+    pub parent: Option<ParentSession>,
+}
+
+/// What makes a session a *child session*: a session a stateful downstream service obtained
+/// by exchanging the user's access token (RFC 8693), for its own cookie on its own host.
+///
+/// A child belongs to the same user as its parent, never outlives the parent's absolute
+/// expiry, and ends whenever the parent ends (logout, "log out everywhere", refresh-token
+/// theft, an administrator); ending the child leaves the parent alone. Only introspection by
+/// that service's audience accepts it: it is not a credential for Tessera's own endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParentSession {
+    /// The session it was exchanged from.
+    pub id: SessionId,
+    /// The audience of the registered service it belongs to.
+    pub audience: String,
 }
 
 impl SessionRecord {
@@ -89,6 +107,7 @@ impl fmt::Debug for SessionRecord {
             .field("idle_expires_at", &self.idle_expires_at)
             .field("expires_at", &self.expires_at)
             .field("revoked_at", &self.revoked_at)
+            .field("parent", &self.parent)
             .finish_non_exhaustive()
     }
 }

@@ -528,6 +528,86 @@ pub trait ClientStore: Send + Sync + fmt::Debug + 'static {
     }
 }
 
+/// A downstream service registered for token exchange (`tessera service add`): token
+/// exchange only issues tokens whose audience is a registered service's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceRecord {
+    /// A name for people (unique), as the CLI and the admin API name it.
+    pub name: String,
+    /// The audience its tokens carry in `aud` (unique), usually its base URL; what it
+    /// configures its verifier with.
+    pub audience: String,
+    /// The scopes (operations) it understands, in the order registered. A user may receive a
+    /// scope if it names no roles, or if the user holds one of the roles it names.
+    pub scopes: Vec<ServiceScope>,
+    /// The longest lifetime of a token issued for it (access or one-time), and of the idle
+    /// period of its child sessions.
+    pub max_ttl: Duration,
+    /// Whether it may exchange an access token for a child session (a stateful service).
+    pub sessions: bool,
+    /// When it was registered.
+    pub created_at: Timestamp,
+}
+
+/// One scope a registered service understands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceScope {
+    /// The scope token (RFC 6749 §3.3 characters, no `=`).
+    pub name: String,
+    /// Roles of which a user needs one to receive it; empty means every user may.
+    pub roles: Vec<String>,
+}
+
+/// Registered downstream services.
+#[async_trait]
+pub trait ServiceStore: Send + Sync + fmt::Debug + 'static {
+    /// Adds a service. [`StoreError::Conflict`] if the name or the audience exists; never
+    /// overwrites.
+    async fn insert_service(&self, service: &ServiceRecord) -> Result<(), StoreError>;
+
+    /// The service registered for exactly this audience, or `None`.
+    async fn service_by_audience(
+        &self,
+        audience: &str,
+    ) -> Result<Option<ServiceRecord>, StoreError>;
+
+    /// Every service, oldest first.
+    async fn list_services(&self) -> Result<Vec<ServiceRecord>, StoreError>;
+
+    /// Removes the service named `name`. Idempotent: `false` if there was none. Tokens
+    /// already issued for it stay valid until they expire; its child sessions stay until
+    /// they end.
+    async fn delete_service(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// [`insert_service`](ServiceStore::insert_service), and `event` appended to the store's
+    /// audit trail in the same transaction if the store keeps one (see [`Audited`]). Nothing
+    /// is appended when the service is not inserted.
+    ///
+    /// The default inserts and leaves the event to the caller.
+    async fn insert_service_audited(
+        &self,
+        service: &ServiceRecord,
+        event: &AuditEvent,
+    ) -> Result<Audited<()>, StoreError> {
+        let _ = event;
+        self.insert_service(service).await?;
+        Ok(Audited::left_to_caller(()))
+    }
+
+    /// [`delete_service`](ServiceStore::delete_service), and `event` appended in the same
+    /// transaction if the store keeps an audit trail and a service was removed.
+    ///
+    /// The default removes and leaves the event to the caller.
+    async fn delete_service_audited(
+        &self,
+        name: &str,
+        event: &AuditEvent,
+    ) -> Result<Audited<bool>, StoreError> {
+        let _ = event;
+        Ok(Audited::left_to_caller(self.delete_service(name).await?))
+    }
+}
+
 /// A durable revocation log on its own, for session stores that keep sessions somewhere that
 /// may forget them (Redis).
 ///

@@ -123,6 +123,7 @@ async fn connect_stores(config: &Config) -> Result<OpenedStores, StartError> {
             sessions: memory.clone(),
             refresh: memory.clone(),
             keys: memory.clone(),
+            services: memory.clone(),
             clients: memory.clone(),
             throttle: Arc::new(MemoryThrottle::new()),
         };
@@ -142,6 +143,7 @@ async fn connect_stores(config: &Config) -> Result<OpenedStores, StartError> {
                 sessions: sqlite.clone(),
                 refresh: sqlite.clone(),
                 keys: sqlite.clone(),
+                services: sqlite.clone(),
                 clients: sqlite.clone(),
                 throttle: sqlite.clone(),
             };
@@ -161,6 +163,7 @@ async fn connect_stores(config: &Config) -> Result<OpenedStores, StartError> {
                 sessions: postgres.clone(),
                 refresh: postgres.clone(),
                 keys: postgres.clone(),
+                services: postgres.clone(),
                 clients: postgres.clone(),
                 throttle: postgres.clone(),
             };

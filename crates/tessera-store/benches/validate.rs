@@ -62,6 +62,7 @@ impl Backend {
                     sessions: store.clone(),
                     refresh: store.clone(),
                     keys: store.clone(),
+                    services: store.clone(),
                     clients: store,
                     throttle: Arc::new(MemoryThrottle::new()),
                 };
@@ -79,6 +80,7 @@ impl Backend {
                     sessions: store.clone(),
                     refresh: store.clone(),
                     keys: store.clone(),
+                    services: store.clone(),
                     clients: store.clone(),
                     throttle: store,
                 };

@@ -93,6 +93,7 @@ async fn main() -> Result<(), BoxError> {
             sessions: memory.clone(),
             refresh: memory.clone(),
             keys: memory.clone(),
+            services: memory.clone(),
             clients: memory.clone(),
             throttle: throttle.clone(),
         },
@@ -152,6 +153,7 @@ where
         + tessera_core::RefreshStore
         + tessera_core::KeyStore
         + tessera_core::ClientStore
+        + tessera_core::ServiceStore
         + tessera_core::LoginThrottle
         + 'static,
 {
@@ -160,6 +162,7 @@ where
         sessions: store.clone(),
         refresh: store.clone(),
         keys: store.clone(),
+        services: store.clone(),
         clients: store.clone(),
         throttle: store.clone(),
     }

@@ -690,6 +690,7 @@ impl Generator {
             )),
             user_agent: Some(self.user_agents[self.made % self.user_agents.len()].clone()),
             revoked_at: None,
+            parent: None,
         })
     }
 }

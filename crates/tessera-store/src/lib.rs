@@ -51,6 +51,7 @@
 //!     sessions: store.clone(),
 //!     refresh: store.clone(),
 //!     keys: store.clone(),
+//!     services: store.clone(),
 //!     clients: store,
 //!     throttle: Arc::new(MemoryThrottle::new()),
 //! };
@@ -89,6 +90,7 @@
 //!     sessions: store.clone(),
 //!     refresh: store.clone(),
 //!     keys: store.clone(),
+//!     services: store.clone(),
 //!     clients: store.clone(),
 //!     throttle: store,
 //! };

@@ -2,7 +2,7 @@
 //! losing every session (and the throttle counters) on restart.
 //!
 //! [`MemoryStore`] keeps each kind of record in a module of its own (`users`, `sessions`,
-//! `refresh`, `keys`, `clients`, `revocation_log`), as the SQL backends do; the throttle is
+//! `refresh`, `keys`, `clients`, `services`, `revocation_log`), as the SQL backends do; the throttle is
 //! the separate [`MemoryThrottle`].
 //!
 //! Each store keeps its maps behind a std lock. That is fine here because no lock is ever held
@@ -14,6 +14,7 @@ mod clients;
 mod keys;
 mod refresh;
 mod revocation_log;
+mod services;
 mod sessions;
 mod throttle;
 mod users;
@@ -28,15 +29,17 @@ use audit::Trail;
 use clients::Clients;
 use keys::Keys;
 use refresh::RefreshChains;
+use services::Services;
 use sessions::Sessions;
 use users::Users;
 
-/// Users, sessions, the revocation log, refresh-token chains, signing keys and API clients, in
-/// memory.
+/// Users, sessions, the revocation log, refresh-token chains, signing keys, API clients and
+/// downstream services, in memory.
 ///
 /// Implements [`UserStore`](tessera_core::UserStore),
 /// [`SessionStore`](tessera_core::SessionStore), [`RefreshStore`](tessera_core::RefreshStore),
 /// [`KeyStore`](tessera_core::KeyStore), [`ClientStore`](tessera_core::ClientStore),
+/// [`ServiceStore`](tessera_core::ServiceStore),
 /// [`RevocationLog`](tessera_core::RevocationLog) and
 /// [`AuditStore`](tessera_core::AuditStore); pair it with a [`MemoryThrottle`]. Each
 /// kind of record sits behind its own lock so that, say, account look-ups never wait on
@@ -48,6 +51,7 @@ pub struct MemoryStore {
     refresh: RwLock<RefreshChains>,
     keys: RwLock<Keys>,
     clients: RwLock<Clients>,
+    services: RwLock<Services>,
     /// Taken after any of the others, never before, by the audited changes.
     audit: RwLock<Trail>,
 }

@@ -1,5 +1,5 @@
 //! [`PgStore`]: users, sessions, the revocation log, the login throttle, refresh-token chains,
-//! signing keys and API clients in PostgreSQL — durable, and shared by any number of
+//! signing keys, API clients and downstream services in PostgreSQL — durable, and shared by any number of
 //! instances.
 //!
 //! The schema lives in `migrations-postgres/`, embedded in the binary and applied on connect.
@@ -21,6 +21,7 @@ mod keys;
 mod notify;
 mod refresh;
 mod revocation_log;
+mod services;
 mod sessions;
 mod throttle;
 mod users;
@@ -83,12 +84,13 @@ impl Default for PgOptions {
 }
 
 /// Users, sessions, the revocation log, login-failure counters, refresh-token chains, signing
-/// keys and API clients in a PostgreSQL database.
+/// keys, API clients and downstream services in a PostgreSQL database.
 ///
 /// Implements [`UserStore`](tessera_core::UserStore),
 /// [`SessionStore`](tessera_core::SessionStore),
 /// [`LoginThrottle`](tessera_core::LoginThrottle), [`RefreshStore`](tessera_core::RefreshStore),
 /// [`KeyStore`](tessera_core::KeyStore), [`ClientStore`](tessera_core::ClientStore),
+/// [`ServiceStore`](tessera_core::ServiceStore),
 /// [`RevocationLog`](tessera_core::RevocationLog) — the durable log a Redis session store
 /// writes to, sharing one log (table and sequence) with this store's own sessions —,
 /// [`AuditStore`](tessera_core::AuditStore) (whose events its audited changes write in the

@@ -189,6 +189,7 @@ impl Default for RedisOptions {
 ///     refresh: redis.clone(),
 ///     throttle: redis,
 ///     keys: sql.clone(),
+///     services: sql.clone(),
 ///     clients: sql,
 /// };
 /// # drop(stores);

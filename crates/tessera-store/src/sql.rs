@@ -17,7 +17,9 @@ use sqlx::query::Query;
 use sqlx::{Database, Executor, IntoArguments};
 use tessera_core::StoreError;
 
-pub(crate) use records::{Binds, client, failures, key, refresh, revocation, session, user};
+pub(crate) use records::{
+    Binds, client, failures, key, refresh, revocation, service, session, user,
+};
 
 /// The columns of `sessions`, in the order [`Binds::bind_session`] binds them.
 macro_rules! session_columns {

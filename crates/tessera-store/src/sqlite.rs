@@ -1,5 +1,5 @@
 //! [`SqliteStore`]: users, sessions, the revocation log, the login throttle, refresh-token
-//! chains, signing keys and API clients in one SQLite file — durable, and enough for a single
+//! chains, signing keys, API clients and downstream services in one SQLite file — durable, and enough for a single
 //! instance (or several sharing one host's disk).
 //!
 //! The schema lives in `migrations/`, embedded in the binary and applied on open. Times are
@@ -13,6 +13,7 @@ mod clients;
 mod keys;
 mod refresh;
 mod revocation_log;
+mod services;
 mod sessions;
 mod throttle;
 mod users;
@@ -57,12 +58,12 @@ impl Default for SqliteOptions {
 }
 
 /// Users, sessions, the revocation log, login-failure counters, refresh-token chains, signing
-/// keys and API clients in a SQLite database.
+/// keys, API clients and downstream services in a SQLite database.
 ///
 /// Implements [`UserStore`](tessera_core::UserStore),
 /// [`SessionStore`](tessera_core::SessionStore), [`LoginThrottle`](tessera_core::LoginThrottle),
 /// [`RefreshStore`](tessera_core::RefreshStore), [`KeyStore`](tessera_core::KeyStore),
-/// [`ClientStore`](tessera_core::ClientStore),
+/// [`ClientStore`](tessera_core::ClientStore), [`ServiceStore`](tessera_core::ServiceStore),
 /// [`RevocationLog`](tessera_core::RevocationLog) (the log a Redis session store can write
 /// to) and [`AuditStore`](tessera_core::AuditStore) (whose events its audited changes write
 /// in their own transactions), so throttle counters, keys and clients survive restarts too. Cheap to clone; clones

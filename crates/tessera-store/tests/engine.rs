@@ -25,6 +25,7 @@ fn stores(sessions: Arc<dyn SessionStore>, rest: Arc<MemoryStore>) -> Stores {
         sessions,
         refresh: rest.clone(),
         keys: rest.clone(),
+        services: rest.clone(),
         clients: rest,
         throttle: Arc::new(MemoryThrottle::new()),
     }
@@ -71,6 +72,7 @@ async fn a_stale_revocation_feed_stops_trusting_the_cache() {
         sessions: Arc::new(store.clone()),
         refresh: Arc::new(store.clone()),
         keys: Arc::new(store.clone()),
+        services: Arc::new(store.clone()),
         clients: Arc::new(store.clone()),
         throttle: Arc::new(store.clone()),
     };
@@ -110,6 +112,7 @@ async fn without_a_bound_the_cache_is_trusted_however_old_the_feed() {
         sessions: Arc::new(store.clone()),
         refresh: Arc::new(store.clone()),
         keys: Arc::new(store.clone()),
+        services: Arc::new(store.clone()),
         clients: Arc::new(store.clone()),
         throttle: Arc::new(store.clone()),
     };

@@ -37,6 +37,7 @@ async fn setup() -> Setup {
         sessions: Arc::new(store.clone()),
         refresh: Arc::new(store.clone()),
         keys: Arc::new(store.clone()),
+        services: Arc::new(store.clone()),
         clients: Arc::new(store.clone()),
         throttle: Arc::new(store),
     };

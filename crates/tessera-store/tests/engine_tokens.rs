@@ -29,6 +29,7 @@ fn memory_stores() -> Stores {
         sessions: memory.clone(),
         refresh: memory.clone(),
         keys: memory.clone(),
+        services: memory.clone(),
         clients: memory,
         throttle: Arc::new(MemoryThrottle::new()),
     }
@@ -40,6 +41,7 @@ fn sqlite_stores(store: &SqliteStore) -> Stores {
         sessions: Arc::new(store.clone()),
         refresh: Arc::new(store.clone()),
         keys: Arc::new(store.clone()),
+        services: Arc::new(store.clone()),
         clients: Arc::new(store.clone()),
         throttle: Arc::new(store.clone()),
     }

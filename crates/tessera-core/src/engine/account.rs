@@ -140,6 +140,7 @@ impl Engine {
             last_seen_at: now,
             idle_expires_at: self.inner.config.session.idle_expiry(now, old.expires_at),
             revoked_at: None,
+            parent: None,
             ..old.clone()
         };
         let sessions = &self.inner.stores.sessions;

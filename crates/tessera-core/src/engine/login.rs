@@ -245,6 +245,7 @@ impl Engine {
             ip: attempt.ip.map(|ip| ip.to_canonical().to_string()),
             user_agent: attempt.user_agent.map(truncate_user_agent),
             revoked_at: None,
+            parent: None,
         };
         inner.stores.sessions.insert_session(&session).await?;
         if self.disabled_meanwhile(&session).await? {

@@ -80,6 +80,7 @@ pub(crate) fn instrument(stores: Stores, backends: Backends, metrics: &Metrics) 
         }),
         keys: stores.keys,
         clients: stores.clients,
+        services: stores.services,
     }
 }
 

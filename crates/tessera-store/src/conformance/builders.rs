@@ -70,6 +70,7 @@ pub fn session_for_token(
         ip: Some("192.0.2.7".to_owned()),
         user_agent: Some("conformance/1.0".to_owned()),
         revoked_at: None,
+        parent: None,
     }
 }
 

@@ -300,6 +300,7 @@ pub(super) fn decode_session(id: SessionId, value: &[u8]) -> Result<StoredSessio
             ip,
             user_agent: None,
             revoked_at,
+            parent: None,
         },
         user_agent,
     })
@@ -505,6 +506,7 @@ mod tests {
             ip: ip.map(str::to_owned),
             user_agent: user_agent.map(str::to_owned),
             revoked_at: None,
+            parent: None,
         }
     }
 

@@ -9,8 +9,9 @@ use sqlx::query::Query;
 use sqlx::{ColumnIndex, Decode, Encode, Row, Type};
 use tessera_core::{
     AuditEvent, AuditFilter, ClientRecord, CustomClaims, KeyRecord, RefreshRecord, Revocation,
-    RevocationKind, Roles, SessionId, SessionRecord, SessionVerifier, Standing, StoreError,
-    ThrottleKey, ThrottleRule, Timestamp, TokenHash, Transport, User, UserId, UserRecord, Username,
+    RevocationKind, Roles, ServiceRecord, ServiceScope, SessionId, SessionRecord, SessionVerifier,
+    Standing, StoreError, ThrottleKey, ThrottleRule, Timestamp, TokenHash, Transport, User, UserId,
+    UserRecord, Username,
 };
 
 use super::{malformed, millis, unavailable};
@@ -119,6 +120,8 @@ pub(crate) trait Binds<'q>: Sized {
     fn bind_refresh(self, record: &'q RefreshRecord) -> Self;
     /// `id, name, secret_hash, created_at, admin`.
     fn bind_client(self, client: &'q ClientRecord) -> Self;
+    /// `name, audience, scopes, max_ttl, sessions, created_at`.
+    fn bind_service(self, service: &'q ServiceRecord) -> Self;
     /// `kid, algorithm, secret, created_at, activates_at, retired_at`.
     fn bind_key(self, key: &'q KeyRecord) -> Self;
     /// A failure of `key` at `now` under `rule`: the key, `now`, when a window opened now
@@ -191,6 +194,15 @@ where
             .bind(&client.secret_hash.as_bytes()[..])
             .bind(client.created_at.unix_millis())
             .bind(client.admin)
+    }
+
+    fn bind_service(self, service: &'q ServiceRecord) -> Self {
+        self.bind(service.name.as_str())
+            .bind(service.audience.as_str())
+            .bind(scopes_json(&service.scopes))
+            .bind(millis(service.max_ttl))
+            .bind(service.sessions)
+            .bind(service.created_at.unix_millis())
     }
 
     fn bind_key(self, key: &'q KeyRecord) -> Self {
@@ -280,6 +292,8 @@ pub(crate) fn session(row: &impl Columns) -> Result<SessionRecord, StoreError> {
         ip: row.optional_text("ip")?,
         user_agent: row.optional_text("user_agent")?,
         revoked_at: row.optional_timestamp("revoked_at")?,
+        // Not persisted yet: child sessions are being added.
+        parent: None,
     })
 }
 
@@ -323,6 +337,34 @@ pub(crate) fn client(row: &impl Columns) -> Result<ClientRecord, StoreError> {
         created_at: row.timestamp("created_at")?,
         admin: row.boolean("admin")?,
     })
+}
+
+/// A row of `name, audience, scopes, max_ttl, sessions, created_at` from `services`.
+pub(crate) fn service(row: &impl Columns) -> Result<ServiceRecord, StoreError> {
+    let scopes: Vec<(String, Vec<String>)> =
+        serde_json::from_str(row.text("scopes")?).map_err(|_| malformed("scopes"))?;
+    let max_ttl = u64::try_from(row.integer("max_ttl")?).map_err(|_| malformed("max_ttl"))?;
+    Ok(ServiceRecord {
+        name: row.text("name")?.to_owned(),
+        audience: row.text("audience")?.to_owned(),
+        scopes: scopes
+            .into_iter()
+            .map(|(name, roles)| ServiceScope { name, roles })
+            .collect(),
+        max_ttl: Duration::from_millis(max_ttl),
+        sessions: row.boolean("sessions")?,
+        created_at: row.timestamp("created_at")?,
+    })
+}
+
+/// A service's scopes as stored: a JSON array of `[scope, [role, ...]]` pairs.
+fn scopes_json(scopes: &[ServiceScope]) -> String {
+    let pairs: Vec<(&str, &[String])> = scopes
+        .iter()
+        .map(|scope| (scope.name.as_str(), scope.roles.as_slice()))
+        .collect();
+    // Strings and arrays of strings always serialize.
+    serde_json::to_string(&pairs).unwrap_or_default()
 }
 
 /// A row of `kid, algorithm, secret, created_at, activates_at, retired_at` from
