@@ -25,6 +25,10 @@ use dashmap::DashMap;
 pub use self::account::PasswordChange;
 pub use self::clients::NewClient;
 pub use self::config::EngineConfig;
+pub use self::exchange::{
+    ExchangeRejection, MAX_SERVICE_TTL, NewService, ServiceRejection, allowed_scopes, grant_scopes,
+    is_scope_token,
+};
 pub use self::login::{LoggedIn, LoginAttempt, LoginOutcomes};
 pub use self::revocation::RevokeScope;
 pub use self::tokens::{AccessGrant, Refreshed, TokenGrant, TokenPolicy};
@@ -43,6 +47,7 @@ mod account;
 mod audit;
 mod clients;
 mod config;
+mod exchange;
 mod login;
 mod revocation;
 mod standing;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::engine::{ExchangeRejection, ServiceRejection};
 use crate::id::RandomnessError;
 use crate::password::{HashError, PasswordRejection};
 use crate::store::StoreError;
@@ -60,6 +61,19 @@ pub enum Error {
     /// No client has that name.
     #[error("no such client")]
     ClientNotFound,
+    /// A service with that name or audience is registered already.
+    #[error("a service with that name or audience exists")]
+    ServiceTaken,
+    /// No service has that name.
+    #[error("no such service")]
+    ServiceNotFound,
+    /// A service registration breaks the rules.
+    #[error(transparent)]
+    InvalidService(#[from] ServiceRejection),
+    /// A token exchange asked for something it may not have (RFC 8693 errors other than
+    /// `invalid_grant`, which is [`Error::InvalidGrant`]). Nothing was issued.
+    #[error(transparent)]
+    Exchange(#[from] ExchangeRejection),
     /// No such session (or not the caller's).
     #[error("no such session")]
     SessionNotFound,

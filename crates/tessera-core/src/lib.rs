@@ -72,8 +72,10 @@ pub use audit::{
 };
 pub use cache::CacheLookups;
 pub use engine::{
-    AccessGrant, Engine, EngineConfig, LoggedIn, LoginAttempt, LoginOutcomes, NewClient,
-    PasswordChange, Refreshed, RevokeScope, Stores, TokenGrant, TokenPolicy, ValidSession,
+    AccessGrant, Engine, EngineConfig, ExchangeRejection, LoggedIn, LoginAttempt, LoginOutcomes,
+    MAX_SERVICE_TTL, NewClient, NewService, PasswordChange, Refreshed, RevokeScope,
+    ServiceRejection, Stores, TokenGrant, TokenPolicy, ValidSession, allowed_scopes, grant_scopes,
+    is_scope_token,
 };
 pub use error::Error;
 pub use id::{

@@ -540,8 +540,8 @@ pub struct ServiceRecord {
     /// The scopes (operations) it understands, in the order registered. A user may receive a
     /// scope if it names no roles, or if the user holds one of the roles it names.
     pub scopes: Vec<ServiceScope>,
-    /// The longest lifetime of a token issued for it (access or one-time), and of the idle
-    /// period of its child sessions.
+    /// The longest lifetime of a token issued for it (access or one-time). Its child
+    /// sessions follow the session policy, within their parent's absolute expiry.
     pub max_ttl: Duration,
     /// Whether it may exchange an access token for a child session (a stateful service).
     pub sessions: bool,

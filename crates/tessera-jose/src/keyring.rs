@@ -16,6 +16,10 @@ use crate::verifier::{VerificationKey, Verifier, VerifierSettings};
 /// The `typ` header of every token signed here (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 
+/// The `typ` header of one-time transaction tokens (IETF Transaction Tokens draft): a
+/// verifier that only knows RFC 9068 access tokens refuses them.
+pub const TRANSACTION_TOKEN_TYPE: &str = "txntoken+jwt";
+
 /// Parsed signing keys and their schedule. Cheap to clone: the keys sit behind an `Arc`.
 #[derive(Clone)]
 pub struct Keyring {
@@ -198,6 +202,16 @@ impl Signer {
         }
         jsonwebtoken::encode(&self.inner.header, claims, &self.inner.encoding_key)
             .map_err(SignError::Jose)
+    }
+
+    /// Signs `claims` as a one-time transaction token: header `typ` `txntoken+jwt`.
+    pub fn sign_transaction(&self, claims: &AccessClaims) -> Result<String, SignError> {
+        if claims.aud.is_empty() {
+            return Err(SignError::EmptyAudience);
+        }
+        let mut header = self.inner.header.clone();
+        header.typ = Some(TRANSACTION_TOKEN_TYPE.to_owned());
+        jsonwebtoken::encode(&header, claims, &self.inner.encoding_key).map_err(SignError::Jose)
     }
 }
 

@@ -72,5 +72,5 @@ pub use algorithm::{Algorithm, UnsupportedAlgorithm};
 pub use claims::{AccessClaims, Audience};
 pub use jwk::{Jwk, Jwks};
 pub use key::{JwkProblem, KeyError, MINIMUM_HMAC_SECRET_BYTES, MINIMUM_RSA_BITS, StoredKey};
-pub use keyring::{ACCESS_TOKEN_TYPE, Keyring, SignError, Signer};
+pub use keyring::{ACCESS_TOKEN_TYPE, Keyring, SignError, Signer, TRANSACTION_TOKEN_TYPE};
 pub use verifier::{TokenPart, Verifier, VerifierSettings, VerifyError};

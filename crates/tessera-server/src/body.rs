@@ -304,8 +304,32 @@ fn encoded_token<S: Serializer>(
 /// `GET /v1/sessions`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionList<'a> {
-    /// The caller's live sessions, newest first.
-    pub sessions: Vec<SessionBody<'a>>,
+    /// The caller's live sessions (those of their logins), newest first, each with its
+    /// child sessions.
+    pub sessions: Vec<ListedSession<'a>>,
+}
+
+/// A session in `GET /v1/sessions`, with the child sessions services obtained from it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListedSession<'a> {
+    /// The session.
+    #[serde(flatten)]
+    pub session: SessionBody<'a>,
+    /// Its live child sessions: sessions a registered stateful service exchanged an access
+    /// token of this session for (RFC 8693). They end with it; revoking one leaves it alone.
+    /// Omitted when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<ChildSessionBody<'a>>,
+}
+
+/// A child session in `GET /v1/sessions`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChildSessionBody<'a> {
+    /// The session.
+    #[serde(flatten)]
+    pub session: SessionBody<'a>,
+    /// The audience of the service it belongs to.
+    pub service: &'a str,
 }
 
 /// `DELETE /v1/sessions?scope=…`.

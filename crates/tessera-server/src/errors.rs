@@ -15,7 +15,7 @@ use axum::http::header::{CACHE_CONTROL, PRAGMA, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
-use tessera_core::Error;
+use tessera_core::{Error, ExchangeRejection};
 use tessera_tokens::{AccessError, IssueError, TokenError};
 use utoipa::ToSchema;
 
@@ -82,6 +82,23 @@ impl From<Error> for Problem {
                 "a client with that name exists already",
             ),
             Error::ClientNotFound => Problem::not_found("no such client"),
+            Error::ServiceTaken => Problem::new(
+                StatusCode::CONFLICT,
+                "service_taken",
+                "Service taken",
+                "a service with that name or audience is registered already",
+            ),
+            Error::ServiceNotFound => Problem::not_found("no such service"),
+            Error::InvalidService(rejection) => Problem::validation(rejection.to_string()),
+            Error::Exchange(rejection) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                match rejection {
+                    ExchangeRejection::InvalidTarget(_) => "invalid_target",
+                    _ => "invalid_scope",
+                },
+                "Token exchange refused",
+                exchange_description(&rejection),
+            ),
             Error::SessionNotFound => Problem::not_found("no such session"),
             Error::UserNotFound => Problem::not_found("no such user"),
             Error::Busy => Problem::new(
@@ -156,6 +173,14 @@ impl From<AccessError> for Problem {
             }
             AccessError::Engine(error) => error.into(),
         }
+    }
+}
+
+/// The fixed text of an exchange refusal (never the request's own words).
+fn exchange_description(rejection: &ExchangeRejection) -> &'static str {
+    match rejection {
+        ExchangeRejection::InvalidTarget(text) | ExchangeRejection::InvalidScope(text) => text,
+        _ => "the exchange was refused",
     }
 }
 
@@ -239,7 +264,17 @@ impl OAuthError {
             | Error::SessionNotFound
             | Error::UserNotFound => invalid_grant(),
             // No OAuth endpoint removes clients; were one to, an unknown one is a bad request.
-            Error::ClientNotFound => Self::invalid_request("no such client"),
+            Error::ClientNotFound | Error::ServiceNotFound => {
+                Self::invalid_request("no such client or service")
+            }
+            Error::Exchange(rejection) => Self::response(
+                StatusCode::BAD_REQUEST,
+                match rejection {
+                    ExchangeRejection::InvalidTarget(_) => "invalid_target",
+                    _ => "invalid_scope",
+                },
+                exchange_description(&rejection),
+            ),
             Error::InvalidCredentials => Self::response(
                 StatusCode::BAD_REQUEST,
                 "invalid_grant",
@@ -257,6 +292,8 @@ impl OAuthError {
             ),
             Error::UsernameTaken
             | Error::ClientNameTaken
+            | Error::ServiceTaken
+            | Error::InvalidService(_)
             | Error::InvalidUsername(_)
             | Error::InvalidStanding(_)
             | Error::PasswordRejected(_)

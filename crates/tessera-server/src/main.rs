@@ -10,7 +10,8 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use tessera_core::{
-    AuditContext, AuditFilter, AuditKind, Engine, Error, Role, SessionId, Timestamp, UserId,
+    AuditContext, AuditFilter, AuditKind, Engine, Error, NewService, Role, SessionId, Timestamp,
+    UserId,
 };
 use tessera_server::body::rfc3339;
 use tessera_server::config::{Database, LogFormat, SessionBackend};
@@ -56,6 +57,9 @@ enum Command {
     /// admin clients for the admin API).
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Manage downstream services: the audiences token exchange issues tokens for.
+    #[command(subcommand)]
+    Service(ServiceCommand),
     /// Write a consistent copy of the SQLite database to PATH while the server runs (a plain
     /// file copy is unsafe: it misses what the write-ahead log holds). The copy holds the
     /// signing keys, so it is created readable by its owner only. PostgreSQL: use pg_dump.
@@ -108,6 +112,38 @@ enum ClientCommand {
     /// List clients (never their secrets).
     List,
     /// Remove a client by name.
+    Remove {
+        /// The name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ServiceCommand {
+    /// Register a service: token exchange (RFC 8693) issues access tokens, one-time
+    /// operation tokens and (with --sessions) child sessions for its audience only.
+    Add {
+        /// A name for people, unique: 1-64 of A-Z a-z 0-9 . _ -
+        name: String,
+        /// What its tokens carry in `aud` (unique), usually its base URL; the audience its
+        /// verifier (tessera-tower) is configured with.
+        #[arg(long)]
+        audience: String,
+        /// A scope (operation) it understands, repeatable: NAME for every user, or
+        /// NAME=ROLE|ROLE for users holding one of those roles.
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// The longest lifetime of a token issued for it (capped by token.access_ttl, and
+        /// for one-time tokens by token.one_time_ttl), e.g. 2m.
+        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+        max_ttl: std::time::Duration,
+        /// Let it exchange an access token for a child session (a stateful service).
+        #[arg(long)]
+        sessions: bool,
+    },
+    /// List services.
+    List,
+    /// Remove a service by name (tokens issued for it stay valid until they expire).
     Remove {
         /// The name.
         name: String,
@@ -290,6 +326,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(command) => user(&engine, command).await,
         Command::Session(command) => session(&engine, command).await,
         Command::Client(command) => client(&engine, command).await,
+        Command::Service(command) => service(&engine, command).await,
         Command::Audit(args) => audit(&engine, args).await,
         // Answered above, before any service starts.
         Command::Backup { .. } => Ok(()),
@@ -569,6 +606,77 @@ async fn client(engine: &Engine, command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Remove { name } => match engine.delete_client(&name).await {
             Ok(()) => println!("removed client {name}"),
             Err(Error::ClientNotFound) => bail!("no client named {name:?}"),
+            Err(error) => return Err(error.into()),
+        },
+    }
+    Ok(())
+}
+
+async fn service(engine: &Engine, command: ServiceCommand) -> anyhow::Result<()> {
+    match command {
+        ServiceCommand::Add {
+            name,
+            audience,
+            scopes,
+            max_ttl,
+            sessions,
+        } => {
+            let new = NewService {
+                name: name.clone(),
+                audience,
+                scopes,
+                max_ttl,
+                sessions,
+            };
+            match engine.register_service(new).await {
+                Ok(service) => println!(
+                    "registered service {} for audience {}",
+                    service.name, service.audience
+                ),
+                Err(Error::ServiceTaken) => {
+                    bail!("a service with the name {name:?} or that audience exists already")
+                }
+                Err(Error::InvalidService(rejection)) => bail!("{rejection}"),
+                Err(error) => return Err(error).context("could not register the service"),
+            }
+        }
+        ServiceCommand::List => {
+            let rows = engine.services().await?.into_iter().map(|service| {
+                let scopes = service
+                    .scopes
+                    .iter()
+                    .map(|scope| {
+                        if scope.roles.is_empty() {
+                            scope.name.clone()
+                        } else {
+                            format!("{}={}", scope.name, scope.roles.join("|"))
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                [
+                    service.name,
+                    service.audience,
+                    if scopes.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        scopes
+                    },
+                    humantime::format_duration(service.max_ttl).to_string(),
+                    if service.sessions { "yes" } else { "no" }.to_owned(),
+                    rfc3339(service.created_at),
+                ]
+            });
+            print_table(
+                [
+                    "NAME", "AUDIENCE", "SCOPES", "MAX TTL", "SESSIONS", "CREATED",
+                ],
+                rows,
+            );
+        }
+        ServiceCommand::Remove { name } => match engine.remove_service(&name).await {
+            Ok(()) => println!("removed service {name}"),
+            Err(Error::ServiceNotFound) => bail!("no service named {name:?}"),
             Err(error) => return Err(error.into()),
         },
     }

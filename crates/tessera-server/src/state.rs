@@ -68,6 +68,8 @@ pub struct HttpSettings {
     pub trusted_proxies: Vec<ProxyRange>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Lifetime of one-time operation tokens (`token.one_time_ttl`).
+    pub one_time_ttl: std::time::Duration,
 }
 
 /// What the handlers share, for `config` over the engine and tokens.
@@ -91,6 +93,7 @@ pub(crate) fn build(config: &Config, services: Services) -> AppState {
         registration: config.auth.registration,
         trusted_proxies: config.server.trusted_proxies.clone(),
         max_body_bytes: config.server.max_body_bytes,
+        one_time_ttl: config.token.one_time_ttl,
     };
     let openapi = Bytes::from(routes::document(config).to_json().unwrap_or_default());
     AppState::new(SharedState {

@@ -81,6 +81,14 @@ impl SigningKeys {
         Ok(self.store.signing_keys().await?)
     }
 
+    /// A verifier like the current one that accepts `audiences` instead of the configured
+    /// ones (token exchange takes subject tokens issued for registered services).
+    pub(crate) fn verifier_for(&self, audiences: Vec<String>) -> Verifier {
+        let mut settings = self.verifier_settings.clone();
+        settings.audiences = audiences;
+        self.current.load().keyring.verifier(settings)
+    }
+
     pub(crate) fn current(&self) -> arc_swap::Guard<Arc<Current>> {
         self.current.load()
     }

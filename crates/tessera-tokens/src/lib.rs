@@ -52,12 +52,18 @@ use tessera_core::{
 use tessera_jose::{AccessClaims, Audience, VerifyError};
 
 mod error;
+mod exchange;
 mod keys;
 mod settings;
 mod time;
 mod verified;
 
 pub use error::{AccessError, IssueError, TokenError};
+pub use exchange::{
+    ACCESS_TOKEN_TYPE_URN, CLIENT_CREDENTIALS_TYPE_URN, ExchangeGrant, ExchangedToken,
+    JWT_TYPE_URN, MAX_ACTOR_DEPTH, REFRESH_TOKEN_TYPE_URN, SESSION_COOKIE_TYPE_URN,
+    SESSION_TYPE_URN, Signed, TXN_TOKEN_TYPE_URN, actor_claim,
+};
 pub use settings::{
     DEFAULT_ALGORITHM, DEFAULT_AUDIENCE, DEFAULT_KEY_PUBLISH_LEAD, DEFAULT_KEY_ROTATION,
     DEFAULT_LEEWAY, Hs256Secret, TokenSettings,

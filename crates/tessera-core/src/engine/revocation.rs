@@ -124,6 +124,7 @@ impl Engine {
         event: AuditEvent,
     ) -> Result<bool, Error> {
         let sessions = &self.inner.stores.sessions;
+        let owner = event.user_id.clone();
         let revoked = if self.audits() {
             sessions
                 .revoke_session_audited(id, self.now(), &event)
@@ -131,7 +132,21 @@ impl Engine {
         } else {
             Audited::left_to_caller(sessions.revoke_session(id, self.now()).await?)
         };
-        Ok(self.settle(revoked, |revoked| *revoked, event).await)
+        let revoked = self.settle(revoked, |revoked| *revoked, event).await;
+        if revoked {
+            // Its child sessions end with it (they share its user).
+            let owner = match owner {
+                Some(owner) => Some(owner),
+                None => sessions
+                    .session_by_id(id)
+                    .await?
+                    .map(|record| record.user_id),
+            };
+            if let Some(owner) = owner {
+                self.revoke_children(id, &owner).await?;
+            }
+        }
+        Ok(revoked)
     }
 
     /// The store's bulk revoke, with `event` recorded (with `count` added) in its

@@ -151,6 +151,12 @@ impl Engine {
             .or_insert(stale_before);
     }
 
+    /// The `iat` for a token signed beside the engine (token exchange) for `user_id` at
+    /// `issued_at`: see `issue_time` — never before the user's latest standing change.
+    pub async fn token_issue_time(&self, user_id: &UserId, issued_at: Timestamp) -> Timestamp {
+        self.issue_time(user_id, issued_at).await
+    }
+
     /// The `iat` of a new access token for `user_id` that would say `issued_at`: that, or
     /// the user's `stale_before` if it is later — after waiting until then (less than a
     /// second), so no token claims to be issued in the future.

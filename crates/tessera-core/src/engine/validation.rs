@@ -55,7 +55,32 @@ impl Engine {
     ///
     /// A token whose id names a session but whose secret does not match is refused like an
     /// unknown one, and changes nothing (it does not even evict the cached session).
+    ///
+    /// A child session (see [`crate::ParentSession`]) is refused here: it is a credential
+    /// for its service only, checked through [`Engine::validate_any`] by introspection.
     pub async fn validate(&self, token: &SessionToken) -> Result<ValidSession, Error> {
+        let session = self.validate_any(token).await?;
+        if session.record().parent.is_some() {
+            return Err(Error::Unauthenticated);
+        }
+        Ok(session)
+    }
+
+    /// [`Engine::validate`] that also accepts child sessions, for introspection: a child
+    /// whose parent this process knows to be revoked is refused (and so, on a store read,
+    /// is one whose parent is revoked or gone).
+    pub async fn validate_any(&self, token: &SessionToken) -> Result<ValidSession, Error> {
+        let session = self.validate_session(token).await?;
+        if let Some(parent) = &session.record().parent
+            && self.inner.revoked.contains_key(&parent.id)
+        {
+            self.inner.cache.forget(&session.record().id);
+            return Err(Error::Unauthenticated);
+        }
+        Ok(session)
+    }
+
+    async fn validate_session(&self, token: &SessionToken) -> Result<ValidSession, Error> {
         let id = token.session_id();
         let verifier = token.verifier();
         let now = self.now();
@@ -102,6 +127,11 @@ impl Engine {
         };
         if now >= record.expires_at || now >= record.idle_expires_at {
             return Err(Error::SessionExpired);
+        }
+        if let Some(parent) = &record.parent
+            && !self.parent_is_live(&parent.id).await?
+        {
+            return Err(Error::Unauthenticated);
         }
         let username = match self.inner.usernames.get(&record.user_id) {
             Some(username) => username.clone(),
@@ -227,6 +257,10 @@ impl Engine {
             }
         };
         let record = &entry.record;
+        if record.parent.is_some() {
+            // Access tokens name the sessions of logins, never a service's child session.
+            return Err(Error::Unauthenticated);
+        }
         let seen = Timestamp::from_unix_millis(entry.last_seen.load(Ordering::Relaxed));
         let idle_expires_at = self
             .inner

@@ -137,6 +137,11 @@ impl Config {
         {
             return invalid("token.access_ttl", "must be between 10s and 24h");
         }
+        if token.one_time_ttl < Duration::from_secs(1)
+            || token.one_time_ttl > Duration::from_secs(5 * 60)
+        {
+            return invalid("token.one_time_ttl", "must be between 1s and 5m");
+        }
         if token.refresh_ttl < token.access_ttl {
             return invalid("token.refresh_ttl", "must be at least token.access_ttl");
         }

@@ -440,6 +440,11 @@ pub struct TokenConfig {
     /// Defaults to `30d`.
     #[serde(with = "humantime_serde")]
     pub key_rotation: Duration,
+    /// Lifetime of a one-time operation token from token exchange (a registered service's
+    /// `max_ttl` may shorten it); between `1s` and `5m`.
+    /// Defaults to `30s`.
+    #[serde(with = "humantime_serde")]
+    pub one_time_ttl: Duration,
 }
 
 impl Default for TokenConfig {
@@ -457,6 +462,7 @@ impl Default for TokenConfig {
             key_publish_lead: tessera_tokens::DEFAULT_KEY_PUBLISH_LEAD,
             key_reload: Duration::from_secs(5),
             key_rotation: tessera_tokens::DEFAULT_KEY_ROTATION,
+            one_time_ttl: Duration::from_secs(30),
         }
     }
 }

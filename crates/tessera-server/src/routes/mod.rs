@@ -13,6 +13,7 @@ use crate::{AppState, Config};
 pub mod account;
 pub mod accounts;
 pub mod admin;
+pub mod exchange;
 pub mod oauth;
 pub mod ops;
 pub mod sessions;

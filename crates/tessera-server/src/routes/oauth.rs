@@ -69,6 +69,13 @@ pub struct Introspection {
     /// Access tokens: the issuer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
+    /// Access tokens: their audiences. Child sessions: the one service they belong to (a
+    /// service must refuse a child session of another service's audience).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<Vec<String>>,
+    /// Access tokens: their scope, space-separated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     /// The username (access and session tokens).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
@@ -198,6 +205,8 @@ async fn introspection(state: &AppState, token: &str) -> Result<Introspection, E
                 iat: Some(claims.iat),
                 jti: Some(claims.jti.clone()),
                 iss: Some(claims.iss.clone()),
+                aud: Some(claims.aud.iter().map(str::to_owned).collect()),
+                scope: claims.scope.clone(),
                 username: Some(session.username().to_owned()),
                 roles: Some(claims.roles.clone()),
                 csrf_token_sha256: None,
@@ -212,12 +221,16 @@ async fn introspection(state: &AppState, token: &str) -> Result<Introspection, E
     // service routed behind Tessera's origin: checked like any request that carries it, so
     // it counts as activity and a revoked or expired session is inactive.
     if let Ok(session_token) = SessionToken::parse(token) {
-        return match state.engine.validate(&session_token).await {
+        return match state.engine.validate_any(&session_token).await {
             Ok(session) => {
                 let record = session.record();
                 Ok(Introspection {
                     active: true,
                     token_type: Some("session_token"),
+                    aud: record
+                        .parent
+                        .as_ref()
+                        .map(|parent| vec![parent.audience.clone()]),
                     sub: Some(record.user_id.as_str().to_owned()),
                     sid: Some(record.id.as_str().to_owned()),
                     exp: Some(session.idle_expires_at().unix_seconds()),
@@ -265,7 +278,9 @@ fn csrf_token_sha256(token: &SessionToken) -> String {
 }
 
 /// Revokes a token (RFC 7009): the token itself is the proof, so first-party public clients
-/// need no client credentials. Revoking a refresh or access token ends its whole session.
+/// need no client credentials. Revoking a refresh or access token, or a session token, ends
+/// its whole session (and its child sessions); revoking a child session's token ends only
+/// that child.
 /// The answer is `200` whether or not the token was valid.
 #[utoipa::path(
     post, path = "/v1/revoke", tag = "tokens",
@@ -293,6 +308,14 @@ pub async fn revoke(
                 Err(_) => Ok(false),
             },
             Err(_) => Ok(false),
+        }
+    } else if let Ok(token) = SessionToken::parse(&parameters.token) {
+        // An opaque session token: a bearer session, or a service's child session (its
+        // service logging the user out there leaves the parent alone).
+        match state.engine.validate_any(&token).await {
+            Ok(session) => engine.revoke_quietly(&session.record().id).await,
+            Err(Error::Unauthenticated | Error::SessionExpired) => Ok(false),
+            Err(other) => Err(other),
         }
     } else {
         match RefreshToken::parse(&parameters.token) {

@@ -11,7 +11,10 @@ use utoipa::{IntoParams, ToSchema};
 use crate::AppState;
 use crate::audit::Audit;
 use crate::auth::{Authenticated, Carrier};
-use crate::body::{CurrentSession, Revoked, SessionBody, SessionList, json, to_json};
+use crate::body::{
+    ChildSessionBody, CurrentSession, ListedSession, Revoked, SessionBody, SessionList, json,
+    to_json,
+};
 use crate::extract::ApiQuery;
 use crate::problem::{Problem, ProblemBody};
 
@@ -40,7 +43,7 @@ pub async fn current(auth: Authenticated) -> Response {
 #[utoipa::path(
     get, path = "/v1/sessions", tag = "sessions",
     responses(
-        (status = 200, description = "Live sessions, newest first", body = SessionList),
+        (status = 200, description = "Live sessions, newest first, each with its child sessions", body = SessionList),
         (status = 401, description = "`unauthenticated` or `session_expired`", body = ProblemBody),
         (status = 503, description = "`store_unavailable`, with `Retry-After`", body = ProblemBody),
     ),
@@ -52,15 +55,27 @@ pub async fn list(State(state): State<AppState>, auth: Authenticated) -> Result<
     let username = auth.session.username();
     let sessions = records
         .iter()
+        .filter(|record| record.parent.is_none())
         .map(|record| {
-            if record.id == current.id {
+            let session = if record.id == current.id {
                 SessionBody {
                     current: Some(true),
                     ..SessionBody::current(&auth.session)
                 }
             } else {
                 SessionBody::listed(record, username, Some(false))
-            }
+            };
+            let children = records
+                .iter()
+                .filter_map(|child| {
+                    let parent = child.parent.as_ref()?;
+                    (parent.id == record.id).then(|| ChildSessionBody {
+                        session: SessionBody::listed(child, username, Some(false)),
+                        service: &parent.audience,
+                    })
+                })
+                .collect();
+            ListedSession { session, children }
         })
         .collect();
     Ok(json(StatusCode::OK, to_json(&SessionList { sessions })))

@@ -16,19 +16,45 @@ use crate::body::{SessionBody, json, to_json};
 use crate::errors::{OAuthError, no_store};
 use crate::extract::{ApiJson, is_form, read_form};
 use crate::refresh_cookie::{self, RefreshCookie};
+use crate::routes::exchange;
+use crate::routes::exchange::ExchangeResponse;
 
 /// `POST /v1/token` parameters (form-encoded as OAuth says, or JSON).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
-    /// `refresh_token`, the one grant this server supports.
+    /// `refresh_token`, or `urn:ietf:params:oauth:grant-type:token-exchange` (RFC 8693).
     #[schema(value_type = GrantType)]
     pub grant_type: String,
-    /// The refresh token to spend. Without it, the `__Secure-tessera_refresh` cookie's, for a
-    /// same-origin JSON request (see `refresh_cookie` at login).
+    /// Refresh: the refresh token to spend. Without it, the `__Secure-tessera_refresh`
+    /// cookie's, for a same-origin JSON request (see `refresh_cookie` at login).
     pub refresh_token: Option<String>,
-    /// Ignored: every refresh keeps the session's scope.
+    /// Refresh: ignored (every refresh keeps the session's claims). Exchange: the scopes
+    /// wanted, space-separated, a subset of what the user and the service allow (all of
+    /// those when omitted); for a one-time token exactly one, its operation.
     pub scope: Option<String>,
+    /// Exchange: the subject — an access token (issued for this server or a registered
+    /// service) or an opaque session token; omitted with the `session_cookie` type.
+    pub subject_token: Option<String>,
+    /// Exchange: `urn:ietf:params:oauth:token-type:access_token` (or `…:jwt`),
+    /// `urn:tessera:params:oauth:token-type:session` (a bearer session token) or
+    /// `urn:tessera:params:oauth:token-type:session_cookie` (the request's session cookie,
+    /// with `X-CSRF-Token` and a same-origin request, as every cookie-authenticated write).
+    pub subject_token_type: Option<String>,
+    /// Exchange: `urn:ietf:params:oauth:token-type:access_token` (default, or `…:jwt`), `…:txn_token`
+    /// (a one-time operation token) or `urn:tessera:params:oauth:token-type:session` (a
+    /// child session for a stateful service, from an access token issued for it).
+    pub requested_token_type: Option<String>,
+    /// Exchange: the registered service's audience (one per exchange).
+    pub audience: Option<String>,
+    /// Exchange: the same as `audience` (RFC 8707 `resource`); if both are sent they must
+    /// agree.
+    pub resource: Option<String>,
+    /// Exchange, delegation: a registered client's `client_id:client_secret`; the token then
+    /// carries `act` with that client as actor.
+    pub actor_token: Option<String>,
+    /// Exchange, delegation: `urn:tessera:params:oauth:token-type:client_credentials`.
+    pub actor_token_type: Option<String>,
 }
 
 /// The grants of `POST /v1/token`, for the document: the handler reads `grant_type` as text
@@ -38,6 +64,9 @@ pub struct TokenRequest {
 pub enum GrantType {
     /// Spend a refresh token for a new pair.
     RefreshToken,
+    /// RFC 8693 token exchange: `urn:ietf:params:oauth:grant-type:token-exchange`.
+    #[schema(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
+    TokenExchange,
 }
 
 /// A token response (RFC 6749 §5.1), also the body of a token-transport login.
@@ -81,7 +110,9 @@ pub(crate) fn token_response(
     response
 }
 
-/// Exchanges a refresh token for a new access and refresh token (rotation).
+/// Exchanges a refresh token for a new access and refresh token (rotation), or exchanges
+/// the user's session for a token for a registered service (RFC 8693; see
+/// `ExchangeResponse`).
 ///
 /// A spent refresh token presented again within `token.refresh_grace` returns the same
 /// successor pair; presented later it is treated as stolen, the session is revoked and the
@@ -93,9 +124,11 @@ pub(crate) fn token_response(
         (TokenRequest = "application/json"),
     )),
     responses(
-        (status = 200, description = "A new token pair, not cached", body = TokenResponse),
-        (status = 400, description = "`invalid_request` (malformed, unknown or repeated parameters, another body type, no refresh token), `invalid_grant` or `unsupported_grant_type`", body = OAuthError),
-        (status = 403, description = "`invalid_request`: the refresh cookie, from a request another site could have made", body = OAuthError),
+        (status = 200, description = "Refresh: a new token pair, not cached", body = TokenResponse),
+        (status = 200, description = "Token exchange: the issued token, not cached", body = ExchangeResponse),
+        (status = 400, description = "`invalid_request` (malformed, unknown or repeated parameters, another body type, no refresh token), `invalid_grant`, `unsupported_grant_type`; for token exchange also `invalid_target` (unregistered audience), `invalid_scope` (more than the user and service allow; not exactly one operation for a one-time token) and `unauthorized_client` (an actor that is not a registered client)", body = OAuthError),
+        (status = 401, description = "`invalid_client`: token exchange with an actor_token whose client credentials are wrong", body = OAuthError),
+        (status = 403, description = "`invalid_request`: the refresh cookie, or a session-cookie subject, from a request another site could have made or without X-CSRF-Token", body = OAuthError),
         (status = 503, description = "`temporarily_unavailable`, with `Retry-After`", body = OAuthError),
     ),
     security((), ("refresh_cookie" = []))
@@ -106,15 +139,33 @@ pub async fn token(
     request: Request,
 ) -> Response {
     let cookie = RefreshCookie::read(&state, request.headers());
+    let headers = request.headers().clone();
     let parameters = match parse_token_request(&state, request).await {
         Ok(parameters) => parameters,
         Err(response) => return response,
     };
+    if parameters.grant_type == exchange::TOKEN_EXCHANGE_GRANT {
+        return exchange::exchange(&state, audit, &headers, parameters).await;
+    }
     if parameters.grant_type != "refresh_token" {
         return OAuthError::response(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
-            "grant_type must be refresh_token",
+            "grant_type must be refresh_token or urn:ietf:params:oauth:grant-type:token-exchange",
+        );
+    }
+    let exchange_only = [
+        &parameters.subject_token,
+        &parameters.subject_token_type,
+        &parameters.requested_token_type,
+        &parameters.audience,
+        &parameters.resource,
+        &parameters.actor_token,
+        &parameters.actor_token_type,
+    ];
+    if exchange_only.iter().any(|parameter| parameter.is_some()) {
+        return OAuthError::invalid_request(
+            "token-exchange parameters with grant_type=refresh_token",
         );
     }
     // Without the parameter, the browser's refresh cookie (see `refresh_cookie`).
@@ -231,7 +282,7 @@ pub async fn metadata(State(state): State<AppState>) -> Response {
         introspection_endpoint: format!("{issuer}/v1/introspect"),
         tessera_revocations_endpoint: format!("{issuer}/v1/revocations"),
         tessera_revocation_stream_endpoint: format!("{issuer}/v1/revocations/stream"),
-        grant_types_supported: vec!["refresh_token"],
+        grant_types_supported: vec!["refresh_token", exchange::TOKEN_EXCHANGE_GRANT],
         token_endpoint_auth_methods_supported: vec!["none"],
         issuer: state.tokens.issuer().to_owned(),
     };
