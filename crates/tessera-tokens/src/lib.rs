@@ -8,7 +8,8 @@
 //!
 //! # Layout
 //!
-//! - [`Tokens`]: issue, refresh, authenticate a bearer JWT, publish the JWKS, rotate keys.
+//! - [`Tokens`]: issue, refresh, authenticate a bearer JWT, publish the JWKS, rotate keys,
+//!   sign exchanged tokens (RFC 8693: [`ExchangeGrant`], [`Tokens::sign_exchanged`]).
 //! - [`TokenSettings`]: issuer, audience, algorithm, leeway, rotation schedule.
 //! - [`TokenError`], [`IssueError`], [`AccessError`]: what can go wrong, with causes kept.
 //!
