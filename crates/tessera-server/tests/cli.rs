@@ -468,6 +468,146 @@ fn api_clients_are_added_listed_and_removed_and_their_secret_is_shown_once() {
 }
 
 #[test]
+fn services_are_registered_listed_and_removed_and_bad_registrations_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(run(dir.path(), &["init"], None).status.success());
+    let added = run(
+        dir.path(),
+        &[
+            "service",
+            "add",
+            "billing",
+            "--audience",
+            "https://billing.example",
+            "--scope",
+            "invoices:read",
+            "--scope",
+            "refund=support|admin",
+            "--max-ttl",
+            "2m",
+        ],
+        None,
+    );
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    let cart = run(
+        dir.path(),
+        &[
+            "service",
+            "add",
+            "cart",
+            "--audience",
+            "https://cart.example",
+            "--sessions",
+        ],
+        None,
+    );
+    assert!(cart.status.success(), "{}", text(&cart.stderr));
+    let listed = text(&run(dir.path(), &["service", "list"], None).stdout);
+    assert_aligned(
+        &listed,
+        &[
+            "NAME", "AUDIENCE", "SCOPES", "MAX TTL", "SESSIONS", "CREATED",
+        ],
+    );
+    let billing = listed
+        .lines()
+        .find(|line| line.starts_with("billing"))
+        .unwrap();
+    assert!(
+        billing.contains("invoices:read refund=support|admin"),
+        "{listed}"
+    );
+    assert!(billing.contains("2m"), "{listed}");
+    assert!(billing.contains(" no "), "{listed}");
+    let cart = listed
+        .lines()
+        .find(|line| line.starts_with("cart"))
+        .unwrap();
+    assert!(cart.contains(" yes "), "{listed}");
+
+    // A taken name or audience, and malformed input: refused, nothing added.
+    for args in [
+        &[
+            "service",
+            "add",
+            "billing",
+            "--audience",
+            "https://other.example",
+        ][..],
+        &[
+            "service",
+            "add",
+            "billing2",
+            "--audience",
+            "https://billing.example",
+        ][..],
+        &[
+            "service",
+            "add",
+            "bad name",
+            "--audience",
+            "https://x.example",
+        ][..],
+        &["service", "add", "x", "--audience", "has space"][..],
+        &[
+            "service",
+            "add",
+            "x",
+            "--audience",
+            "https://x.example",
+            "--scope",
+            "a=b=c",
+        ][..],
+        &[
+            "service",
+            "add",
+            "x",
+            "--audience",
+            "https://x.example",
+            "--scope",
+            "a",
+            "--scope",
+            "a",
+        ][..],
+        &[
+            "service",
+            "add",
+            "x",
+            "--audience",
+            "https://x.example",
+            "--max-ttl",
+            "0s",
+        ][..],
+        &[
+            "service",
+            "add",
+            "x",
+            "--audience",
+            "https://x.example",
+            "--max-ttl",
+            "2d",
+        ][..],
+    ] {
+        let refused = run(dir.path(), args, None);
+        assert_ne!(refused.status.code(), Some(0), "{args:?}");
+        assert!(!text(&refused.stderr).is_empty(), "{args:?}");
+    }
+    let listed = text(&run(dir.path(), &["service", "list"], None).stdout);
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+    assert!(
+        run(dir.path(), &["service", "remove", "billing"], None)
+            .status
+            .success()
+    );
+    assert_eq!(
+        run(dir.path(), &["service", "remove", "billing"], None)
+            .status
+            .code(),
+        Some(1)
+    );
+}
+
+#[test]
 fn an_admin_client_is_added_with_the_admin_scope_and_listed_with_it() {
     let dir = tempfile::tempdir().unwrap();
     assert!(run(dir.path(), &["init"], None).status.success());
