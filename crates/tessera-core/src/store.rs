@@ -251,6 +251,26 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
         now: Timestamp,
     ) -> Result<Vec<SessionId>, StoreError>;
 
+    /// Logs the revocation of a session this store does not hold (any more), for a caller
+    /// that has just proved the session live — from its own cache — and is ending it: a store
+    /// that may forget sessions (Redis restarted without persistence) would otherwise log
+    /// nothing, and other instances that still cache the session would keep accepting it
+    /// until their next touch of the store. Appends a session entry for `(id, user_id)` at
+    /// `now` and wakes listeners, like [`SessionStore::revoke_session`]; returns whether it
+    /// logged one.
+    ///
+    /// The default logs nothing and returns `false`: a durable store never loses a session,
+    /// so an unknown or revoked one was revoked (and logged) already.
+    async fn log_lost_revocation(
+        &self,
+        id: &SessionId,
+        user_id: &UserId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let _ = (id, user_id, now);
+        Ok(false)
+    }
+
     /// Appends a user entry ([`RevocationKind::User`]) recorded at `at` to the revocation
     /// log, under the same sequence as session revocations, and wakes listeners like them.
     async fn mark_user_stale(&self, user_id: &UserId, at: Timestamp) -> Result<(), StoreError>;

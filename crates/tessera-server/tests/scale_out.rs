@@ -373,6 +373,41 @@ async fn revocation_reaches_the_other_instance_by_push_not_by_poll() {
 }
 
 #[tokio::test]
+async fn logging_out_of_a_session_redis_lost_still_reaches_the_other_instance() {
+    let shared = Shared::new(redis_url()).await;
+    // Only the push can beat this poll; a touch of the store comes after 60 s at the earliest.
+    let slow_poll = [
+        ("TESSERA__SESSIONS__REVOCATION_POLL", "30s"),
+        ("TESSERA__REVOCATION__MAX_STALENESS", "90s"),
+    ];
+    let (a, b) = tokio::join!(shared.start(&slow_poll), shared.start(&slow_poll));
+    a.register("alice").await;
+    let token = a.login("alice").await;
+    assert_eq!(a.session(&token).await.status(), StatusCode::OK);
+    assert_eq!(b.session(&token).await.status(), StatusCode::OK);
+
+    // Redis restarts without persistence: every session it held is gone. Both instances
+    // still hold this one in their caches.
+    let keys = shared.redis_keys().await;
+    assert!(!keys.is_empty());
+    let client = redis::Client::open(shared.redis_url.as_str()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(keys)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+
+    // The user logs out on A: the store no longer knows the session, but the log must.
+    assert_eq!(a.logout(&token).await, StatusCode::NO_CONTENT);
+    let took = b
+        .until_status(&token, StatusCode::UNAUTHORIZED, Duration::from_secs(5))
+        .await;
+    eprintln!("logout of a lost session reached the other instance in {took:?}");
+    assert!(took < PROPAGATION_BOUND, "took {took:?}");
+}
+
+#[tokio::test]
 async fn login_throttling_is_shared_by_the_instances() {
     let shared = Shared::new(redis_url()).await;
     let (a, b) = tokio::join!(shared.start(&[]), shared.start(&[]));

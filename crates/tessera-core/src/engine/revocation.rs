@@ -39,6 +39,17 @@ impl Engine {
             .session(id);
         if self.revoke_audited(id, event).await? {
             tracing::info!(target: "tessera::audit", event = "logout", user_id = %session.record().user_id, session_id = %id);
+        } else if self
+            .inner
+            .stores
+            .sessions
+            .log_lost_revocation(id, user_id, self.now())
+            .await?
+        {
+            // Proved live a moment ago (from this process's cache), yet unknown to the store:
+            // a store that forgot it. The log now names it, so other instances drop it too.
+            tracing::warn!(session_id = %id, "logout of a session the session store had lost; revocation logged");
+            self.revoke_children(id, user_id).await?;
         }
         self.forget_revoked(id);
         Ok(())

@@ -282,6 +282,16 @@ impl SessionStore for Timed<dyn SessionStore> {
         self.measured.time("mark_user_stale", call).await
     }
 
+    async fn log_lost_revocation(
+        &self,
+        id: &SessionId,
+        user_id: &UserId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let call = self.inner.log_lost_revocation(id, user_id, now);
+        self.measured.time("log_lost_revocation", call).await
+    }
+
     async fn revocations_since(
         &self,
         after: u64,

@@ -404,6 +404,22 @@ impl SessionStore for RedisStore {
         Ok(claimed)
     }
 
+    async fn log_lost_revocation(
+        &self,
+        id: &SessionId,
+        user_id: &UserId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        // Redis forgot the session (a restart without persistence); the durable log still
+        // gets the revocation, so every instance that caches the session drops it.
+        self.shared
+            .log
+            .log_revocations(&[(id.clone(), user_id.clone())], now)
+            .await?;
+        self.publish().await;
+        Ok(true)
+    }
+
     async fn mark_user_stale(&self, user_id: &UserId, at: Timestamp) -> Result<(), StoreError> {
         // Durable in the SQL log first, then the same wake-up as a revocation.
         self.shared.log.log_user_stale(user_id, at).await?;
