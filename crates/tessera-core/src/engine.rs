@@ -116,6 +116,10 @@ struct Inner {
     /// flood of refused attempts (which cost no password hash) writes one event a minute
     /// per key and instance instead of one per request.
     throttle_recorded: DashMap<ThrottleKey, Timestamp>,
+    /// Bumped whenever the revocation log is known to have grown: this process revoked a
+    /// session or marked a user stale, or read new entries other processes wrote. The
+    /// revocation stream waits on it instead of only polling.
+    log_grew: tokio::sync::watch::Sender<u64>,
 }
 
 /// Name of the server secret refresh-token successors are derived under.
@@ -177,6 +181,7 @@ impl Engine {
                 logins: login::LoginCounters::default(),
                 audit,
                 throttle_recorded: DashMap::new(),
+                log_grew: tokio::sync::watch::Sender::new(0),
             }),
             context: None,
         };

@@ -302,6 +302,43 @@ async fn the_revocation_feed_lists_revoked_sessions_after_a_cursor() {
 }
 
 #[tokio::test]
+async fn the_revocation_stream_pushes_this_instances_revocations_without_waiting_for_its_poll() {
+    // A poll this slow would miss the deadline below by far: only the wake-up can make it.
+    let server =
+        TestServer::start(|config| config.sessions.revocation_poll = Duration::from_secs(30)).await;
+    server.register("alice", PASSWORD).await;
+    let (id, secret) = credentials(&server).await;
+    let mut stream = server
+        .get("/v1/revocations/stream")
+        .basic_auth(&id, Some(&secret))
+        .sent()
+        .await;
+    assert_eq!(stream.status(), StatusCode::OK);
+    for _ in 0..3 {
+        let login = token_login(&server, "alice").await;
+        let started = std::time::Instant::now();
+        let logout = server
+            .post("/v1/logout")
+            .bearer_auth(login["access_token"].as_str().unwrap())
+            .sent()
+            .await;
+        assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+        let sid = login["session"]["id"].as_str().unwrap();
+        let mut received = String::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while !received.contains(sid) {
+            let chunk = tokio::time::timeout_at(deadline, stream.chunk())
+                .await
+                .expect("the revocation waited for the poll")
+                .unwrap()
+                .unwrap();
+            received.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        eprintln!("pushed {:?} after the logout began", started.elapsed());
+    }
+}
+
+#[tokio::test]
 async fn the_revocation_stream_pushes_each_revocation() {
     let server =
         TestServer::start(|config| config.sessions.revocation_poll = Duration::from_millis(50))

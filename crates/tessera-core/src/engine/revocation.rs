@@ -271,6 +271,9 @@ impl Engine {
                 }
             }
             applied += batch.len();
+            if !batch.is_empty() {
+                self.log_grew();
+            }
             if let Some(last) = batch.last() {
                 self.inner
                     .revocation_cursor
@@ -352,6 +355,23 @@ impl Engine {
     pub(crate) fn forget_revoked(&self, id: &SessionId) {
         self.inner.revoked.insert(id.clone(), self.now());
         self.inner.cache.forget(id);
+        self.log_grew();
+    }
+
+    /// Wakes whoever waits on [`Engine::revocation_log_grew`].
+    pub(super) fn log_grew(&self) {
+        self.inner
+            .log_grew
+            .send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    /// A signal that changes whenever this process knows the revocation log grew: it
+    /// revoked a session or marked a user stale itself, or [`Engine::sync_revocations`]
+    /// read entries other processes wrote. A reader of the log (the revocation stream) marks
+    /// the signal seen, reads the log, and waits for the next change — so nothing logged
+    /// after its read waits for a poll.
+    pub fn revocation_log_grew(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.log_grew.subscribe()
     }
 
     /// Revokes a session by id if it is still live; `false` if it was not.

@@ -123,6 +123,7 @@ impl Engine {
             .mark_user_stale(user_id, now)
             .await?;
         self.remember_stale(user_id, stale_before(now));
+        self.log_grew();
         tracing::info!(target: "tessera::audit", event = "tokens_stale", user_id = %user_id);
         Ok(())
     }

@@ -510,24 +510,33 @@ pub async fn revocation_stream(
     response
 }
 
-/// Polls the revocation log and yields each new entry once, in order. A store failure ends
-/// the stream; the client reconnects with `Last-Event-ID` and misses nothing.
+/// Reads the revocation log and yields each new entry once, in order: again as soon as this
+/// instance knows the log grew (its own revocations, and what its sync read from other
+/// instances' pushes), and every `poll` regardless. A store failure ends the stream; the
+/// client reconnects with `Last-Event-ID` and misses nothing.
 fn feed(
     state: AppState,
     start: u64,
     poll: Duration,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
+    let grew = state.engine.revocation_log_grew();
     stream::unfold(
-        (state, start, Vec::<Event>::new(), true),
-        move |(state, mut cursor, mut pending, mut first)| async move {
+        (state, start, Vec::<Event>::new(), true, grew),
+        move |(state, mut cursor, mut pending, mut first, mut grew)| async move {
             loop {
                 if let Some(event) = pending.pop() {
-                    return Some((Ok(event), (state, cursor, pending, first)));
+                    return Some((Ok(event), (state, cursor, pending, first, grew)));
                 }
                 if !first {
-                    tokio::time::sleep(poll).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(poll) => {}
+                        // An error means the engine is gone; the poll carries on.
+                        _ = grew.changed() => {}
+                    }
                 }
                 first = false;
+                // Seen before the read: a growth after it wakes the next wait at once.
+                grew.borrow_and_update();
                 let batch = match state.engine.revocations_since(cursor, 1000).await {
                     Ok(batch) => batch,
                     Err(error) => {
