@@ -73,7 +73,8 @@ pub use audit::{
 pub use cache::CacheLookups;
 pub use engine::{
     AccessGrant, Engine, EngineConfig, LoggedIn, LoginAttempt, LoginOutcomes, NewClient,
-    PasswordChange, Refreshed, RevokeScope, Stores, TokenGrant, TokenPolicy, ValidSession,
+    PasswordChange, Refreshed, RevokeScope, StandingChange, Stores, TokenGrant, TokenPolicy,
+    ValidSession,
 };
 pub use error::Error;
 pub use id::{
