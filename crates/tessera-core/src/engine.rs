@@ -31,6 +31,7 @@ pub use self::exchange::{
 };
 pub use self::login::{LoggedIn, LoginAttempt, LoginOutcomes};
 pub use self::revocation::RevokeScope;
+pub use self::standing::StandingChange;
 pub use self::tokens::{AccessGrant, Refreshed, TokenGrant, TokenPolicy};
 pub use self::validation::ValidSession;
 use crate::audit::{AuditContext, AuditStore};

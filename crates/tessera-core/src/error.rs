@@ -80,7 +80,8 @@ pub enum Error {
     /// No such user.
     #[error("no such user")]
     UserNotFound,
-    /// Too many password checks in progress; retry shortly.
+    /// Too many password checks in progress, or a change of a user's roles that kept losing
+    /// races with other changes of them; retry shortly. Nothing was changed.
     #[error("the server is busy; retry shortly")]
     Busy,
     /// The store failed; the operation was not done.

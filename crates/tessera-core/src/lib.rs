@@ -74,8 +74,8 @@ pub use cache::CacheLookups;
 pub use engine::{
     AccessGrant, Engine, EngineConfig, ExchangeRejection, LoggedIn, LoginAttempt, LoginOutcomes,
     MAX_SERVICE_TTL, NewClient, NewService, PasswordChange, Refreshed, RevokeScope,
-    ServiceRejection, Stores, TokenGrant, TokenPolicy, ValidSession, allowed_scopes, grant_scopes,
-    is_scope_token,
+    ServiceRejection, StandingChange, Stores, TokenGrant, TokenPolicy, ValidSession,
+    allowed_scopes, grant_scopes, is_scope_token,
 };
 pub use error::Error;
 pub use id::{

@@ -89,9 +89,22 @@ pub trait UserStore: Send + Sync + fmt::Debug + 'static {
     /// sessions: the engine revokes them around this call.
     async fn delete_user(&self, id: &UserId) -> Result<bool, StoreError>;
 
-    /// Replaces the user's roles (the whole set: concurrent changes are last-writer-wins).
+    /// Replaces the user's roles (the whole set: concurrent changes are last-writer-wins; a
+    /// change computed from the current set uses [`swap_roles`](UserStore::swap_roles)).
     /// `false` if there is no such user.
     async fn set_roles(&self, id: &UserId, roles: &Roles) -> Result<bool, StoreError>;
+
+    /// Replaces the user's roles with `roles` only if they are `expected` at that moment,
+    /// atomically (compare-and-set): two read-modify-write changes racing on one user (each
+    /// adding a role) cannot both land on the same read, so neither is lost — the loser reads
+    /// again and retries. `false`, and nothing written, if the stored roles are not `expected`
+    /// or there is no such user.
+    async fn swap_roles(
+        &self,
+        id: &UserId,
+        expected: &Roles,
+        roles: &Roles,
+    ) -> Result<bool, StoreError>;
 
     /// Replaces the user's custom claims (the whole object). `false` if there is no such
     /// user.

@@ -13,6 +13,10 @@ use std::collections::HashSet;
 use common::{PASSWORD, Sent as _, TestServer, client, problem};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
+use tessera_core::Standing;
+
+/// A password the policy accepts, other than [`PASSWORD`].
+const NEW_PASSWORD: &str = "a brand new passphrase";
 
 /// An API client's id and secret.
 #[derive(Debug, Clone)]
@@ -68,6 +72,16 @@ fn operations(user_id: &str, session_id: &str) -> Vec<(Method, String, Option<Va
             Some(json!({"username": "mallory", "password": PASSWORD})),
         ),
         (Method::GET, format!("/v1/admin/users/{user_id}"), None),
+        (
+            Method::PATCH,
+            format!("/v1/admin/users/{user_id}"),
+            Some(json!({"roles": ["admin"], "claims": {"tenant": "evil"}, "disabled": true})),
+        ),
+        (
+            Method::POST,
+            format!("/v1/admin/users/{user_id}/password"),
+            Some(json!({"password": NEW_PASSWORD})),
+        ),
         (Method::DELETE, format!("/v1/admin/users/{user_id}"), None),
         (
             Method::GET,
@@ -93,6 +107,7 @@ fn operations(user_id: &str, session_id: &str) -> Vec<(Method, String, Option<Va
             Some(json!({"name": "intruder", "admin": true})),
         ),
         (Method::DELETE, "/v1/admin/clients/billing".into(), None),
+        (Method::GET, "/v1/admin/audit".into(), None),
     ]
 }
 
@@ -103,9 +118,16 @@ fn with_body(request: RequestBuilder, body: &Option<Value>) -> RequestBuilder {
     }
 }
 
-/// What the refused requests could have changed, read through the engine.
-async fn state_of(server: &TestServer) -> (usize, Vec<(String, bool)>, Vec<String>) {
-    let users = server.engine.users().await.unwrap().len();
+/// What the refused requests could have changed, read through the engine: the users and
+/// their standing, the clients, the published keys.
+async fn state_of(
+    server: &TestServer,
+) -> (Vec<(String, Standing)>, Vec<(String, bool)>, Vec<String>) {
+    let mut users = Vec::new();
+    for user in server.engine.users().await.unwrap() {
+        let standing = server.engine.standing_of(&user.id).await.unwrap();
+        users.push((user.username, standing));
+    }
     let clients = server
         .engine
         .clients()
@@ -251,6 +273,9 @@ async fn users_are_created_shown_and_deleted_and_deletion_ends_every_credential(
     )
     .await;
     assert_eq!(server.engine.users().await.unwrap().len(), 1);
+    assert_eq!(created["roles"], json!([]));
+    assert_eq!(created["claims"], json!({}));
+    assert_eq!(created["disabled"], false);
 
     let shown = ok_json(
         admin(&server, &ops, Method::GET, &format!("/v1/admin/users/{id}"))
@@ -912,4 +937,713 @@ async fn a_cross_site_browser_request_is_refused_even_with_credentials() {
         .await;
     problem(response, StatusCode::FORBIDDEN, "csrf_failed").await;
     assert_eq!(state_of(&server).await, before);
+}
+
+/// Logs `username` in with the token transport: its access token and refresh token.
+async fn token_login(server: &TestServer, username: &str, password: &str) -> (String, String) {
+    let body = ok_json(
+        server
+            .post("/v1/login")
+            .json(&json!({"username": username, "password": password, "transport": "token"}))
+            .sent()
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    (
+        body["access_token"].as_str().unwrap().to_owned(),
+        body["refresh_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// The claims of a JWT, unverified (the server verified it when it answered).
+fn claims(jwt: &str) -> Value {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+async fn refresh(server: &TestServer, refresh_token: &str) -> reqwest::Response {
+    server
+        .post("/v1/token")
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ])
+        .sent()
+        .await
+}
+
+async fn session_status(server: &TestServer, bearer: &str) -> StatusCode {
+    server
+        .get("/v1/session")
+        .bearer_auth(bearer)
+        .sent()
+        .await
+        .status()
+}
+
+/// `PATCH /v1/admin/users/{id}` with `body`.
+async fn patch_user(
+    server: &TestServer,
+    credentials: &Credentials,
+    id: &str,
+    body: &Value,
+) -> reqwest::Response {
+    admin(
+        server,
+        credentials,
+        Method::PATCH,
+        &format!("/v1/admin/users/{id}"),
+    )
+    .json(body)
+    .sent()
+    .await
+}
+
+/// `GET /v1/admin/audit?{query}`, which must succeed.
+async fn audit_page(server: &TestServer, credentials: &Credentials, query: &str) -> Value {
+    ok_json(
+        admin(
+            server,
+            credentials,
+            Method::GET,
+            &format!("/v1/admin/audit?{query}"),
+        )
+        .sent()
+        .await,
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// The events of `page` as (type, actor_type, actor_id, user_id).
+fn events_of(page: &Value) -> Vec<(String, String, Option<String>, Option<String>)> {
+    let text = |value: &Value| value.as_str().map(str::to_owned);
+    page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| {
+            (
+                text(&event["type"]).unwrap(),
+                text(&event["actor_type"]).unwrap(),
+                text(&event["actor_id"]),
+                text(&event["user_id"]),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn patch_replaces_only_the_parts_given_and_is_audited_as_the_client() {
+    let server = TestServer::start(|_| {}).await;
+    let ops = admin_client(&server, "ops").await;
+    let alice = server.user_session("alice").await;
+    let id = alice.body["session"]["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let changed = ok_json(
+        patch_user(
+            &server,
+            &ops,
+            &id,
+            &json!({"roles": ["support", "billing:read", "support"], "claims": {"tenant": "acme", "https://example.com/seats": 5}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(changed["id"], id.as_str());
+    assert_eq!(changed["username"], "alice");
+    assert_eq!(changed["roles"], json!(["billing:read", "support"]));
+    assert_eq!(
+        changed["claims"],
+        json!({"tenant": "acme", "https://example.com/seats": 5})
+    );
+    assert_eq!(changed["disabled"], false);
+    let shown = ok_json(
+        admin(&server, &ops, Method::GET, &format!("/v1/admin/users/{id}"))
+            .sent()
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(shown, changed, "PATCH answers as GET does");
+    // Roles and claims do not end sessions; alice's cookie still works.
+    let check = server
+        .get("/v1/session")
+        .header("cookie", alice.cookie())
+        .sent()
+        .await;
+    assert_eq!(check.status(), StatusCode::OK);
+
+    // One part only: the others stay; empty values clear.
+    let changed = ok_json(
+        patch_user(&server, &ops, &id, &json!({"roles": []})).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(changed["roles"], json!([]));
+    assert_eq!(changed["claims"]["tenant"], "acme");
+    let changed = ok_json(
+        patch_user(&server, &ops, &id, &json!({"claims": {}})).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(changed["claims"], json!({}));
+    // Nothing to change: the user as it is, and no event.
+    let unchanged = ok_json(
+        patch_user(&server, &ops, &id, &json!({})).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(unchanged, changed);
+    let unchanged = ok_json(
+        patch_user(&server, &ops, &id, &json!({"roles": [], "disabled": false})).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(unchanged, changed);
+
+    let page = audit_page(&server, &ops, &format!("user={id}&kind=roles_changed")).await;
+    let ops_actor = (
+        "roles_changed".to_owned(),
+        "client".to_owned(),
+        Some(ops.id.clone()),
+        Some(id.clone()),
+    );
+    assert_eq!(events_of(&page), vec![ops_actor.clone(); 4], "{page}");
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events[0]["detail"]["roles"], "billing:read support");
+    assert_eq!(
+        events[1]["detail"]["claims"],
+        "https://example.com/seats tenant"
+    );
+    assert_eq!(events[2]["detail"]["roles"], "");
+    assert_eq!(events[3]["detail"]["claims"], "");
+    assert!(
+        events
+            .iter()
+            .all(|event| event["ip"] == "127.0.0.1" && event["outcome"] == "success"),
+        "{page}"
+    );
+    let whole = audit_page(&server, &ops, "").await.to_string();
+    assert!(!whole.contains("acme"), "claim values are not recorded");
+}
+
+#[tokio::test]
+async fn bad_standing_changes_are_refused_whole_and_change_nothing() {
+    let server = TestServer::start(|_| {}).await;
+    let ops = admin_client(&server, "ops").await;
+    let alice = server.user_session("alice").await;
+    let id = alice.body["session"]["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok_json(
+        patch_user(
+            &server,
+            &ops,
+            &id,
+            &json!({"roles": ["reader"], "claims": {"tenant": "acme"}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let before = state_of(&server).await;
+    let trail_before = audit_page(&server, &ops, "").await;
+
+    let too_many: Vec<String> = (0..33).map(|n| format!("r{n}")).collect();
+    for bad in [
+        // Each refused part comes with valid ones, which must not be applied either.
+        json!({"roles": ["ok", "not ok"], "claims": {"tenant": "other"}, "disabled": true}),
+        json!({"roles": ["ok"], "claims": {"sub": "someone-else"}, "disabled": true}),
+        json!({"roles": ["ok"], "claims": {"bad name": 1}}),
+        json!({"roles": ["ok"], "claims": {"big": "x".repeat(1100)}}),
+        json!({"roles": too_many}),
+        json!({"roles": [""]}),
+        json!({"roles": "admin"}),
+        json!({"roles": [1]}),
+        json!({"claims": ["tenant"]}),
+        json!({"disabled": "yes"}),
+        json!({"roles": null}),
+        json!({"claims": null}),
+        json!({"disabled": null}),
+        json!({"roles": ["ok"], "admin": true}),
+        json!([{"roles": ["ok"]}]),
+    ] {
+        problem(
+            patch_user(&server, &ops, &id, &bad).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+    }
+    let raw = |content_type: &str, body: &str| {
+        admin(
+            &server,
+            &ops,
+            Method::PATCH,
+            &format!("/v1/admin/users/{id}"),
+        )
+        .header("content-type", content_type)
+        .body(body.to_owned())
+        .sent()
+    };
+    problem(
+        raw("application/json", "{\"roles\": [").await,
+        StatusCode::BAD_REQUEST,
+        "malformed_request",
+    )
+    .await;
+    problem(
+        raw("application/json", "{\"roles\": [], \"roles\": [\"x\"]}").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    problem(
+        raw("text/plain", "{\"disabled\": true}").await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
+    for unknown in [
+        "not-a-user-id".to_owned(),
+        tessera_core::UserId::generate().unwrap().to_string(),
+    ] {
+        problem(
+            patch_user(&server, &ops, &unknown, &json!({"disabled": true})).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        )
+        .await;
+    }
+
+    assert_eq!(state_of(&server).await, before);
+    let check = server
+        .get("/v1/session")
+        .header("cookie", alice.cookie())
+        .sent()
+        .await;
+    assert_eq!(check.status(), StatusCode::OK, "alice was not disabled");
+    let trail_after = audit_page(&server, &ops, "").await;
+    assert_eq!(
+        trail_after, trail_before,
+        "a refused change recorded something"
+    );
+}
+
+#[tokio::test]
+async fn disabling_by_patch_refuses_an_earlier_jwt_at_once_and_every_login_until_enabled() {
+    let server = TestServer::start(|_| {}).await;
+    let ops = admin_client(&server, "ops").await;
+    let alice = server.user_session("alice").await;
+    let id = alice.body["session"]["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (jwt, refresh_token) = token_login(&server, "alice", PASSWORD).await;
+    assert_eq!(session_status(&server, &jwt).await, StatusCode::OK);
+
+    let changed = ok_json(
+        patch_user(&server, &ops, &id, &json!({"disabled": true})).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(changed["disabled"], true);
+    // At once, on this instance: the JWT, the cookie, the refresh token, a new login.
+    problem(
+        server.get("/v1/session").bearer_auth(&jwt).sent().await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
+    assert_eq!(
+        session_status(&server, &alice.token).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let refused = ok_json(
+        refresh(&server, &refresh_token).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(refused["error"], "invalid_grant");
+    problem(
+        server.login_response("alice", PASSWORD).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await;
+    let listed = ok_json(
+        admin(
+            &server,
+            &ops,
+            Method::GET,
+            &format!("/v1/admin/users/{id}/sessions"),
+        )
+        .sent()
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(listed, json!({"sessions": []}));
+
+    let changed = ok_json(
+        patch_user(&server, &ops, &id, &json!({"disabled": false})).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(changed["disabled"], false);
+    server.login("alice", PASSWORD).await;
+
+    let page = audit_page(&server, &ops, &format!("user={id}")).await;
+    let changes: Vec<_> = events_of(&page)
+        .into_iter()
+        .filter(|(kind, ..)| kind.starts_with("user_"))
+        .collect();
+    let by_ops = |kind: &str| {
+        (
+            kind.to_owned(),
+            "client".to_owned(),
+            Some(ops.id.clone()),
+            Some(id.clone()),
+        )
+    };
+    assert_eq!(
+        changes[1..],
+        [by_ops("user_disabled"), by_ops("user_enabled")],
+        "{page}"
+    );
+    let disabled = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event| event["type"] == "user_disabled")
+        .unwrap();
+    assert_eq!(disabled["detail"]["sessions_revoked"], "2");
+}
+
+#[tokio::test]
+async fn a_role_change_by_patch_stales_the_old_jwt_and_the_next_refresh_carries_it() {
+    let server = TestServer::start(|_| {}).await;
+    let ops = admin_client(&server, "ops").await;
+    let created = ok_json(
+        admin(&server, &ops, Method::POST, "/v1/admin/users")
+            .json(&json!({"username": "alice", "password": PASSWORD}))
+            .sent()
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = created["id"].as_str().unwrap();
+    let (jwt, refresh_token) = token_login(&server, "alice", PASSWORD).await;
+    assert!(claims(&jwt).get("roles").is_none(), "{}", claims(&jwt));
+
+    ok_json(
+        patch_user(
+            &server,
+            &ops,
+            id,
+            &json!({"roles": ["admin"], "claims": {"tenant": "acme"}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let stale = problem(
+        server.get("/v1/session").bearer_auth(&jwt).sent().await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
+    assert!(
+        stale["detail"].as_str().unwrap().contains("stale"),
+        "{stale}"
+    );
+
+    let refreshed = ok_json(refresh(&server, &refresh_token).await, StatusCode::OK).await;
+    let new_jwt = refreshed["access_token"].as_str().unwrap();
+    let new_claims = claims(new_jwt);
+    assert_eq!(new_claims["roles"], json!(["admin"]), "{new_claims}");
+    assert_eq!(new_claims["tenant"], "acme", "{new_claims}");
+    assert_eq!(session_status(&server, new_jwt).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_password_reset_ends_every_session_and_never_shows_the_password() {
+    let server = TestServer::start(|_| {}).await;
+    let ops = admin_client(&server, "ops").await;
+    let alice = server.user_session("alice").await;
+    let bob = server.user_session("bob").await;
+    let id = alice.body["session"]["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (jwt, refresh_token) = token_login(&server, "alice", PASSWORD).await;
+    let reset = |id: &str, body: Value| {
+        admin(
+            &server,
+            &ops,
+            Method::POST,
+            &format!("/v1/admin/users/{id}/password"),
+        )
+        .json(&body)
+        .sent()
+    };
+
+    // Refused first: the policy, the shape, an unknown account. Nothing changes.
+    let weak = "Tr0ub4";
+    let mut answers = String::new();
+    for body in [
+        json!({"password": weak}),
+        json!({"password": "alice"}),
+        json!({"password": "Password123"}),
+        json!({"password": NEW_PASSWORD, "notify": true}),
+        json!({"new_password": NEW_PASSWORD}),
+        json!({"password": 1234567890123_u64}),
+    ] {
+        let refused = problem(
+            reset(&id, body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        answers.push_str(&refused.to_string());
+    }
+    assert!(
+        !answers.contains(weak) && !answers.contains(NEW_PASSWORD),
+        "{answers}"
+    );
+    problem(
+        reset(
+            &tessera_core::UserId::generate().unwrap().to_string(),
+            json!({"password": NEW_PASSWORD}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_eq!(session_status(&server, &jwt).await, StatusCode::OK);
+    assert_eq!(session_status(&server, &alice.token).await, StatusCode::OK);
+    assert_eq!(
+        server.login_response("alice", NEW_PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let response = reset(&id, json!({"password": NEW_PASSWORD})).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(response.text().await.unwrap(), "");
+    // Every credential of every session of alice's, and nobody else's.
+    assert_eq!(
+        session_status(&server, &jwt).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        session_status(&server, &alice.token).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let refused = ok_json(
+        refresh(&server, &refresh_token).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(refused["error"], "invalid_grant");
+    assert_eq!(session_status(&server, &bob.token).await, StatusCode::OK);
+    problem(
+        server.login_response("alice", PASSWORD).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await;
+    let (new_jwt, _) = token_login(&server, "alice", NEW_PASSWORD).await;
+    assert_eq!(session_status(&server, &new_jwt).await, StatusCode::OK);
+
+    let page = audit_page(&server, &ops, &format!("user={id}&kind=password_reset")).await;
+    assert_eq!(
+        events_of(&page),
+        [(
+            "password_reset".to_owned(),
+            "client".to_owned(),
+            Some(ops.id.clone()),
+            Some(id.clone())
+        )]
+    );
+    assert_eq!(page["events"][0]["detail"]["sessions_ended"], "2");
+    let trail = audit_page(&server, &ops, "limit=500").await.to_string();
+    for secret in [PASSWORD, NEW_PASSWORD, weak, &ops.secret] {
+        assert!(!trail.contains(secret), "{secret} is in the audit trail");
+    }
+}
+
+#[tokio::test]
+async fn the_audit_trail_pages_by_cursor_and_filters_like_the_cli() {
+    let server = TestServer::start(|_| {}).await;
+    let ops = admin_client(&server, "ops").await;
+    let mut ids = Vec::new();
+    for name in ["alice", "bob", "carol"] {
+        let created = ok_json(
+            admin(&server, &ops, Method::POST, "/v1/admin/users")
+                .json(&json!({"username": name, "password": PASSWORD}))
+                .sent()
+                .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    // Whole milliseconds apart, so `since` splits the events exactly here.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let start = server.now();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    server.login("alice", PASSWORD).await;
+    assert_eq!(
+        server
+            .login_response("bob", "wrong password")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let deleted = admin(
+        &server,
+        &ops,
+        Method::DELETE,
+        &format!("/v1/admin/users/{}", ids[2]),
+    )
+    .sent()
+    .await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+
+    let all = audit_page(&server, &ops, "").await;
+    assert!(all["next_cursor"].is_null(), "{all}");
+    let kinds: Vec<String> = events_of(&all).into_iter().map(|event| event.0).collect();
+    assert_eq!(
+        kinds,
+        [
+            // The admin client itself, made by the engine without a context.
+            "client_created",
+            "user_created",
+            "user_created",
+            "user_created",
+            "login_succeeded",
+            "login_failed",
+            "user_deleted"
+        ]
+    );
+    assert_eq!(all["events"][0]["actor_type"], "anonymous");
+    let first = &all["events"][1];
+    assert_eq!(first["actor_type"], "client");
+    assert_eq!(first["actor_id"], ops.id.as_str());
+    assert_eq!(first["detail"]["username"], "alice");
+    assert!(first["time"].as_str().unwrap().ends_with('Z'), "{first}");
+
+    // Pages of two: the same events, in order, each once; the last page says so.
+    let mut walked = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let query = match &cursor {
+            Some(cursor) => format!("limit=2&cursor={cursor}"),
+            None => "limit=2".to_owned(),
+        };
+        let page = audit_page(&server, &ops, &query).await;
+        let events = page["events"].as_array().unwrap();
+        assert!(events.len() <= 2);
+        walked.extend(events.iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+        assert!(walked.len() < 100, "the walk does not end");
+    }
+    assert_eq!(&walked, all["events"].as_array().unwrap());
+
+    // Filters, alone and together.
+    let count = |page: Value| page["events"].as_array().unwrap().len();
+    assert_eq!(
+        count(audit_page(&server, &ops, "kind=user_created").await),
+        3
+    );
+    assert_eq!(count(audit_page(&server, &ops, "user=alice").await), 2);
+    assert_eq!(
+        count(audit_page(&server, &ops, &format!("user={}", ids[0])).await),
+        2
+    );
+    assert_eq!(
+        count(audit_page(&server, &ops, "user=bob&kind=login_failed").await),
+        1
+    );
+    // A deleted account by its id.
+    let carol = audit_page(&server, &ops, &format!("user={}", ids[2])).await;
+    let carol_kinds: Vec<String> = events_of(&carol).into_iter().map(|event| event.0).collect();
+    assert_eq!(carol_kinds, ["user_created", "user_deleted"]);
+    let since = rfc3339(start);
+    let later = audit_page(&server, &ops, &format!("since={since}")).await;
+    assert_eq!(
+        events_of(&later)
+            .into_iter()
+            .map(|event| event.0)
+            .collect::<Vec<_>>(),
+        ["login_succeeded", "login_failed", "user_deleted"]
+    );
+    assert_eq!(
+        count(audit_page(&server, &ops, &format!("until={since}")).await),
+        4
+    );
+    assert_eq!(
+        count(audit_page(&server, &ops, "until=2000-01-01T00:00:00Z").await),
+        0
+    );
+
+    // Bad queries: a problem each, nothing else.
+    let before = state_of(&server).await;
+    for query in [
+        "kind=nope",
+        "kind=LOGIN_FAILED",
+        "type=login_failed",
+        "limit=0",
+        "limit=501",
+        "limit=ten",
+        "cursor=abc",
+        "cursor=-1",
+        "since=yesterday",
+        "until=2026-01-31T12:00:00%2B02:00",
+        "user=no%20such%20user",
+        "user=",
+        "offset=10",
+        "kind=logout&kind=login_failed",
+    ] {
+        let response = admin(
+            &server,
+            &ops,
+            Method::GET,
+            &format!("/v1/admin/audit?{query}"),
+        )
+        .sent()
+        .await;
+        problem(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+    }
+    assert_eq!(state_of(&server).await, before);
+    let again = audit_page(&server, &ops, "").await;
+    assert_eq!(again, all, "reading the trail recorded nothing");
+}
+
+/// RFC 3339 of `at`, as the API writes it.
+fn rfc3339(at: tessera_core::Timestamp) -> String {
+    let millis = at.unix_millis();
+    let time =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(millis).unwrap());
+    humantime::format_rfc3339_millis(time).to_string()
 }

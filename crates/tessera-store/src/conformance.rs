@@ -207,6 +207,7 @@ macro_rules! conformance_tests {
                 user_pages_in_username_key_order,
                 user_standing_round_trips,
                 user_standing_setters_change_only_their_part,
+                user_roles_swap_only_from_the_expected_roles,
                 user_entries_share_the_session_log,
                 user_entries_page_and_trim,
                 user_entries_through_the_revocation_log,
@@ -256,6 +257,7 @@ macro_rules! conformance_tests {
                 client_admin_scope_round_trips;
             MultiThread:
                 user_pages_stay_stable_under_concurrent_inserts,
+                concurrent_role_swaps_lose_no_change,
                 concurrent_touches_never_unrevoke,
                 concurrent_reauthentications_never_unrevoke,
                 concurrent_revokes_log_once,

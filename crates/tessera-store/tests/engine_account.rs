@@ -319,6 +319,80 @@ async fn an_administrative_reset_ends_every_session_and_the_lockout() {
     ));
 }
 
+/// A password change and an administrative reset are changes of the user's standing: the
+/// access tokens issued before are stale on every engine, while those issued afterwards (to
+/// the session a change keeps, or after a new login) are not.
+#[tokio::test]
+async fn a_password_change_or_reset_stales_earlier_access_tokens_only() {
+    let Setup {
+        engine,
+        clock,
+        _dir,
+    } = setup().await;
+    let other = second_engine(&_dir, &clock).await;
+    let login = engine.login(token_login()).await.unwrap();
+    let user = login.session.record().user_id.clone();
+    let before = engine.issue_tokens(&login.session).await.unwrap();
+    let iat = before.access.issued_at.unix_seconds();
+    assert!(!engine.is_token_stale(&user, iat));
+
+    let renamed = engine
+        .change_password(&login.session, change(PASSWORD, NEW_PASSWORD))
+        .await
+        .unwrap();
+    assert!(engine.is_token_stale(&user, iat));
+    other.sync_revocations().await.unwrap();
+    assert!(other.is_token_stale(&user, iat), "pushed to other engines");
+    let after = engine.issue_tokens(&renamed.session).await.unwrap();
+    let fresh = after.access.issued_at.unix_seconds();
+    assert!(!engine.is_token_stale(&user, fresh));
+    assert!(!other.is_token_stale(&user, fresh));
+
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(engine.reset_password(&user, PASSWORD).await.unwrap(), 1);
+    assert!(engine.is_token_stale(&user, fresh));
+    other.sync_revocations().await.unwrap();
+    assert!(other.is_token_stale(&user, fresh));
+    let login = engine.login(token_login()).await.unwrap();
+    let newest = engine.issue_tokens(&login.session).await.unwrap();
+    assert!(!engine.is_token_stale(&user, newest.access.issued_at.unix_seconds()));
+}
+
+fn token_login() -> LoginAttempt<'static> {
+    LoginAttempt {
+        username: "alice",
+        password: PASSWORD,
+        transport: Transport::Token,
+        ip: None,
+        user_agent: None,
+    }
+}
+
+/// Another engine over `Setup`'s database: another instance.
+async fn second_engine(dir: &tempfile::TempDir, clock: &ManualClock) -> Engine {
+    let store = SqliteStore::open(&dir.path().join("tessera.db"))
+        .await
+        .unwrap();
+    let stores = Stores {
+        users: Arc::new(store.clone()),
+        sessions: Arc::new(store.clone()),
+        refresh: Arc::new(store.clone()),
+        keys: Arc::new(store.clone()),
+        services: Arc::new(store.clone()),
+        clients: Arc::new(store.clone()),
+        throttle: Arc::new(store),
+    };
+    let hasher = PasswordHasher::new(HashingParams::default(), HashingLimits::default()).unwrap();
+    Engine::new(
+        stores,
+        hasher,
+        Arc::new(clock.clone()),
+        EngineConfig::default(),
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn deleting_the_account_needs_the_password_and_a_recent_authentication() {
     let Setup {

@@ -329,6 +329,55 @@ async fn a_disabled_user_has_no_session_no_login_and_no_refresh_until_enabled() 
     ));
 }
 
+/// Role changes racing on two instances over one store all land: adding and removing a role
+/// read the set, change it and store it only over the set they read (compare-and-set),
+/// trying again when another change came first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_role_changes_on_two_instances_lose_none() {
+    const ADDS: usize = 16;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("tessera.db"))
+        .await
+        .unwrap();
+    let clock = clock();
+    let a = engine(sqlite_stores(&store), &clock, config()).await;
+    let b = engine(sqlite_stores(&store), &clock, config()).await;
+    let user = a.create_user("alice", PASSWORD).await.unwrap().id;
+    let doomed = Role::parse("doomed").unwrap();
+    assert!(a.add_role(&user, doomed.clone()).await.unwrap());
+
+    let start = Arc::new(tokio::sync::Barrier::new(ADDS + 1));
+    let mut tasks = Vec::new();
+    for n in 0..ADDS {
+        let engine = if n % 2 == 0 { a.clone() } else { b.clone() };
+        let (user, start) = (user.clone(), Arc::clone(&start));
+        tasks.push(tokio::spawn(async move {
+            let role = Role::parse(&format!("role-{n:02}")).unwrap();
+            start.wait().await;
+            engine.add_role(&user, role).await.unwrap()
+        }));
+    }
+    let remover = {
+        let (engine, user, start) = (b.clone(), user.clone(), Arc::clone(&start));
+        tokio::spawn(async move {
+            start.wait().await;
+            engine.remove_role(&user, &doomed).await.unwrap()
+        })
+    };
+    for task in tasks {
+        assert!(task.await.unwrap(), "every add changed something");
+    }
+    assert!(remover.await.unwrap());
+
+    let roles = a.standing_of(&user).await.unwrap().roles;
+    let wanted: Vec<String> = (0..ADDS).map(|n| format!("role-{n:02}")).collect();
+    assert_eq!(
+        roles.iter().collect::<Vec<_>>(),
+        wanted,
+        "a change was lost"
+    );
+}
+
 #[tokio::test]
 async fn stale_users_are_forgotten_once_every_token_they_stale_has_expired() {
     let stores = memory_stores();

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use super::login::Seen;
 use super::{Engine, LoggedIn, ValidSession};
+use crate::audit::{Actor, AuditKind};
 use crate::cache::CachedSession;
 use crate::error::Error;
 use crate::id::{SessionToken, UserId};
@@ -160,6 +161,16 @@ impl Engine {
             replaced_session_id = %old.id,
             sessions_ended = ended,
         );
+        let event = self
+            .audit_event(AuditKind::PasswordChanged)
+            .actor(Actor::User(old.user_id.clone()))
+            .user(&old.user_id)
+            .session(&successor.id)
+            .detail("sessions_ended", ended);
+        self.record_audit(event).await;
+        // A change of standing: access tokens issued before now are refused everywhere. The
+        // successor's tokens, issued after this, carry a later `iat` (see `issue_time`).
+        self.mark_user_stale(&old.user_id).await?;
         let idle_expires_at = successor.idle_expires_at;
         let entry = Arc::new(CachedSession::new(successor, Arc::from(session.username())));
         self.inner
@@ -176,9 +187,10 @@ impl Engine {
     }
 
     /// Sets a user's password without the old one (administration: the CLI, the admin API),
-    /// after the password policy's check, and ends every session of the user. Also clears the
-    /// account's failed-login count, so a locked-out user can log in with the new password at
-    /// once. Returns how many sessions ended.
+    /// after the password policy's check, ends every session of the user and makes every
+    /// access token of theirs stale. Also clears the account's failed-login count, so a
+    /// locked-out user can log in with the new password at once. Returns how many sessions
+    /// ended. Records `password_reset` (actor from the context).
     pub async fn reset_password(
         &self,
         user_id: &UserId,
@@ -202,17 +214,23 @@ impl Engine {
             .await?;
         let ended = revoked.len();
         self.revoked(revoked);
-        self.inner
-            .stores
-            .throttle
-            .reset(&ThrottleKey::Account(username.key().to_owned()))
-            .await?;
         tracing::info!(
             target: "tessera::audit",
             event = "password_reset",
             user_id = %user_id,
             sessions_ended = ended,
         );
+        let event = self
+            .audit_event(AuditKind::PasswordReset)
+            .user(user_id)
+            .detail("sessions_ended", ended);
+        self.record_audit(event).await;
+        self.mark_user_stale(user_id).await?;
+        self.inner
+            .stores
+            .throttle
+            .reset(&ThrottleKey::Account(username.key().to_owned()))
+            .await?;
         Ok(ended)
     }
 

@@ -12,11 +12,30 @@
 use serde_json::Value;
 
 use super::Engine;
+use crate::audit::AuditKind;
 use crate::error::Error;
 use crate::id::UserId;
 use crate::store::stale_before;
 use crate::time::Timestamp;
-use crate::user::{CustomClaims, Role, Roles, Standing, UserRecord};
+use crate::user::{CustomClaims, Role, Roles, Standing, StandingRejection, User, UserRecord};
+
+/// How often [`Engine::add_role`] and [`Engine::remove_role`] read and try again after
+/// another change of the same user's roles landed first. Each lost try is someone else's
+/// change done, so only a storm of changes to one user's roles runs out of tries.
+const ROLE_CHANGE_TRIES: usize = 64;
+
+/// A change of a user's standing, as an administrator asks for it: each part given replaces
+/// the user's, the parts left `None` stay as they are. Roles and claims are typed, so a
+/// change that exists has passed their rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StandingChange {
+    /// The new set of roles.
+    pub roles: Option<Roles>,
+    /// The new custom claims (the whole object).
+    pub claims: Option<CustomClaims>,
+    /// Disable (`true`) or enable (`false`) the account.
+    pub disabled: Option<bool>,
+}
 
 impl Engine {
     /// The user's roles, custom claims and disabled flag.
@@ -24,42 +43,93 @@ impl Engine {
         Ok(self.user_record(user_id).await?.standing)
     }
 
-    /// Replaces the user's roles; their access tokens issued before now go stale.
+    /// The account with this id and its standing, from one read.
+    pub async fn user_with_standing(&self, user_id: &UserId) -> Result<(User, Standing), Error> {
+        let record = self.user_record(user_id).await?;
+        Ok((record.user, record.standing))
+    }
+
+    /// Replaces the user's roles; their access tokens issued before now go stale. Records
+    /// `roles_changed` (actor from the context).
     pub async fn set_roles(&self, user_id: &UserId, roles: Roles) -> Result<(), Error> {
         if !self.inner.stores.users.set_roles(user_id, &roles).await? {
             return Err(Error::UserNotFound);
         }
-        tracing::info!(target: "tessera::audit", event = "roles_changed", user_id = %user_id, roles = %roles.to_json());
+        self.roles_changed(user_id, &roles).await;
         self.mark_user_stale(user_id).await
     }
 
     /// Adds a role. `false` (and nothing changes, nothing goes stale) if the user had it.
+    ///
+    /// Concurrent role changes of one user, here or on other instances, all land: the new
+    /// set is stored only if the roles are still those it was computed from
+    /// ([`UserStore::swap_roles`](crate::UserStore::swap_roles)), else it is computed again
+    /// from a fresh read. [`Error::Busy`] (nothing changed) if that keeps losing.
     pub async fn add_role(&self, user_id: &UserId, role: Role) -> Result<bool, Error> {
-        let mut roles = self.user_record(user_id).await?.standing.roles;
-        if !roles.insert(role)? {
-            return Ok(false);
-        }
-        self.set_roles(user_id, roles).await?;
-        Ok(true)
+        self.change_roles(user_id, |roles| roles.insert(role.clone()))
+            .await
     }
 
-    /// Removes a role. `false` (and nothing changes) if the user did not have it.
+    /// Removes a role. `false` (and nothing changes) if the user did not have it. Safe
+    /// against concurrent role changes, as [`Engine::add_role`] is.
     pub async fn remove_role(&self, user_id: &UserId, role: &Role) -> Result<bool, Error> {
-        let mut roles = self.user_record(user_id).await?.standing.roles;
-        if !roles.remove(role) {
-            return Ok(false);
-        }
-        self.set_roles(user_id, roles).await?;
-        Ok(true)
+        self.change_roles(user_id, |roles| Ok(roles.remove(role)))
+            .await
     }
 
     /// Replaces the user's custom claims; their access tokens issued before now go stale.
+    /// Records `roles_changed` (the kind covers claims too) with the claims' names.
     pub async fn set_claims(&self, user_id: &UserId, claims: CustomClaims) -> Result<(), Error> {
         if !self.inner.stores.users.set_claims(user_id, &claims).await? {
             return Err(Error::UserNotFound);
         }
-        tracing::info!(target: "tessera::audit", event = "claims_changed", user_id = %user_id);
+        self.claims_changed(user_id, &claims).await;
         self.mark_user_stale(user_id).await
+    }
+
+    /// Applies an administrator's change of standing (`PATCH /v1/admin/users/{id}`): each
+    /// part given that differs from the stored one is written and recorded (`roles_changed`,
+    /// `user_disabled` with the sessions it ended, `user_enabled`), and the user's access
+    /// tokens go stale once if roles, claims or a disable changed. Disabling ends every
+    /// session, as [`Engine::disable_user`] does. A part equal to the stored one changes and
+    /// records nothing.
+    ///
+    /// Everything is checked before anything is written: the parts are typed (their rules
+    /// are met) and the user must exist ([`Error::UserNotFound`], nothing changed).
+    pub async fn change_standing(
+        &self,
+        user_id: &UserId,
+        change: StandingChange,
+    ) -> Result<(), Error> {
+        let current = self.user_record(user_id).await?.standing;
+        let users = &self.inner.stores.users;
+        let mut stale = false;
+        if let Some(roles) = change.roles.filter(|roles| *roles != current.roles) {
+            if !users.set_roles(user_id, &roles).await? {
+                return Err(Error::UserNotFound);
+            }
+            self.roles_changed(user_id, &roles).await;
+            stale = true;
+        }
+        if let Some(claims) = change.claims.filter(|claims| *claims != current.claims) {
+            if !users.set_claims(user_id, &claims).await? {
+                return Err(Error::UserNotFound);
+            }
+            self.claims_changed(user_id, &claims).await;
+            stale = true;
+        }
+        match change.disabled {
+            Some(true) if !current.disabled => {
+                self.disable(user_id).await?;
+                stale = true;
+            }
+            Some(false) if current.disabled => self.enable_user(user_id).await?,
+            _ => {}
+        }
+        if stale {
+            self.mark_user_stale(user_id).await?;
+        }
+        Ok(())
     }
 
     /// Sets one custom claim to a JSON value, within the rules of [`CustomClaims`].
@@ -80,30 +150,22 @@ impl Engine {
 
     /// Disables the account: logins are refused like bad credentials, refreshes fail, every
     /// session is revoked (every transport) and every access token goes stale. Returns how
-    /// many sessions were revoked. Idempotent.
+    /// many sessions were revoked. Idempotent. Records `user_disabled`.
     pub async fn disable_user(&self, user_id: &UserId) -> Result<usize, Error> {
-        if !self.inner.stores.users.set_disabled(user_id, true).await? {
-            return Err(Error::UserNotFound);
-        }
-        let revoked = self
-            .inner
-            .stores
-            .sessions
-            .revoke_user_sessions(user_id, None, self.now())
-            .await?;
-        let count = revoked.len();
-        self.revoked(revoked);
-        tracing::info!(target: "tessera::audit", event = "user_disabled", user_id = %user_id, sessions_revoked = count);
+        let count = self.disable(user_id).await?;
         self.mark_user_stale(user_id).await?;
         Ok(count)
     }
 
-    /// Enables a disabled account: its password works again. Idempotent.
+    /// Enables a disabled account: its password works again. Idempotent. Records
+    /// `user_enabled`.
     pub async fn enable_user(&self, user_id: &UserId) -> Result<(), Error> {
         if !self.inner.stores.users.set_disabled(user_id, false).await? {
             return Err(Error::UserNotFound);
         }
         tracing::info!(target: "tessera::audit", event = "user_enabled", user_id = %user_id);
+        let event = self.audit_event(AuditKind::UserEnabled).user(user_id);
+        self.record_audit(event).await;
         Ok(())
     }
 
@@ -172,6 +234,82 @@ impl Engine {
             tokio::time::sleep(stale_before.duration_since(now)).await;
         }
         stale_before
+    }
+
+    /// A read-modify-write of the user's roles by compare-and-set: `change` edits a fresh
+    /// read and says whether it changed anything; the result is stored only over the roles
+    /// it was computed from, else read and computed again.
+    async fn change_roles(
+        &self,
+        user_id: &UserId,
+        change: impl Fn(&mut Roles) -> Result<bool, StandingRejection>,
+    ) -> Result<bool, Error> {
+        let users = &self.inner.stores.users;
+        for _ in 0..ROLE_CHANGE_TRIES {
+            let current = self.user_record(user_id).await?.standing.roles;
+            let mut roles = current.clone();
+            if !change(&mut roles)? {
+                return Ok(false);
+            }
+            if users.swap_roles(user_id, &current, &roles).await? {
+                self.roles_changed(user_id, &roles).await;
+                self.mark_user_stale(user_id).await?;
+                return Ok(true);
+            }
+        }
+        Err(Error::Busy)
+    }
+
+    /// Sets the disabled flag, ends every session and records `user_disabled`; the caller
+    /// marks the user stale. Returns how many sessions ended.
+    async fn disable(&self, user_id: &UserId) -> Result<usize, Error> {
+        if !self.inner.stores.users.set_disabled(user_id, true).await? {
+            return Err(Error::UserNotFound);
+        }
+        let revoked = self
+            .inner
+            .stores
+            .sessions
+            .revoke_user_sessions(user_id, None, self.now())
+            .await?;
+        let count = revoked.len();
+        self.revoked(revoked);
+        tracing::info!(target: "tessera::audit", event = "user_disabled", user_id = %user_id, sessions_revoked = count);
+        let event = self
+            .audit_event(AuditKind::UserDisabled)
+            .user(user_id)
+            .detail("sessions_revoked", count);
+        self.record_audit(event).await;
+        Ok(count)
+    }
+
+    /// Logs and records that the user's roles are now `roles` (their names, space-separated,
+    /// cut to the detail's bound).
+    async fn roles_changed(&self, user_id: &UserId, roles: &Roles) {
+        tracing::info!(target: "tessera::audit", event = "roles_changed", user_id = %user_id, roles = %roles.to_json());
+        let names = roles.iter().collect::<Vec<_>>().join(" ");
+        let event = self
+            .audit_event(AuditKind::RolesChanged)
+            .user(user_id)
+            .detail("roles", names);
+        self.record_audit(event).await;
+    }
+
+    /// Logs and records that the user's custom claims are now `claims`: their names only —
+    /// the values are the operator's data, and the trail keeps only what Tessera writes.
+    async fn claims_changed(&self, user_id: &UserId, claims: &CustomClaims) {
+        tracing::info!(target: "tessera::audit", event = "claims_changed", user_id = %user_id);
+        let names = claims
+            .as_map()
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let event = self
+            .audit_event(AuditKind::RolesChanged)
+            .user(user_id)
+            .detail("claims", names);
+        self.record_audit(event).await;
     }
 
     /// The user's stored record, or [`Error::UserNotFound`].

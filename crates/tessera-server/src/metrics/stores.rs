@@ -186,6 +186,16 @@ impl UserStore for Timed<dyn UserStore> {
         self.measured.time("set_roles", call).await
     }
 
+    async fn swap_roles(
+        &self,
+        id: &UserId,
+        expected: &Roles,
+        roles: &Roles,
+    ) -> Result<bool, StoreError> {
+        let call = self.inner.swap_roles(id, expected, roles);
+        self.measured.time("swap_roles", call).await
+    }
+
     async fn set_claims(&self, id: &UserId, claims: &CustomClaims) -> Result<bool, StoreError> {
         let call = self.inner.set_claims(id, claims);
         self.measured.time("set_claims", call).await

@@ -5,23 +5,25 @@
 //! revocation feed like any other.
 //!
 //! One handler per operation, each one line in `routes::routed()` and one entry in
-//! `routes::ApiDoc`: an operation added later (roles, disable, password reset, audit) is one
-//! more handler of the same shape.
+//! `routes::ApiDoc`. Handlers that change something act through [`as_admin`], so the audit
+//! trail names the admin client as the actor, with the request's address and user agent.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
 use tessera_core::{
-    Actor, AuditContext, ClientRecord, Engine, SessionId, Timestamp, User, UserId, Username,
+    Actor, AuditContext, AuditFilter, AuditKind, ClientRecord, CustomClaims, Engine, Error, Roles,
+    SessionId, Standing, StandingChange, Timestamp, User, UserId, Username,
 };
 use tessera_tokens::KeyInfo;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::audit::Audit;
+use crate::audit::{Audit, EventBody, parse_rfc3339};
 use crate::auth::AdminClient;
 use crate::body::{Revoked, Rfc3339, SessionBody, UserBody, json, to_json};
 use crate::extract::{ApiJson, ApiQuery};
@@ -34,9 +36,14 @@ const MAX_PAGE: usize = 200;
 const DEFAULT_PAGE: usize = 50;
 /// Longest client name the API registers, in bytes.
 const MAX_CLIENT_NAME: usize = 64;
+/// Largest page of `GET /v1/admin/audit`.
+const MAX_AUDIT_PAGE: usize = 500;
+/// Page size of `GET /v1/admin/audit` without `limit` (as `tessera audit`).
+const DEFAULT_AUDIT_PAGE: usize = 100;
 
 /// `GET /v1/admin/users` query.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UsersQuery {
     /// Users per page, 1–200. Defaults to `50`.
@@ -58,6 +65,117 @@ pub struct UserPage<'a> {
     /// Pass as `after` for the next page; `null` on the last page. Opaque: it names a
     /// position in username order, so users added or removed meanwhile neither repeat nor
     /// push others off the walk.
+    pub next_cursor: Option<String>,
+}
+
+/// An account as the admin API shows it: the public fields and its standing, never its
+/// password hash.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminUserBody<'a> {
+    /// The account.
+    #[serde(flatten)]
+    pub user: UserBody<'a>,
+    /// Role names, sorted: the `roles` claim of the user's access tokens.
+    pub roles: Vec<&'a str>,
+    /// Custom claims: extra top-level claims of the user's access tokens.
+    #[schema(value_type = Object)]
+    pub claims: &'a Map<String, Value>,
+    /// Whether the account is disabled: it cannot log in or refresh, and has no live
+    /// sessions.
+    pub disabled: bool,
+}
+
+impl<'a> AdminUserBody<'a> {
+    fn new(user: &'a User, standing: &'a Standing) -> Self {
+        AdminUserBody {
+            user: UserBody::from(user),
+            roles: standing.roles.iter().collect(),
+            claims: standing.claims.as_map(),
+            disabled: standing.disabled,
+        }
+    }
+}
+
+/// `PATCH /v1/admin/users/{id}`: the parts of the account's standing to replace; any subset,
+/// the rest stays as it is. A part that is present must hold a value (`null` is refused).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StandingPatch {
+    /// The new set of roles, replacing the current one: at most 32 names of 1–64 characters
+    /// from `A-Z a-z 0-9 . _ : -` (duplicates fold). `[]` removes every role.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Vec<String>, required = false, max_items = 32)]
+    pub roles: Option<Vec<String>>,
+    /// The new custom claims, replacing the whole object: names of 1–64 characters from
+    /// `A-Z a-z 0-9 . _ : / -`, none that Tessera sets itself (`iss`, `sub`, `aud`, `exp`,
+    /// `nbf`, `iat`, `jti`, `sid`, `typ`, `scope`, `roles`, `auth_time`, `act`,
+    /// `client_id`, `cnf`, `azp`), at most 1024 bytes as JSON. `{}` removes every claim.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Object, required = false)]
+    pub claims: Option<Map<String, Value>>,
+    /// `true` disables the account (its sessions end, logins and refreshes are refused);
+    /// `false` enables it again.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = bool, required = false)]
+    pub disabled: Option<bool>,
+}
+
+/// A field that, when present, holds a value: `null` is refused rather than read as "leave
+/// it alone" or "clear it".
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// `POST /v1/admin/users/{id}/password`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordReset {
+    /// The new password: the rules of registration (at least `auth.password_min_length`
+    /// characters, at most `auth.password_max_bytes` bytes, not a common password, not the
+    /// username).
+    pub password: String,
+}
+
+impl std::fmt::Debug for PasswordReset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordReset").finish_non_exhaustive()
+    }
+}
+
+/// `GET /v1/admin/audit` query: the filters of `tessera audit`, and a cursor.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Only events about this account: a user id, or the username of an existing account
+    /// (tried first, as `tessera audit --user` does). A deleted account's events are found
+    /// by its id.
+    pub user: Option<String>,
+    /// Only events of this type (an event's `type`: `login_failed`, `roles_changed`, …).
+    pub kind: Option<String>,
+    /// Only events at or after this time: RFC 3339 in UTC, like `2026-01-31T12:00:00Z`.
+    pub since: Option<String>,
+    /// Only events before this time: RFC 3339 in UTC.
+    pub until: Option<String>,
+    /// The `next_cursor` of the previous page; without it, the oldest events.
+    pub cursor: Option<String>,
+    /// Events per page, 1–500. Defaults to `100`.
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<usize>,
+}
+
+/// A page of `GET /v1/admin/audit`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage<'a> {
+    /// Matching events, oldest (lowest `id`) first.
+    pub events: Vec<EventBody<'a>>,
+    /// Pass as `cursor` for the next page; `null` when no more events matched. Pages never
+    /// skip or repeat an event while others are appended; to follow the trail from its end,
+    /// pass the last event's `id`.
     pub next_cursor: Option<String>,
 }
 
@@ -228,7 +346,7 @@ pub async fn list_users(
     post, path = "/v1/admin/users", tag = "admin",
     request_body = NewUser,
     responses(
-        (status = 201, description = "Created", body = UserBody),
+        (status = 201, description = "Created: no roles, no claims, enabled", body = AdminUserBody),
         (status = 400, description = "`malformed_request`: the body is not a JSON object", body = ProblemBody),
         (status = 401, description = "`unauthenticated` (no client credentials) or `invalid_client`, with `WWW-Authenticate: Basic`", body = ProblemBody),
         (status = 403, description = "`forbidden`: the client lacks the admin scope; or `csrf_failed`: a cross-site browser request", body = ProblemBody),
@@ -249,15 +367,17 @@ pub async fn create_user(
     let user = as_admin(&state, &admin, audit)
         .create_user(&body.username, &body.password)
         .await?;
-    Ok(json(StatusCode::CREATED, to_json(&UserBody::from(&user))))
+    let standing = Standing::default();
+    let body = AdminUserBody::new(&user, &standing);
+    Ok(json(StatusCode::CREATED, to_json(&body)))
 }
 
-/// One account.
+/// One account, with its roles, custom claims and disabled flag.
 #[utoipa::path(
     get, path = "/v1/admin/users/{id}", tag = "admin",
     params(("id" = String, Path, description = "User id")),
     responses(
-        (status = 200, description = "The user", body = UserBody),
+        (status = 200, description = "The user", body = AdminUserBody),
         (status = 401, description = "`unauthenticated` (no client credentials) or `invalid_client`, with `WWW-Authenticate: Basic`", body = ProblemBody),
         (status = 403, description = "`forbidden`: the client lacks the admin scope; or `csrf_failed`: a cross-site browser request", body = ProblemBody),
         (status = 404, description = "`not_found`: no such user", body = ProblemBody),
@@ -271,8 +391,186 @@ pub async fn show_user(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let user = state.engine.user_by_id(&user_id(&id)?).await?;
-    Ok(json(StatusCode::OK, to_json(&UserBody::from(&user))))
+    let (user, standing) = state.engine.user_with_standing(&user_id(&id)?).await?;
+    Ok(json(
+        StatusCode::OK,
+        to_json(&AdminUserBody::new(&user, &standing)),
+    ))
+}
+
+/// Changes an account's standing: its roles, its custom claims, whether it is disabled.
+/// Every part is checked before anything changes. Roles, claims and disabling make the
+/// user's access tokens issued before stale (on every verifier, once the revocation feed
+/// reaches it; the next refresh carries the new roles and claims); disabling also ends every
+/// session of the account.
+/// Each change is recorded in the audit trail as this client's.
+#[utoipa::path(
+    patch, path = "/v1/admin/users/{id}", tag = "admin",
+    params(("id" = String, Path, description = "User id")),
+    request_body = StandingPatch,
+    responses(
+        (status = 200, description = "The user as changed, as `GET /v1/admin/users/{id}` shows it", body = AdminUserBody),
+        (status = 400, description = "`malformed_request`: the body is not a JSON object", body = ProblemBody),
+        (status = 401, description = "`unauthenticated` (no client credentials) or `invalid_client`, with `WWW-Authenticate: Basic`", body = ProblemBody),
+        (status = 403, description = "`forbidden`: the client lacks the admin scope; or `csrf_failed`: a cross-site browser request", body = ProblemBody),
+        (status = 404, description = "`not_found`: no such user", body = ProblemBody),
+        (status = 415, description = "`unsupported_media_type`: the body is not `application/json`", body = ProblemBody),
+        (status = 422, description = "`validation_failed`: a role or claim outside the rules, a `null`, or unknown or repeated fields; nothing changed", body = ProblemBody),
+        (status = 429, description = "`rate_limited`: too many failed credential checks from this address, with `Retry-After`", body = ProblemBody),
+        (status = 503, description = "`store_unavailable`, with `Retry-After`", body = ProblemBody),
+    ),
+    security(("admin" = []))
+)]
+pub async fn update_user(
+    AdminClient(admin): AdminClient,
+    audit: Audit,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<StandingPatch>,
+) -> Result<Response, Problem> {
+    let id = user_id(&id)?;
+    let roles = body
+        .roles
+        .map(|names| Roles::parse(names.iter().map(String::as_str)))
+        .transpose()
+        .map_err(Error::from)?;
+    let claims = body
+        .claims
+        .map(CustomClaims::new)
+        .transpose()
+        .map_err(Error::from)?;
+    let change = StandingChange {
+        roles,
+        claims,
+        disabled: body.disabled,
+    };
+    as_admin(&state, &admin, audit)
+        .change_standing(&id, change)
+        .await?;
+    let (user, standing) = state.engine.user_with_standing(&id).await?;
+    Ok(json(
+        StatusCode::OK,
+        to_json(&AdminUserBody::new(&user, &standing)),
+    ))
+}
+
+/// Sets an account's password without the old one, as `tessera user reset-password` does:
+/// the password policy applies, every session of the account ends (every credential), its
+/// access tokens go stale, and its failed-login count is cleared. The password appears in no
+/// answer, log or audit event.
+#[utoipa::path(
+    post, path = "/v1/admin/users/{id}/password", tag = "admin",
+    params(("id" = String, Path, description = "User id")),
+    request_body = PasswordReset,
+    responses(
+        (status = 204, description = "Reset; the account's sessions are revoked"),
+        (status = 400, description = "`malformed_request`: the body is not a JSON object", body = ProblemBody),
+        (status = 401, description = "`unauthenticated` (no client credentials) or `invalid_client`, with `WWW-Authenticate: Basic`", body = ProblemBody),
+        (status = 403, description = "`forbidden`: the client lacks the admin scope; or `csrf_failed`: a cross-site browser request", body = ProblemBody),
+        (status = 404, description = "`not_found`: no such user", body = ProblemBody),
+        (status = 415, description = "`unsupported_media_type`: the body is not `application/json`", body = ProblemBody),
+        (status = 422, description = "`validation_failed`: the password policy refused the password, or unknown, missing or repeated fields; nothing changed", body = ProblemBody),
+        (status = 429, description = "`rate_limited`: too many failed credential checks from this address, with `Retry-After`", body = ProblemBody),
+        (status = 503, description = "`server_busy` or `store_unavailable`, with `Retry-After`", body = ProblemBody),
+    ),
+    security(("admin" = []))
+)]
+pub async fn reset_password(
+    AdminClient(admin): AdminClient,
+    audit: Audit,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PasswordReset>,
+) -> Result<Response, Problem> {
+    as_admin(&state, &admin, audit)
+        .reset_password(&user_id(&id)?, &body.password)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Reads the audit trail, oldest first, with the filters of `tessera audit`: logins,
+/// logouts, revocations, account, client and key changes — never a secret.
+#[utoipa::path(
+    get, path = "/v1/admin/audit", tag = "admin",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "A page of events; follow `next_cursor` for the next", body = AuditPage),
+        (status = 401, description = "`unauthenticated` (no client credentials) or `invalid_client`, with `WWW-Authenticate: Basic`", body = ProblemBody),
+        (status = 403, description = "`forbidden`: the client lacks the admin scope; or `csrf_failed`: a cross-site browser request", body = ProblemBody),
+        (status = 422, description = "`validation_failed`: an unknown `kind`, a `user` that is neither a user id nor an existing username, a time that is not RFC 3339 UTC, a `cursor` this API did not issue, `limit` outside 1–500, or an unknown parameter", body = ProblemBody),
+        (status = 429, description = "`rate_limited`: too many failed credential checks from this address, with `Retry-After`", body = ProblemBody),
+        (status = 503, description = "`store_unavailable`, with `Retry-After`", body = ProblemBody),
+    ),
+    security(("admin" = []))
+)]
+pub async fn audit_events(
+    AdminClient(_admin): AdminClient,
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
+) -> Result<Response, Problem> {
+    let limit = query.limit.unwrap_or(DEFAULT_AUDIT_PAGE);
+    if !(1..=MAX_AUDIT_PAGE).contains(&limit) {
+        return Err(Problem::validation("limit must be between 1 and 500"));
+    }
+    let kind = query
+        .kind
+        .as_deref()
+        .map(|kind| {
+            kind.parse::<AuditKind>().map_err(|_| {
+                let kinds: Vec<&str> = AuditKind::ALL.iter().map(|kind| kind.as_str()).collect();
+                Problem::validation(format!("kind must be one of {}", kinds.join(", ")))
+            })
+        })
+        .transpose()?;
+    let time = |text: Option<&str>, name: &str| {
+        text.map(|text| {
+            parse_rfc3339(text).map_err(|error| Problem::validation(format!("{name} {error}")))
+        })
+        .transpose()
+    };
+    let since = time(query.since.as_deref(), "since")?;
+    let until = time(query.until.as_deref(), "until")?;
+    let after = match query.cursor.as_deref() {
+        None => 0,
+        Some(cursor) => cursor
+            .parse::<u64>()
+            .map_err(|_| Problem::validation("cursor is not a cursor this API issued"))?,
+    };
+    let user_id = match query.user.as_deref() {
+        None => None,
+        Some(user) => Some(audited_user(&state.engine, user).await?),
+    };
+    let filter = AuditFilter {
+        user_id,
+        kind,
+        since,
+        until,
+    };
+    // One more than asked: whether it comes back says if there is a next page.
+    let mut records = state.engine.audit_events(&filter, after, limit + 1).await?;
+    let next_cursor = if records.len() > limit {
+        records.truncate(limit);
+        records.last().map(|record| record.id.to_string())
+    } else {
+        None
+    };
+    let page = AuditPage {
+        events: records.iter().map(EventBody::from).collect(),
+        next_cursor,
+    };
+    Ok(json(StatusCode::OK, to_json(&page)))
+}
+
+/// The account `user` names for the audit filter: an existing account's username first (as
+/// `tessera audit --user`), else a user id, which may be a deleted account's.
+async fn audited_user(engine: &Engine, user: &str) -> Result<UserId, Problem> {
+    match engine.user_by_username(user).await {
+        Ok(found) => Ok(found.id),
+        Err(Error::UserNotFound) => UserId::parse(user).map_err(|_| {
+            Problem::validation("user must be a user id or the username of an existing account")
+        }),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Deletes an account and ends every session of it (every credential, on every instance).

@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::http::Method;
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{MethodRouter, delete, get, patch, post};
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, Schema};
@@ -51,7 +51,9 @@ pub mod tokens;
         admin::list_users,
         admin::create_user,
         admin::show_user,
+        admin::update_user,
         admin::delete_user,
+        admin::reset_password,
         admin::user_sessions,
         admin::revoke_user_sessions,
         admin::revoke_session,
@@ -60,6 +62,7 @@ pub mod tokens;
         admin::list_clients,
         admin::create_client,
         admin::delete_client,
+        admin::audit_events,
     ),
     modifiers(&SecuritySchemes, &ProblemMediaType, &BodyLimits)
 )]
@@ -68,8 +71,13 @@ pub struct ApiDoc;
 /// The document as served under `config`: [`ApiDoc`] with the configured password limits.
 pub fn document(config: &Config) -> utoipa::openapi::OpenApi {
     let mut document = ApiDoc::openapi();
-    // Every field that sets a password: registration's and a password change's new one.
-    for (schema, field) in [("NewUser", "password"), ("NewPassword", "new_password")] {
+    // Every field that sets a password: registration's, a password change's new one and an
+    // administrator's reset.
+    for (schema, field) in [
+        ("NewUser", "password"),
+        ("NewPassword", "new_password"),
+        ("PasswordReset", "password"),
+    ] {
         let password = document
             .components
             .as_mut()
@@ -315,9 +323,19 @@ fn routed() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (Method::POST, "/v1/admin/users", post(admin::create_user)),
         (Method::GET, "/v1/admin/users/{id}", get(admin::show_user)),
         (
+            Method::PATCH,
+            "/v1/admin/users/{id}",
+            patch(admin::update_user),
+        ),
+        (
             Method::DELETE,
             "/v1/admin/users/{id}",
             delete(admin::delete_user),
+        ),
+        (
+            Method::POST,
+            "/v1/admin/users/{id}/password",
+            post(admin::reset_password),
         ),
         (
             Method::GET,
@@ -351,6 +369,7 @@ fn routed() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
             "/v1/admin/clients/{name}",
             delete(admin::delete_client),
         ),
+        (Method::GET, "/v1/admin/audit", get(admin::audit_events)),
     ]
 }
 

@@ -4,8 +4,10 @@
 //!
 //! [`UserStore`]: tessera_core::UserStore
 
+use std::sync::Arc;
+
 use tessera_core::{
-    CustomClaims, Revocation, RevocationKind, Roles, SessionId, Standing, Timestamp, UserId,
+    CustomClaims, Revocation, RevocationKind, Role, Roles, SessionId, Standing, Timestamp, UserId,
 };
 
 use super::{Fixture, MINUTE, at, minutes, new_session, new_user};
@@ -99,6 +101,96 @@ pub async fn user_standing_setters_change_only_their_part(fixture: Fixture) {
     assert!(!users.set_claims(&stranger, &wanted.claims).await.unwrap());
     assert!(!users.set_disabled(&stranger, true).await.unwrap());
     assert_eq!(users.user_by_id(&stranger).await.unwrap(), None);
+}
+
+/// A swap replaces the roles only from the roles it expects: from any other set, and for an
+/// unknown user, it says `false` and writes nothing.
+pub async fn user_roles_swap_only_from_the_expected_roles(fixture: Fixture) {
+    let users = &fixture.users;
+    let (name, alice) = new_user("alice", at(0));
+    users.create_user(&name, &alice).await.unwrap();
+    let id = &alice.user.id;
+    let admin = Roles::parse(["admin"]).unwrap();
+    let both = Roles::parse(["admin", "billing:read"]).unwrap();
+    let roles_of = || async { users.user_by_id(id).await.unwrap().unwrap().standing.roles };
+
+    assert!(!users.swap_roles(id, &admin, &both).await.unwrap());
+    assert_eq!(
+        roles_of().await,
+        Roles::default(),
+        "a stale expectation writes nothing"
+    );
+    assert!(
+        users
+            .swap_roles(id, &Roles::default(), &admin)
+            .await
+            .unwrap()
+    );
+    assert_eq!(roles_of().await, admin);
+    assert!(
+        !users
+            .swap_roles(id, &Roles::default(), &both)
+            .await
+            .unwrap()
+    );
+    assert!(users.swap_roles(id, &admin, &both).await.unwrap());
+    assert_eq!(roles_of().await, both);
+    // The rest of the standing is left alone.
+    let stored = users.user_by_id(id).await.unwrap().unwrap();
+    assert_eq!(stored.standing.claims, CustomClaims::default());
+    assert!(!stored.standing.disabled);
+
+    let stranger = UserId::generate().unwrap();
+    assert!(
+        !users
+            .swap_roles(&stranger, &Roles::default(), &admin)
+            .await
+            .unwrap()
+    );
+    assert_eq!(users.user_by_id(&stranger).await.unwrap(), None);
+}
+
+/// Tasks that each add their own role by read-modify-swap, retrying when they lose a race,
+/// all land: no change is lost.
+pub async fn concurrent_role_swaps_lose_no_change(fixture: Fixture) {
+    const TASKS: usize = 12;
+    let (name, alice) = new_user("alice", at(0));
+    fixture.users.create_user(&name, &alice).await.unwrap();
+    let start = Arc::new(tokio::sync::Barrier::new(TASKS));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|n| {
+            let users = Arc::clone(&fixture.users);
+            let id = alice.user.id.clone();
+            let start = Arc::clone(&start);
+            tokio::spawn(async move {
+                let role = Role::parse(&format!("role-{n}")).unwrap();
+                start.wait().await;
+                for _ in 0..1000 {
+                    let expected = users.user_by_id(&id).await.unwrap().unwrap().standing.roles;
+                    let mut roles = expected.clone();
+                    assert!(roles.insert(role.clone()).unwrap());
+                    if users.swap_roles(&id, &expected, &roles).await.unwrap() {
+                        return;
+                    }
+                }
+                panic!("role-{n} never landed");
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let roles = fixture
+        .users
+        .user_by_id(&alice.user.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .standing
+        .roles;
+    let mut wanted: Vec<String> = (0..TASKS).map(|n| format!("role-{n}")).collect();
+    wanted.sort();
+    assert_eq!(roles.iter().collect::<Vec<_>>(), wanted);
 }
 
 /// User entries take their place in the one log, between session revocations, in the order

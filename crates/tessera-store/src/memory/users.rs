@@ -192,6 +192,23 @@ impl UserStore for MemoryStore {
         self.update_standing(id, |standing| standing.roles = roles.clone())
     }
 
+    async fn swap_roles(
+        &self,
+        id: &UserId,
+        expected: &Roles,
+        roles: &Roles,
+    ) -> Result<bool, StoreError> {
+        // Compared and replaced under one write lock.
+        let mut users = write(&self.users)?;
+        Ok(match users.by_id.get_mut(id) {
+            Some(stored) if stored.record.standing.roles == *expected => {
+                stored.record.standing.roles = roles.clone();
+                true
+            }
+            _ => false,
+        })
+    }
+
     async fn set_claims(&self, id: &UserId, claims: &CustomClaims) -> Result<bool, StoreError> {
         self.update_standing(id, |standing| standing.claims = claims.clone())
     }

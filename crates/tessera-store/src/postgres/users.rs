@@ -129,6 +129,24 @@ impl UserStore for PgStore {
         Ok(updated.rows_affected() == 1)
     }
 
+    async fn swap_roles(
+        &self,
+        id: &UserId,
+        expected: &Roles,
+        roles: &Roles,
+    ) -> Result<bool, StoreError> {
+        // `Roles::to_json` is the one encoding the column holds (sorted names), so comparing
+        // the text compares the sets. Under READ COMMITTED an UPDATE that waited for a
+        // concurrent one re-checks its WHERE against the row that one committed, so of two
+        // swaps from the same `expected` exactly one matches.
+        let statement = sqlx::query("UPDATE users SET roles = $3 WHERE id = $1 AND roles = $2")
+            .bind(id.as_str())
+            .bind(expected.to_json())
+            .bind(roles.to_json());
+        let updated = self.bounded(sql::execute(statement, &self.pool)).await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
     async fn set_claims(&self, id: &UserId, claims: &CustomClaims) -> Result<bool, StoreError> {
         let statement = sqlx::query("UPDATE users SET claims = $2 WHERE id = $1")
             .bind(id.as_str())

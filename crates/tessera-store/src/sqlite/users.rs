@@ -100,6 +100,21 @@ impl UserStore for SqliteStore {
         Ok(sql::execute(statement, &self.pool).await?.rows_affected() == 1)
     }
 
+    async fn swap_roles(
+        &self,
+        id: &UserId,
+        expected: &Roles,
+        roles: &Roles,
+    ) -> Result<bool, StoreError> {
+        // `Roles::to_json` is the one encoding the column holds (sorted names), so comparing
+        // the text compares the sets; SQLite runs one write at a time.
+        let statement = sqlx::query("UPDATE users SET roles = ?3 WHERE id = ?1 AND roles = ?2")
+            .bind(id.as_str())
+            .bind(expected.to_json())
+            .bind(roles.to_json());
+        Ok(sql::execute(statement, &self.pool).await?.rows_affected() == 1)
+    }
+
     async fn set_claims(&self, id: &UserId, claims: &CustomClaims) -> Result<bool, StoreError> {
         let statement = sqlx::query("UPDATE users SET claims = ?2 WHERE id = ?1")
             .bind(id.as_str())
