@@ -223,7 +223,16 @@ impl Engine {
     /// The `iat` of a new access token for `user_id` that would say `issued_at`: that, or
     /// the user's `stale_before` if it is later — after waiting until then (less than a
     /// second), so no token claims to be issued in the future.
+    ///
+    /// The revocation log is read first: a change of standing made elsewhere (the CLI,
+    /// another instance) may have reached a verifier through the revocation stream before
+    /// this process's own sync, and a token issued in that gap would be stale on arrival.
     pub(super) async fn issue_time(&self, user_id: &UserId, issued_at: Timestamp) -> Timestamp {
+        if let Err(error) = self.sync_revocations().await {
+            // The token may then be refused as stale by a verifier that knows more: a retry
+            // fixes it; nothing is accepted that should not be.
+            tracing::debug!(%error, "revocation log unreadable before issuing a token");
+        }
         let stale_before = self.inner.stale_users.get(user_id).map(|entry| *entry);
         let Some(stale_before) = stale_before.filter(|stale_before| *stale_before > issued_at)
         else {
