@@ -168,12 +168,15 @@ tessera_store::conformance_tests!(redis, || async {
     let (store, cleanup) = shared_store(log.clone()).await;
     let store = Arc::new(store);
     let memory = Arc::new(MemoryStore::new());
+    // As a deployment has it: Redis for sessions, the SQL store beside it for the log and
+    // the service registry.
     Fixture::from_parts(
         memory.clone(),
         store.clone(),
         store.clone(),
         memory.clone(),
         memory,
+        log.clone(),
         store,
         log,
     )

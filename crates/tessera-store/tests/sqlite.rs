@@ -182,11 +182,12 @@ async fn malformed_rows_are_corrupt_not_unavailable() {
 }
 
 /// An audited change whose audit row cannot be written is rolled back: no user, no
-/// revocation, no log entry — the event and its change commit together or not at all.
+/// revocation, no log entry, no service added or removed — the event and its change commit
+/// together or not at all.
 #[tokio::test]
 async fn an_audited_change_rolls_back_when_its_event_cannot_be_written() {
-    use tessera_core::{Actor, AuditEvent, AuditKind, AuditStore as _};
-    use tessera_store::conformance::new_session;
+    use tessera_core::{Actor, AuditEvent, AuditKind, AuditStore as _, ServiceStore as _};
+    use tessera_store::conformance::{new_service, new_session};
 
     let file = SqliteFile::new();
     let store = file.open().await;
@@ -194,6 +195,8 @@ async fn an_audited_change_rolls_back_when_its_event_cannot_be_written() {
     store.create_user(&name, &alice).await.unwrap();
     let session = new_session(&alice.user.id, at(0));
     store.insert_session(&session).await.unwrap();
+    let orders = new_service("orders", "https://orders.example", at(0));
+    store.insert_service(&orders).await.unwrap();
 
     let mut raw = raw_connection(&file.path).await;
     sqlx::query(
@@ -228,6 +231,30 @@ async fn an_audited_change_rolls_back_when_its_event_cannot_be_written() {
         .await;
     assert!(deleted.is_err(), "{deleted:?}");
     assert!(store.user_by_id(&alice.user.id).await.unwrap().is_some());
+
+    let billing = new_service("billing", "https://billing.example", at(2_000));
+    let added = store
+        .insert_service_audited(&billing, &event(AuditKind::ServiceCreated))
+        .await;
+    assert!(
+        matches!(added, Err(StoreError::Unavailable(_))),
+        "{added:?}"
+    );
+    assert_eq!(
+        store
+            .service_by_audience("https://billing.example")
+            .await
+            .unwrap(),
+        None
+    );
+    let removed = store
+        .delete_service_audited("orders", &event(AuditKind::ServiceDeleted))
+        .await;
+    assert!(removed.is_err(), "{removed:?}");
+    assert_eq!(
+        store.list_services().await.unwrap(),
+        std::slice::from_ref(&orders)
+    );
 
     sqlx::query("DROP TRIGGER refuse_audit")
         .execute(&mut raw)

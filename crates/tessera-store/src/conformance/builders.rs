@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use tessera_core::{
-    ClientRecord, KeyRecord, RefreshRecord, RefreshToken, SessionId, SessionRecord, SessionToken,
-    Standing, Timestamp, TokenHash, Transport, User, UserId, UserRecord, Username,
+    ClientRecord, KeyRecord, RefreshRecord, RefreshToken, ServiceRecord, ServiceScope, SessionId,
+    SessionRecord, SessionToken, Standing, Timestamp, TokenHash, Transport, User, UserId,
+    UserRecord, Username,
 };
 
 /// The instant the cases' times are measured from (2023-11-14T22:13:20Z).
@@ -148,6 +149,29 @@ pub fn new_client(id: &str, name: &str, created_at: Timestamp) -> ClientRecord {
         secret_hash: TokenHash::from_bytes(secret_hash),
         created_at,
         admin: false,
+    }
+}
+
+/// A service named `name` for `audience`, registered at `created_at`: two scopes in an order
+/// no sort would give (one any user may receive, one that needs a role), a token lifetime
+/// that is not a whole second, and no child sessions.
+pub fn new_service(name: &str, audience: &str, created_at: Timestamp) -> ServiceRecord {
+    ServiceRecord {
+        name: name.to_owned(),
+        audience: audience.to_owned(),
+        scopes: vec![
+            ServiceScope {
+                name: "orders:write".to_owned(),
+                roles: vec!["clerk".to_owned(), "admin".to_owned()],
+            },
+            ServiceScope {
+                name: "orders:read".to_owned(),
+                roles: Vec::new(),
+            },
+        ],
+        max_ttl: Duration::from_millis(300_250),
+        sessions: false,
+        created_at,
     }
 }
 
