@@ -31,6 +31,7 @@
 
 mod audit;
 mod builders;
+mod child_sessions;
 mod clients;
 mod durability;
 mod keys;
@@ -56,6 +57,7 @@ use tessera_core::{
 
 pub use audit::*;
 pub use builders::*;
+pub use child_sessions::*;
 pub use clients::*;
 pub use durability::*;
 pub use keys::*;
@@ -269,7 +271,9 @@ macro_rules! conformance_tests {
                 service_name_conflict,
                 service_audience_conflict,
                 service_list_oldest_first,
-                service_delete_is_idempotent;
+                service_delete_is_idempotent,
+                child_session_keeps_its_parent,
+                children_of_lists_live_children_only;
             MultiThread:
                 user_pages_stay_stable_under_concurrent_inserts,
                 concurrent_touches_never_unrevoke,

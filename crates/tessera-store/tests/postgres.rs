@@ -1032,3 +1032,45 @@ async fn rows_without_auth_time_read_their_login_time() {
     assert_eq!(stored, Some(at(60_000).unix_millis()));
     store.close().await;
 }
+
+/// A child session's parent is two columns that go together: the schema refuses one without
+/// the other, and a parent id that is not a session id reads as corrupt.
+#[tokio::test]
+async fn child_session_columns_go_together() {
+    use tessera_store::conformance::child_session;
+
+    let schema = TestSchema::new();
+    let store = connect(&schema).await;
+    let parent = new_session(&UserId::generate().unwrap(), at(0));
+    let child = child_session(&parent, "https://orders.example", at(1_000));
+    store.insert_session(&parent).await.unwrap();
+    store.insert_session(&child).await.unwrap();
+
+    let mut connection = raw_connection().await;
+    let sessions = schema.table("sessions");
+    for half in [
+        "SET parent_audience = NULL WHERE parent_id IS NOT NULL",
+        "SET parent_id = NULL WHERE parent_id IS NOT NULL",
+        "SET parent_audience = 'urn:half' WHERE parent_id IS NULL",
+    ] {
+        let result = connection
+            .execute(&*format!("UPDATE {sessions} {half}"))
+            .await;
+        assert!(result.is_err(), "{half}: {result:?}");
+    }
+    assert_eq!(
+        store.session_by_id(&child.id).await.unwrap(),
+        Some(child.clone())
+    );
+    assert_eq!(store.session_by_id(&parent.id).await.unwrap(), Some(parent));
+
+    connection
+        .execute(&*format!(
+            "UPDATE {sessions} SET parent_id = 'not a session id' WHERE parent_id IS NOT NULL"
+        ))
+        .await
+        .unwrap();
+    let result = store.session_by_id(&child.id).await;
+    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
+    store.close().await;
+}

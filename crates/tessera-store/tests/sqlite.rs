@@ -319,3 +319,39 @@ async fn rows_without_auth_time_read_their_login_time() {
         .unwrap();
     assert_eq!(stored, Some(at(60_000).unix_millis()));
 }
+
+/// A child session's parent is two columns that go together: the schema refuses one without
+/// the other, and a parent id that is not a session id reads as corrupt.
+#[tokio::test]
+async fn child_session_columns_go_together() {
+    use tessera_store::conformance::{child_session, new_session};
+
+    let file = SqliteFile::new();
+    let store = file.open().await;
+    let parent = new_session(&UserId::generate().unwrap(), at(0));
+    let child = child_session(&parent, "https://orders.example", at(1_000));
+    store.insert_session(&parent).await.unwrap();
+    store.insert_session(&child).await.unwrap();
+
+    let mut raw = raw_connection(&file.path).await;
+    for half in [
+        "UPDATE sessions SET parent_audience = NULL WHERE parent_id IS NOT NULL",
+        "UPDATE sessions SET parent_id = NULL WHERE parent_id IS NOT NULL",
+        "UPDATE sessions SET parent_audience = 'urn:half' WHERE parent_id IS NULL",
+    ] {
+        let result = sqlx::query(half).execute(&mut raw).await;
+        assert!(result.is_err(), "{half}: {result:?}");
+    }
+    assert_eq!(
+        store.session_by_id(&child.id).await.unwrap(),
+        Some(child.clone())
+    );
+    assert_eq!(store.session_by_id(&parent.id).await.unwrap(), Some(parent));
+
+    sqlx::query("UPDATE sessions SET parent_id = 'not a session id' WHERE parent_id IS NOT NULL")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    let result = store.session_by_id(&child.id).await;
+    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
+}

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use tessera_core::{
-    ClientRecord, KeyRecord, RefreshRecord, RefreshToken, ServiceRecord, ServiceScope, SessionId,
-    SessionRecord, SessionToken, Standing, Timestamp, TokenHash, Transport, User, UserId,
-    UserRecord, Username,
+    ClientRecord, KeyRecord, ParentSession, RefreshRecord, RefreshToken, ServiceRecord,
+    ServiceScope, SessionId, SessionRecord, SessionToken, Standing, Timestamp, TokenHash,
+    Transport, User, UserId, UserRecord, Username,
 };
 
 /// The instant the cases' times are measured from (2023-11-14T22:13:20Z).
@@ -86,6 +86,29 @@ pub fn session_ending(
         idle_expires_at,
         expires_at,
         ..new_session(user_id, created_at)
+    }
+}
+
+/// A child session of `parent` for the service of `audience`, created at `created_at` for a
+/// fresh token: `parent`'s user, authenticated when `parent` was, never past its absolute
+/// expiry, with an address and user agent of its own (the service's client's).
+pub fn child_session(
+    parent: &SessionRecord,
+    audience: &str,
+    created_at: Timestamp,
+) -> SessionRecord {
+    let fresh = new_session(&parent.user_id, created_at);
+    SessionRecord {
+        transport: Transport::Token,
+        auth_time: parent.auth_time,
+        expires_at: fresh.expires_at.min(parent.expires_at),
+        ip: Some("2001:db8::7".to_owned()),
+        user_agent: Some("orders-service/2.1".to_owned()),
+        parent: Some(ParentSession {
+            id: parent.id.clone(),
+            audience: audience.to_owned(),
+        }),
+        ..fresh
     }
 }
 
