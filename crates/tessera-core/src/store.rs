@@ -250,6 +250,31 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
         now: Timestamp,
     ) -> Result<Vec<SessionRecord>, StoreError>;
 
+    /// The ids of the child sessions of `parent` (those whose [`SessionRecord::parent`] names
+    /// it) that are live at `now`, newest first. A child belongs to its parent's user, so
+    /// only `user_id`'s sessions are looked at; `parent` itself is never among them. Empty if
+    /// it has none, or is unknown.
+    ///
+    /// Revoking a session does not revoke its children: the engine revokes each id this
+    /// returns after revoking the parent.
+    ///
+    /// The default filters [`sessions_of_user`](SessionStore::sessions_of_user); stores with
+    /// an index of sessions by parent look there instead.
+    async fn children_of(
+        &self,
+        parent: &SessionId,
+        user_id: &UserId,
+        now: Timestamp,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        Ok(self
+            .sessions_of_user(user_id, now)
+            .await?
+            .into_iter()
+            .filter(|session| session.parent.as_ref().is_some_and(|of| &of.id == parent))
+            .map(|session| session.id)
+            .collect())
+    }
+
     /// Revokes one session at `now` and appends it to the revocation log, atomically.
     ///
     /// Idempotent: `false`, and nothing logged, if the session is unknown or already revoked.

@@ -31,12 +31,14 @@
 
 mod audit;
 mod builders;
+mod child_sessions;
 mod clients;
 mod durability;
 mod keys;
 mod refresh;
 mod revocation_log;
 mod revocations;
+mod services;
 mod session_races;
 mod sessions;
 mod standing;
@@ -49,18 +51,20 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tessera_core::{
-    AuditStore, ClientStore, KeyStore, LoginThrottle, RefreshStore, RevocationLog, SessionStore,
-    UserStore,
+    AuditStore, ClientStore, KeyStore, LoginThrottle, RefreshStore, RevocationLog, ServiceStore,
+    SessionStore, UserStore,
 };
 
 pub use audit::*;
 pub use builders::*;
+pub use child_sessions::*;
 pub use clients::*;
 pub use durability::*;
 pub use keys::*;
 pub use refresh::*;
 pub use revocation_log::*;
 pub use revocations::*;
+pub use services::*;
 pub use session_races::*;
 pub use sessions::*;
 pub use standing::*;
@@ -79,6 +83,8 @@ pub struct Fixture {
     pub keys: Arc<dyn KeyStore>,
     /// The API-client store under test.
     pub clients: Arc<dyn ClientStore>,
+    /// The service registry under test.
+    pub services: Arc<dyn ServiceStore>,
     /// The login throttle under test.
     pub throttle: Arc<dyn LoginThrottle>,
     /// The durable revocation log under test. It must be the log `sessions` keeps its
@@ -93,7 +99,7 @@ pub struct Fixture {
 
 impl Fixture {
     /// A fixture over one store serving users, sessions (with their revocation log), refresh
-    /// tokens, keys, API clients and the audit trail, and a throttle.
+    /// tokens, keys, API clients, services and the audit trail, and a throttle.
     pub fn new<S>(store: S, throttle: impl LoginThrottle) -> Fixture
     where
         S: UserStore
@@ -102,10 +108,12 @@ impl Fixture {
             + RefreshStore
             + KeyStore
             + ClientStore
+            + ServiceStore
             + AuditStore,
     {
         let store = Arc::new(store);
         Fixture::from_parts(
+            store.clone(),
             store.clone(),
             store.clone(),
             store.clone(),
@@ -119,12 +127,15 @@ impl Fixture {
 
     /// A fixture over separate stores. `log` must be the revocation log `sessions` reads and
     /// writes (see [`Fixture::log`]).
+    // One argument per store: a builder would only rename them.
+    #[allow(clippy::too_many_arguments)]
     pub fn from_parts(
         users: Arc<dyn UserStore>,
         sessions: Arc<dyn SessionStore>,
         refresh: Arc<dyn RefreshStore>,
         keys: Arc<dyn KeyStore>,
         clients: Arc<dyn ClientStore>,
+        services: Arc<dyn ServiceStore>,
         throttle: Arc<dyn LoginThrottle>,
         log: Arc<dyn RevocationLog>,
     ) -> Fixture {
@@ -134,6 +145,7 @@ impl Fixture {
             refresh,
             keys,
             clients,
+            services,
             throttle,
             log,
             audit: None,
@@ -163,6 +175,7 @@ impl fmt::Debug for Fixture {
             .field("refresh", &self.refresh)
             .field("keys", &self.keys)
             .field("clients", &self.clients)
+            .field("services", &self.services)
             .field("throttle", &self.throttle)
             .field("log", &self.log)
             .field("audit", &self.audit)
@@ -254,7 +267,14 @@ macro_rules! conformance_tests {
                 client_name_conflict,
                 client_list_oldest_first,
                 client_delete_by_name_is_idempotent,
-                client_admin_scope_round_trips;
+                client_admin_scope_round_trips,
+                service_insert_and_look_up,
+                service_name_conflict,
+                service_audience_conflict,
+                service_list_oldest_first,
+                service_delete_is_idempotent,
+                child_session_keeps_its_parent,
+                children_of_lists_live_children_only;
             MultiThread:
                 user_pages_stay_stable_under_concurrent_inserts,
                 concurrent_role_swaps_lose_no_change,

@@ -1,11 +1,12 @@
 //! Tessera's store backends, and the one conformance suite every backend runs.
 //!
 //! The engine in `tessera-core` keeps users, sessions, the revocation log, failed-login
-//! counters, refresh-token chains, signing keys and registered API clients (resource servers)
-//! behind the traits [`UserStore`](tessera_core::UserStore),
-//! [`SessionStore`](tessera_core::SessionStore), [`LoginThrottle`](tessera_core::LoginThrottle),
-//! [`RefreshStore`](tessera_core::RefreshStore), [`KeyStore`](tessera_core::KeyStore) and
-//! [`ClientStore`](tessera_core::ClientStore). This crate implements them.
+//! counters, refresh-token chains, signing keys, registered API clients (resource servers)
+//! and the downstream services registered for token exchange behind the traits
+//! [`UserStore`](tessera_core::UserStore), [`SessionStore`](tessera_core::SessionStore),
+//! [`LoginThrottle`](tessera_core::LoginThrottle), [`RefreshStore`](tessera_core::RefreshStore),
+//! [`KeyStore`](tessera_core::KeyStore), [`ClientStore`](tessera_core::ClientStore) and
+//! [`ServiceStore`](tessera_core::ServiceStore). This crate implements them.
 //!
 //! # Layout
 //!
@@ -27,9 +28,9 @@
 //!   reopen and never store, and the record builders the cases use, for backends' own tests.
 //!
 //! Every backend has one module per store trait it implements (`users`, `sessions`,
-//! `refresh`, `keys`, `clients`, `throttle`, `revocation_log`; PostgreSQL and Redis also
-//! `notify`), and SQLite and PostgreSQL share their row decoding, binds and error mapping in
-//! a private `sql` module, so they differ only in their SQL text.
+//! `refresh`, `keys`, `clients`, `services`, `throttle`, `revocation_log`; PostgreSQL and
+//! Redis also `notify`), and SQLite and PostgreSQL share their row decoding, binds and error
+//! mapping in a private `sql` module, so they differ only in their SQL text.
 //!
 //! # Quick start
 //!

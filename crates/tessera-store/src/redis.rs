@@ -51,13 +51,18 @@
 //!
 //! A session is found by its id, which its token carries (`SessionToken` is the id followed
 //! by the secret), so it needs one key, not a second one by token hash. Its value is
-//! `[format 2 or 3][state 1][last_seen_at 6][idle_expires_at 6][expires_at 6][created_at 6]
-//! [user id 16][verifier 16][transport 1][user agent: 0, or 1 + digest 8][address: tag + 4,
-//! 16 or text][auth_time 6, format 3 only][revoked_at 6, unless live]` — times big-endian
+//! `[format 2, 3 or 4][state 1][last_seen_at 6][idle_expires_at 6][expires_at 6]
+//! [created_at 6][user id 16][verifier 16][transport 1][user agent: 0, or 1 + digest 8]
+//! [address: tag + 4, 16 or text][parent: session id 16 + audience length 4 + text, format 4
+//! only][auth_time 6, formats 3 and 4][revoked_at 6, unless live]` — times big-endian
 //! 48-bit milliseconds, fixed fields first so scripts read and overwrite them in place; a
 //! revocation rewrites the value (keeping its TTL). Format 2 is a session whose `auth_time`
 //! is its `created_at` (as login wrote it): most sessions, kept 6 bytes shorter; a
-//! re-authentication rewrites it as format 3. The verifier is the first 128 bits of the SHA-256 of the token's
+//! re-authentication rewrites it as format 3. Format 4 is a child session (one a service
+//! obtained by token exchange), the only kind that stores a parent; a re-authentication
+//! keeps it format 4. (A version before format 4 reports such a value as corrupt, in a
+//! listing or a "log out everywhere" of its user too: finish a rolling upgrade before
+//! services exchange tokens for sessions.) The verifier is the first 128 bits of the SHA-256 of the token's
 //! secret; the engine compares it in constant time. A refresh value is `[format][flags]
 //! [spent_at 8][successor 32][issued_at 8][expires_at 8][access_expires_at 8][session id 22]
 //! [access token id…]`. Tokens are never stored.

@@ -25,7 +25,7 @@ pub(crate) use records::{
 macro_rules! session_columns {
     () => {
         "id, verifier, user_id, transport, created_at, last_seen_at, idle_expires_at, \
-         expires_at, ip, user_agent, revoked_at, auth_time"
+         expires_at, ip, user_agent, revoked_at, auth_time, parent_id, parent_audience"
     };
 }
 

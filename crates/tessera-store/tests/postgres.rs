@@ -25,7 +25,7 @@ use tessera_core::{
     RevocationLog, RevocationNotifier, SessionId, SessionRecord, SessionStore, SessionToken,
     StoreError, Timestamp, UserId, UserStore,
 };
-use tessera_store::conformance::{Durable, Fixture, at, new_session, new_user};
+use tessera_store::conformance::{Durable, Fixture, at, new_service, new_session, new_user};
 use tessera_store::postgres::{PgOptions, PgStore};
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -892,10 +892,10 @@ async fn without_a_schema_the_store_uses_the_default_one() {
 }
 
 /// An audited change whose audit row cannot be written is rolled back with it: one statement,
-/// so no user, no revocation and no log entry without its event.
+/// so no user, no revocation, no log entry and no service added or removed without its event.
 #[tokio::test]
 async fn an_audited_change_rolls_back_when_its_event_cannot_be_written() {
-    use tessera_core::{Actor, AuditEvent, AuditKind, AuditStore as _};
+    use tessera_core::{Actor, AuditEvent, AuditKind, AuditStore as _, ServiceStore as _};
 
     let schema = TestSchema::new();
     let store = connect(&schema).await;
@@ -903,6 +903,8 @@ async fn an_audited_change_rolls_back_when_its_event_cannot_be_written() {
     store.create_user(&name, &alice).await.unwrap();
     let session = new_session(&alice.user.id, at(0));
     store.insert_session(&session).await.unwrap();
+    let orders = new_service("orders", "https://orders.example", at(0));
+    store.insert_service(&orders).await.unwrap();
 
     let mut raw = raw_connection().await;
     raw.execute(&*format!(
@@ -946,6 +948,30 @@ async fn an_audited_change_rolls_back_when_its_event_cannot_be_written() {
         .await;
     assert!(revoked_all.is_err(), "{revoked_all:?}");
     assert!(store.revocations_since(0, 10).await.unwrap().is_empty());
+
+    let billing = new_service("billing", "https://billing.example", at(2_000));
+    let added = store
+        .insert_service_audited(&billing, &event(AuditKind::ServiceCreated))
+        .await;
+    assert!(
+        matches!(added, Err(StoreError::Unavailable(_))),
+        "{added:?}"
+    );
+    assert_eq!(
+        store
+            .service_by_audience("https://billing.example")
+            .await
+            .unwrap(),
+        None
+    );
+    let removed = store
+        .delete_service_audited("orders", &event(AuditKind::ServiceDeleted))
+        .await;
+    assert!(removed.is_err(), "{removed:?}");
+    assert_eq!(
+        store.list_services().await.unwrap(),
+        std::slice::from_ref(&orders)
+    );
 
     raw.execute(&*format!(
         "DROP TRIGGER refuse_audit ON {}",
@@ -1004,5 +1030,47 @@ async fn rows_without_auth_time_read_their_login_time() {
         .await
         .unwrap();
     assert_eq!(stored, Some(at(60_000).unix_millis()));
+    store.close().await;
+}
+
+/// A child session's parent is two columns that go together: the schema refuses one without
+/// the other, and a parent id that is not a session id reads as corrupt.
+#[tokio::test]
+async fn child_session_columns_go_together() {
+    use tessera_store::conformance::child_session;
+
+    let schema = TestSchema::new();
+    let store = connect(&schema).await;
+    let parent = new_session(&UserId::generate().unwrap(), at(0));
+    let child = child_session(&parent, "https://orders.example", at(1_000));
+    store.insert_session(&parent).await.unwrap();
+    store.insert_session(&child).await.unwrap();
+
+    let mut connection = raw_connection().await;
+    let sessions = schema.table("sessions");
+    for half in [
+        "SET parent_audience = NULL WHERE parent_id IS NOT NULL",
+        "SET parent_id = NULL WHERE parent_id IS NOT NULL",
+        "SET parent_audience = 'urn:half' WHERE parent_id IS NULL",
+    ] {
+        let result = connection
+            .execute(&*format!("UPDATE {sessions} {half}"))
+            .await;
+        assert!(result.is_err(), "{half}: {result:?}");
+    }
+    assert_eq!(
+        store.session_by_id(&child.id).await.unwrap(),
+        Some(child.clone())
+    );
+    assert_eq!(store.session_by_id(&parent.id).await.unwrap(), Some(parent));
+
+    connection
+        .execute(&*format!(
+            "UPDATE {sessions} SET parent_id = 'not a session id' WHERE parent_id IS NOT NULL"
+        ))
+        .await
+        .unwrap();
+    let result = store.session_by_id(&child.id).await;
+    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
     store.close().await;
 }

@@ -26,7 +26,7 @@ use tessera_core::{
     SessionId, SessionRecord, SessionStore, StoreError, ThrottleKey, ThrottleRule, Timestamp,
     UserId,
 };
-use tessera_store::conformance::{Fixture, MINUTE, at, new_refresh, new_session};
+use tessera_store::conformance::{Fixture, MINUTE, at, child_session, new_refresh, new_session};
 use tessera_store::memory::MemoryStore;
 use tessera_store::redis::{RedisOptions, RedisStore};
 use tessera_store::sqlite::SqliteStore;
@@ -168,12 +168,15 @@ tessera_store::conformance_tests!(redis, || async {
     let (store, cleanup) = shared_store(log.clone()).await;
     let store = Arc::new(store);
     let memory = Arc::new(MemoryStore::new());
+    // As a deployment has it: Redis for sessions, the SQL store beside it for the log and
+    // the service registry.
     Fixture::from_parts(
         memory.clone(),
         store.clone(),
         store.clone(),
         memory.clone(),
         memory,
+        log.clone(),
         store,
         log,
     )
@@ -1297,4 +1300,72 @@ async fn values_without_auth_time_read_their_login_time() {
     );
     let after: Vec<u8> = connection.get(&session_key).await.unwrap();
     assert_eq!(after, old_revoked);
+}
+
+/// Only a child session is stored in format 4 (its parent after the address): an ordinary
+/// session written beside it keeps format 2 and its 73 bytes. The scripts that rewrite a
+/// value (re-authentication, revocation) keep the child's format and parent, and its TTL.
+#[tokio::test]
+async fn child_sessions_have_a_format_of_their_own() {
+    let (store, cleanup) = shared_store(Arc::new(MemoryStore::new())).await;
+    let mut connection = raw(&cleanup.url).await;
+    let parent = new_session(&UserId::generate().unwrap(), at(0));
+    let audience = "https://orders.example";
+    let child = child_session(&parent, audience, at(MINUTE));
+    store.insert_session(&parent).await.unwrap();
+    store.insert_session(&child).await.unwrap();
+    let value_of = |record: &SessionRecord| key(&cleanup.prefix, b's', &record.id.to_bytes());
+
+    let ordinary: Vec<u8> = connection.get(value_of(&parent)).await.unwrap();
+    assert_eq!((ordinary[0], ordinary.len()), (2, 73));
+    let stored: Vec<u8> = connection.get(value_of(&child)).await.unwrap();
+    assert_eq!(stored[0], 4);
+    let parent_at = stored.len() - 6 - (16 + 4 + audience.len());
+    assert_eq!(
+        stored[parent_at..parent_at + 16],
+        parent.id.to_bytes(),
+        "the parent's raw id, after the address"
+    );
+    let ttl_before = pttl(&mut connection, &value_of(&child)).await;
+
+    assert!(
+        store
+            .record_authentication(&child.id, at(2 * MINUTE))
+            .await
+            .unwrap()
+    );
+    let reauthenticated: Vec<u8> = connection.get(value_of(&child)).await.unwrap();
+    assert_eq!(reauthenticated[0], 4);
+    assert_eq!(reauthenticated.len(), stored.len());
+    assert_eq!(
+        reauthenticated[..stored.len() - 6],
+        stored[..stored.len() - 6],
+        "only auth_time changed"
+    );
+    let ttl_after = pttl(&mut connection, &value_of(&child)).await;
+    assert!(
+        ttl_after > 0 && ttl_after <= ttl_before,
+        "{ttl_before} {ttl_after}"
+    );
+
+    assert!(
+        store
+            .revoke_session(&child.id, at(3 * MINUTE))
+            .await
+            .unwrap()
+    );
+    let revoked: Vec<u8> = connection.get(value_of(&child)).await.unwrap();
+    assert_eq!(revoked[0], 4);
+    assert_eq!(revoked.len(), stored.len() + 6);
+    let read = store.session_by_id(&child.id).await.unwrap().unwrap();
+    assert_eq!(
+        read,
+        SessionRecord {
+            auth_time: at(2 * MINUTE),
+            revoked_at: Some(at(3 * MINUTE)),
+            ..child.clone()
+        }
+    );
+    let unchanged: Vec<u8> = connection.get(value_of(&parent)).await.unwrap();
+    assert_eq!(unchanged, ordinary);
 }

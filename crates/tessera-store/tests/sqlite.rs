@@ -182,11 +182,12 @@ async fn malformed_rows_are_corrupt_not_unavailable() {
 }
 
 /// An audited change whose audit row cannot be written is rolled back: no user, no
-/// revocation, no log entry — the event and its change commit together or not at all.
+/// revocation, no log entry, no service added or removed — the event and its change commit
+/// together or not at all.
 #[tokio::test]
 async fn an_audited_change_rolls_back_when_its_event_cannot_be_written() {
-    use tessera_core::{Actor, AuditEvent, AuditKind, AuditStore as _};
-    use tessera_store::conformance::new_session;
+    use tessera_core::{Actor, AuditEvent, AuditKind, AuditStore as _, ServiceStore as _};
+    use tessera_store::conformance::{new_service, new_session};
 
     let file = SqliteFile::new();
     let store = file.open().await;
@@ -194,6 +195,8 @@ async fn an_audited_change_rolls_back_when_its_event_cannot_be_written() {
     store.create_user(&name, &alice).await.unwrap();
     let session = new_session(&alice.user.id, at(0));
     store.insert_session(&session).await.unwrap();
+    let orders = new_service("orders", "https://orders.example", at(0));
+    store.insert_service(&orders).await.unwrap();
 
     let mut raw = raw_connection(&file.path).await;
     sqlx::query(
@@ -228,6 +231,30 @@ async fn an_audited_change_rolls_back_when_its_event_cannot_be_written() {
         .await;
     assert!(deleted.is_err(), "{deleted:?}");
     assert!(store.user_by_id(&alice.user.id).await.unwrap().is_some());
+
+    let billing = new_service("billing", "https://billing.example", at(2_000));
+    let added = store
+        .insert_service_audited(&billing, &event(AuditKind::ServiceCreated))
+        .await;
+    assert!(
+        matches!(added, Err(StoreError::Unavailable(_))),
+        "{added:?}"
+    );
+    assert_eq!(
+        store
+            .service_by_audience("https://billing.example")
+            .await
+            .unwrap(),
+        None
+    );
+    let removed = store
+        .delete_service_audited("orders", &event(AuditKind::ServiceDeleted))
+        .await;
+    assert!(removed.is_err(), "{removed:?}");
+    assert_eq!(
+        store.list_services().await.unwrap(),
+        std::slice::from_ref(&orders)
+    );
 
     sqlx::query("DROP TRIGGER refuse_audit")
         .execute(&mut raw)
@@ -291,4 +318,40 @@ async fn rows_without_auth_time_read_their_login_time() {
         .await
         .unwrap();
     assert_eq!(stored, Some(at(60_000).unix_millis()));
+}
+
+/// A child session's parent is two columns that go together: the schema refuses one without
+/// the other, and a parent id that is not a session id reads as corrupt.
+#[tokio::test]
+async fn child_session_columns_go_together() {
+    use tessera_store::conformance::{child_session, new_session};
+
+    let file = SqliteFile::new();
+    let store = file.open().await;
+    let parent = new_session(&UserId::generate().unwrap(), at(0));
+    let child = child_session(&parent, "https://orders.example", at(1_000));
+    store.insert_session(&parent).await.unwrap();
+    store.insert_session(&child).await.unwrap();
+
+    let mut raw = raw_connection(&file.path).await;
+    for half in [
+        "UPDATE sessions SET parent_audience = NULL WHERE parent_id IS NOT NULL",
+        "UPDATE sessions SET parent_id = NULL WHERE parent_id IS NOT NULL",
+        "UPDATE sessions SET parent_audience = 'urn:half' WHERE parent_id IS NULL",
+    ] {
+        let result = sqlx::query(half).execute(&mut raw).await;
+        assert!(result.is_err(), "{half}: {result:?}");
+    }
+    assert_eq!(
+        store.session_by_id(&child.id).await.unwrap(),
+        Some(child.clone())
+    );
+    assert_eq!(store.session_by_id(&parent.id).await.unwrap(), Some(parent));
+
+    sqlx::query("UPDATE sessions SET parent_id = 'not a session id' WHERE parent_id IS NOT NULL")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    let result = store.session_by_id(&child.id).await;
+    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
 }

@@ -38,7 +38,9 @@ macro_rules! audit_tests {
                 audit_revocations_record_with_the_change,
                 audit_revocations_of_nothing_record_nothing,
                 audit_client_and_key_changes_record_with_the_change,
-                audit_failed_client_and_key_changes_record_nothing;
+                audit_failed_client_and_key_changes_record_nothing,
+                audit_service_changes_record_with_the_change,
+                audit_failed_service_changes_record_nothing;
             MultiThread:
                 audit_pages_are_stable_under_concurrent_appends,
                 audit_pages_are_stable_under_concurrent_purges;
@@ -46,7 +48,7 @@ macro_rules! audit_tests {
     };
 }
 
-fn trail(fixture: &Fixture) -> &dyn AuditStore {
+pub(super) fn trail(fixture: &Fixture) -> &dyn AuditStore {
     fixture
         .audit
         .as_deref()
@@ -54,7 +56,7 @@ fn trail(fixture: &Fixture) -> &dyn AuditStore {
 }
 
 /// Every event, oldest first.
-async fn everything(audit: &dyn AuditStore) -> Vec<AuditRecord> {
+pub(super) async fn everything(audit: &dyn AuditStore) -> Vec<AuditRecord> {
     audit
         .query(&AuditFilter::default(), 0, 10_000)
         .await
@@ -65,7 +67,7 @@ fn kinds(records: &[AuditRecord]) -> Vec<AuditKind> {
     records.iter().map(|record| record.event.kind).collect()
 }
 
-fn event(kind: AuditKind, at_millis: i64) -> AuditEvent {
+pub(super) fn event(kind: AuditKind, at_millis: i64) -> AuditEvent {
     AuditEvent::new(kind, at(at_millis), Actor::Cli)
 }
 

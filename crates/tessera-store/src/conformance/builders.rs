@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use tessera_core::{
-    ClientRecord, KeyRecord, RefreshRecord, RefreshToken, SessionId, SessionRecord, SessionToken,
-    Standing, Timestamp, TokenHash, Transport, User, UserId, UserRecord, Username,
+    ClientRecord, KeyRecord, ParentSession, RefreshRecord, RefreshToken, ServiceRecord,
+    ServiceScope, SessionId, SessionRecord, SessionToken, Standing, Timestamp, TokenHash,
+    Transport, User, UserId, UserRecord, Username,
 };
 
 /// The instant the cases' times are measured from (2023-11-14T22:13:20Z).
@@ -88,6 +89,29 @@ pub fn session_ending(
     }
 }
 
+/// A child session of `parent` for the service of `audience`, created at `created_at` for a
+/// fresh token: `parent`'s user, authenticated when `parent` was, never past its absolute
+/// expiry, with an address and user agent of its own (the service's client's).
+pub fn child_session(
+    parent: &SessionRecord,
+    audience: &str,
+    created_at: Timestamp,
+) -> SessionRecord {
+    let fresh = new_session(&parent.user_id, created_at);
+    SessionRecord {
+        transport: Transport::Token,
+        auth_time: parent.auth_time,
+        expires_at: fresh.expires_at.min(parent.expires_at),
+        ip: Some("2001:db8::7".to_owned()),
+        user_agent: Some("orders-service/2.1".to_owned()),
+        parent: Some(ParentSession {
+            id: parent.id.clone(),
+            audience: audience.to_owned(),
+        }),
+        ..fresh
+    }
+}
+
 /// The ids of `records`, in order.
 pub fn ids(records: &[SessionRecord]) -> Vec<SessionId> {
     records.iter().map(|record| record.id.clone()).collect()
@@ -148,6 +172,29 @@ pub fn new_client(id: &str, name: &str, created_at: Timestamp) -> ClientRecord {
         secret_hash: TokenHash::from_bytes(secret_hash),
         created_at,
         admin: false,
+    }
+}
+
+/// A service named `name` for `audience`, registered at `created_at`: two scopes in an order
+/// no sort would give (one any user may receive, one that needs a role), a token lifetime
+/// that is not a whole second, and no child sessions.
+pub fn new_service(name: &str, audience: &str, created_at: Timestamp) -> ServiceRecord {
+    ServiceRecord {
+        name: name.to_owned(),
+        audience: audience.to_owned(),
+        scopes: vec![
+            ServiceScope {
+                name: "orders:write".to_owned(),
+                roles: vec!["clerk".to_owned(), "admin".to_owned()],
+            },
+            ServiceScope {
+                name: "orders:read".to_owned(),
+                roles: Vec::new(),
+            },
+        ],
+        max_ttl: Duration::from_millis(300_250),
+        sessions: false,
+        created_at,
     }
 }
 

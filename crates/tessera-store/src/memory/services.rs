@@ -1,13 +1,14 @@
-//! [`ServiceStore`] for [`MemoryStore`]: registered downstream services, in registration
-//! order.
+//! [`ServiceStore`] for [`MemoryStore`]: registered downstream services, oldest first.
 
 use async_trait::async_trait;
 use tessera_core::{AuditEvent, Audited, ServiceRecord, ServiceStore, StoreError};
 
 use super::{MemoryStore, read, write};
 
-/// Registration order is list order; a deployment registers a handful of services, so a
-/// scan by audience costs less than keeping a second map in step.
+/// Kept in list order: by `created_at`, and services registered in the same millisecond in
+/// the order they were added, as the SQL backends' `ORDER BY created_at` and insertion order
+/// lists them. A deployment registers a handful of services, so a scan by audience costs
+/// less than keeping a second map in step.
 #[derive(Debug, Default)]
 pub(super) struct Services {
     registered: Vec<ServiceRecord>,
@@ -25,6 +26,15 @@ impl Services {
         Ok(())
     }
 
+    /// Adds a service that [`Services::check_free`] let through, after every service
+    /// registered at or before its `created_at`.
+    fn insert(&mut self, service: &ServiceRecord) {
+        let at = self
+            .registered
+            .partition_point(|registered| registered.created_at <= service.created_at);
+        self.registered.insert(at, service.clone());
+    }
+
     /// Removes the service named `name`; `false` if there was none.
     fn remove(&mut self, name: &str) -> bool {
         let before = self.registered.len();
@@ -38,7 +48,7 @@ impl ServiceStore for MemoryStore {
     async fn insert_service(&self, service: &ServiceRecord) -> Result<(), StoreError> {
         let mut services = write(&self.services)?;
         services.check_free(service)?;
-        services.registered.push(service.clone());
+        services.insert(service);
         Ok(())
     }
 
@@ -69,7 +79,7 @@ impl ServiceStore for MemoryStore {
         let mut services = write(&self.services)?;
         services.check_free(service)?;
         let mut trail = write(&self.audit)?;
-        services.registered.push(service.clone());
+        services.insert(service);
         trail.push(event.clone());
         Ok(Audited::recorded(()))
     }

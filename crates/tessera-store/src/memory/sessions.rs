@@ -165,6 +165,29 @@ impl SessionStore for MemoryStore {
         Ok(live)
     }
 
+    async fn children_of(
+        &self,
+        parent: &SessionId,
+        user_id: &UserId,
+        now: Timestamp,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let sessions = read(&self.sessions)?;
+        let mut children: Vec<&SessionRecord> = sessions
+            .by_user
+            .get(user_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| sessions.by_id.get(id))
+            .filter(|record| record.parent.as_ref().is_some_and(|of| &of.id == parent))
+            .filter(|record| record.is_live(now))
+            .collect();
+        children.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        Ok(children
+            .into_iter()
+            .map(|record| record.id.clone())
+            .collect())
+    }
+
     async fn revoke_session(&self, id: &SessionId, now: Timestamp) -> Result<bool, StoreError> {
         Ok(write(&self.sessions)?.revoke(id, now))
     }

@@ -8,29 +8,37 @@
 //! in a refresh value times are `i64` and the session id its text. The key a value sits
 //! under (session id, token hash) is not repeated in it.
 //!
-//! Over 500 lines because about 200 are its unit tests, which pin the byte layout the Lua scripts
-//! read and so belong beside it.
+//! Over 500 lines because about 430 are its unit tests, which pin the byte layout the Lua
+//! scripts read (and the bytes earlier versions wrote) and so belong beside it.
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use sha2::{Digest, Sha256};
 use tessera_core::{
-    RefreshRecord, SessionId, SessionRecord, SessionVerifier, StoreError, Timestamp, TokenHash,
-    Transport, UserId,
+    ParentSession, RefreshRecord, SessionId, SessionRecord, SessionVerifier, StoreError, Timestamp,
+    TokenHash, Transport, UserId,
 };
 
-/// The first byte of a session value that carries `auth_time`: one re-authenticated (or
-/// renamed by a password change) since login. (Version 1 kept sessions under their token
-/// hash; nothing reads those keys now.)
+/// The first byte of an ordinary session value (not a child's) that carries `auth_time`: one
+/// re-authenticated (or renamed by a password change) since login. (Version 1 kept sessions
+/// under their token hash; nothing reads those keys now.)
 pub(super) const SESSION_FORMAT: u8 = 3;
 
 /// The first byte of a session value without `auth_time`, which then is its `created_at`:
 /// every session as its login wrote it (and every value written before `auth_time`
 /// existed). Most sessions never re-authenticate, so they keep the shorter value — 73 bytes
 /// for a browser, inside Redis's 80-byte allocation class, where 79 would take 96. A
-/// re-authentication rewrites the value as [`SESSION_FORMAT`]. Anything else is not ours.
+/// re-authentication rewrites the value as [`SESSION_FORMAT`].
 pub(super) const SESSION_FORMAT_V2: u8 = 2;
+
+/// The first byte of a child session's value (see [`SessionRecord::parent`]): one a service
+/// obtained by token exchange. As [`SESSION_FORMAT`] — it always carries `auth_time` — with
+/// the parent after the client address: its id (16 raw bytes), then its audience (`u32`
+/// length + text). Only child sessions pay for it; every other session keeps format 2 or 3,
+/// and their sizes. `auth_time` stays the last [`TIME_LEN`] bytes of a live value. A session
+/// value of any format but 2, 3 and 4 is not ours.
+pub(super) const SESSION_FORMAT_CHILD: u8 = 4;
 
 /// The first byte of every refresh value this version writes.
 pub(super) const REFRESH_FORMAT: u8 = 1;
@@ -153,18 +161,19 @@ fn from_short_time(bytes: [u8; TIME_LEN]) -> Timestamp {
 ///
 /// Layout: the fixed fields at the offsets in [`session`] (the user agent's digest only when
 /// there is one); the client address (`0` none, `4` + 4 bytes, `6` + 16 bytes — only when
-/// the text is the address's canonical form — or `1` + `u32` length + text); `auth_time`,
-/// in [`SESSION_FORMAT`] only (when it differs from `created_at`); and, unless the session
-/// is live, its revocation time. So `auth_time` is the last [`TIME_LEN`] bytes of a live
-/// value, where a script can replace it without decoding the address.
+/// the text is the address's canonical form — or `1` + `u32` length + text); the parent, in
+/// [`SESSION_FORMAT_CHILD`] only; `auth_time`, in [`SESSION_FORMAT`] (when it differs from
+/// `created_at`) and [`SESSION_FORMAT_CHILD`]; and, unless the session is live, its
+/// revocation time. So `auth_time` is the last [`TIME_LEN`] bytes of a live value, where a
+/// script can replace it without decoding the address or the parent.
 pub(super) fn encode_session(record: &SessionRecord) -> Result<Vec<u8>, StoreError> {
     let mut value = Vec::with_capacity(session::MIN_LEN + DIGEST_LEN + 30);
-    let with_auth_time = record.auth_time != record.created_at;
-    value.push(if with_auth_time {
-        SESSION_FORMAT
-    } else {
-        SESSION_FORMAT_V2
-    });
+    let format = match &record.parent {
+        Some(_) => SESSION_FORMAT_CHILD,
+        None if record.auth_time != record.created_at => SESSION_FORMAT,
+        None => SESSION_FORMAT_V2,
+    };
+    value.push(format);
     debug_assert_eq!(value.len(), session::STATE);
     value.push(if record.revoked_at.is_some() {
         session::REVOKED
@@ -199,7 +208,11 @@ pub(super) fn encode_session(record: &SessionRecord) -> Result<Vec<u8>, StoreErr
         None => value.push(NONE),
     }
     encode_ip(record.ip.as_deref(), &mut value);
-    if with_auth_time {
+    if let Some(parent) = &record.parent {
+        value.extend_from_slice(&parent.id.to_bytes());
+        encode_text(&parent.audience, &mut value);
+    }
+    if format != SESSION_FORMAT_V2 {
         value.extend_from_slice(&short_time(record.auth_time));
     }
     if let Some(revoked_at) = record.revoked_at {
@@ -226,10 +239,16 @@ fn encode_ip(ip: Option<&str>, value: &mut Vec<u8>) {
         value.extend_from_slice(&v6.octets());
     } else {
         value.push(IP_TEXT);
-        let len = u32::try_from(text.len()).unwrap_or(u32::MAX);
-        value.extend_from_slice(&len.to_be_bytes());
-        value.extend_from_slice(&text.as_bytes()[..len as usize]);
+        encode_text(text, value);
     }
+}
+
+/// `text` as its `u32` length and its bytes (cut at 4 GiB, which no address or audience
+/// comes near).
+fn encode_text(text: &str, value: &mut Vec<u8>) {
+    let len = u32::try_from(text.len()).unwrap_or(u32::MAX);
+    value.extend_from_slice(&len.to_be_bytes());
+    value.extend_from_slice(&text.as_bytes()[..len as usize]);
 }
 
 /// A session value read back: the record without its user agent's text, and that text's
@@ -241,7 +260,10 @@ pub(super) struct StoredSession {
 
 /// Reads the value of the session with id `id`.
 pub(super) fn decode_session(id: SessionId, value: &[u8]) -> Result<StoredSession, StoreError> {
-    let (mut reader, format) = Reader::either(value, [SESSION_FORMAT, SESSION_FORMAT_V2])?;
+    let (mut reader, format) = Reader::either(
+        value,
+        [SESSION_FORMAT, SESSION_FORMAT_V2, SESSION_FORMAT_CHILD],
+    )?;
     let state = reader.byte("session state")?;
     let revoked_at = match state {
         session::LIVE => None,
@@ -249,8 +271,8 @@ pub(super) fn decode_session(id: SessionId, value: &[u8]) -> Result<StoredSessio
         _ => return Err(malformed("session state")),
     };
     let auth_time = match format {
-        SESSION_FORMAT => Some(reader.short_time_at_end()?),
-        _ => None,
+        SESSION_FORMAT_V2 => None,
+        _ => Some(reader.short_time_at_end()?),
     };
     let last_seen_at = reader.short_time()?;
     let idle_expires_at = reader.short_time()?;
@@ -278,12 +300,15 @@ pub(super) fn decode_session(id: SessionId, value: &[u8]) -> Result<StoredSessio
             let octets: [u8; 16] = reader.array("client address")?;
             Some(Ipv6Addr::from(octets).to_string())
         }
-        IP_TEXT => {
-            let len = u32::from_be_bytes(reader.array("client address")?);
-            let len = usize::try_from(len).map_err(|_| malformed("client address"))?;
-            Some(reader.text(len, "client address")?.to_owned())
-        }
+        IP_TEXT => Some(reader.prefixed_text("client address")?.to_owned()),
         _ => return Err(malformed("client address")),
+    };
+    let parent = match format {
+        SESSION_FORMAT_CHILD => Some(ParentSession {
+            id: SessionId::from_bytes(&reader.array("parent session id")?),
+            audience: reader.prefixed_text("parent audience")?.to_owned(),
+        }),
+        _ => None,
     };
     reader.end("session")?;
     Ok(StoredSession {
@@ -300,7 +325,7 @@ pub(super) fn decode_session(id: SessionId, value: &[u8]) -> Result<StoredSessio
             ip,
             user_agent: None,
             revoked_at,
-            parent: None,
+            parent,
         },
         user_agent,
     })
@@ -455,6 +480,13 @@ impl<'a> Reader<'a> {
 
     fn text(&mut self, len: usize, what: &'static str) -> Result<&'a str, StoreError> {
         std::str::from_utf8(self.take(len, what)?).map_err(|_| malformed(what))
+    }
+
+    /// Text after its `u32` length.
+    fn prefixed_text(&mut self, what: &'static str) -> Result<&'a str, StoreError> {
+        let len = u32::from_be_bytes(self.array(what)?);
+        let len = usize::try_from(len).map_err(|_| malformed(what))?;
+        self.text(len, what)
     }
 
     fn rest(&mut self, what: &'static str) -> Result<&'a str, StoreError> {
@@ -613,9 +645,188 @@ mod tests {
             assert_eq!(read, expected);
         }
         let mut unknown = version_2(&session(None, None));
-        unknown[0] = 4;
+        unknown[0] = 5;
         assert!(matches!(
             decode_session(SessionId::generate().unwrap(), &unknown),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    /// The session behind the values [`OLD_VALUES`] pins: fixed ids, a browser with an IPv4
+    /// address, logged in at `auth_time` and revoked at `revoked_at` if given.
+    fn pinned(auth_time: i64, revoked_at: Option<i64>) -> SessionRecord {
+        SessionRecord {
+            id: SessionId::from_bytes(&[0x5a; 16]),
+            verifier: SessionVerifier::from_bytes([0xa5; 16]),
+            user_id: UserId::from_bytes(&[0x3c; 16]),
+            transport: Transport::Cookie,
+            created_at: Timestamp::from_unix_millis(1_700_000_000_000),
+            auth_time: Timestamp::from_unix_millis(auth_time),
+            last_seen_at: Timestamp::from_unix_millis(1_700_000_060_000),
+            idle_expires_at: Timestamp::from_unix_millis(1_700_001_860_000),
+            expires_at: Timestamp::from_unix_millis(1_700_043_200_000),
+            ip: Some("192.0.2.7".to_owned()),
+            user_agent: Some("ua".to_owned()),
+            revoked_at: revoked_at.map(Timestamp::from_unix_millis),
+            parent: None,
+        }
+    }
+
+    /// Values of [`pinned`] sessions exactly as the code before child sessions (format 4)
+    /// wrote them: `(auth_time, revoked_at, hex)`. Such values sit in a running Redis across
+    /// an upgrade.
+    const OLD_VALUES: [(i64, Option<i64>, &str); 4] = [
+        (
+            1_700_000_000_000,
+            None,
+            "0200018bcfe65260018bd001c9a0018bd2789600018bcfe568003c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c\
+             a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a50001844bc172f032bdd204c0000207",
+        ),
+        (
+            1_700_000_000_000,
+            Some(1_700_000_120_000),
+            "0201018bcfe65260018bd001c9a0018bd2789600018bcfe568003c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c\
+             a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a50001844bc172f032bdd204c0000207018bcfe73cc0",
+        ),
+        (
+            1_700_000_030_000,
+            None,
+            "0300018bcfe65260018bd001c9a0018bd2789600018bcfe568003c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c\
+             a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a50001844bc172f032bdd204c0000207018bcfe5dd30",
+        ),
+        (
+            1_700_000_030_000,
+            Some(1_700_000_120_000),
+            "0301018bcfe65260018bd001c9a0018bd2789600018bcfe568003c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c\
+             a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a50001844bc172f032bdd204c0000207018bcfe5dd30\
+             018bcfe73cc0",
+        ),
+    ];
+
+    fn from_hex(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|at| u8::from_str_radix(&text[at..at + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn values_of_formats_2_and_3_still_decode_and_encode_alike() {
+        for (auth_time, revoked_at, hex) in OLD_VALUES {
+            let old = from_hex(hex);
+            let record = pinned(auth_time, revoked_at);
+            let stored = decode_session(record.id.clone(), &old).unwrap();
+            assert_eq!(stored.user_agent, Some(user_agent_digest("ua")));
+            assert_eq!(
+                stored.record,
+                SessionRecord {
+                    user_agent: None,
+                    ..record.clone()
+                },
+                "{hex}"
+            );
+            // An ordinary session is written as before: same format, same bytes, same size.
+            assert_eq!(encode_session(&record).unwrap(), old, "{hex}");
+        }
+    }
+
+    fn child(parent: &SessionRecord, audience: &str) -> SessionRecord {
+        SessionRecord {
+            parent: Some(ParentSession {
+                id: parent.id.clone(),
+                audience: audience.to_owned(),
+            }),
+            ..session(Some("192.0.2.7"), Some("ua"))
+        }
+    }
+
+    #[test]
+    fn child_sessions_round_trip_with_their_parent() {
+        let parent = session(None, None);
+        for audience in [
+            "https://orders.example",
+            "",
+            "svc “naïve”",
+            &"a".repeat(300),
+        ] {
+            let live = child(&parent, audience);
+            let logged_in = SessionRecord {
+                auth_time: live.created_at,
+                ..live.clone()
+            };
+            let revoked = SessionRecord {
+                revoked_at: Some(Timestamp::from_unix_millis(1_700_000_120_000)),
+                ..live.clone()
+            };
+            let bare = SessionRecord {
+                ip: None,
+                user_agent: None,
+                ..live.clone()
+            };
+            for record in [live, logged_in, revoked, bare] {
+                let value = encode_session(&record).unwrap();
+                assert_eq!(value[0], SESSION_FORMAT_CHILD);
+                assert_eq!(round_trip(&record), record, "{audience:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_child_value_is_the_ordinary_one_with_its_parent_before_auth_time() {
+        let parent = session(None, None);
+        let record = child(&parent, "https://orders.example");
+        let ordinary = encode_session(&SessionRecord {
+            parent: None,
+            ..record.clone()
+        })
+        .unwrap();
+        assert_eq!(ordinary[0], SESSION_FORMAT);
+        let value = encode_session(&record).unwrap();
+        let parent_len = RAW_ID_LEN + 4 + "https://orders.example".len();
+        assert_eq!(value.len(), ordinary.len() + parent_len);
+        let split = ordinary.len() - TIME_LEN;
+        // Fixed fields and address alike, then the parent, then `auth_time` last: where the
+        // scripts read and replace it.
+        assert_eq!(value[1..split], ordinary[1..split]);
+        assert_eq!(
+            value[split..split + RAW_ID_LEN],
+            parent.id.to_bytes()[..],
+            "the parent's raw id"
+        );
+        assert_eq!(
+            value[split + RAW_ID_LEN..split + RAW_ID_LEN + 4],
+            [0, 0, 0, 22]
+        );
+        assert_eq!(value[value.len() - TIME_LEN..], ordinary[split..]);
+        // Even when `auth_time` is `created_at`: a child always carries it.
+        let at_login = SessionRecord {
+            auth_time: record.created_at,
+            ..record.clone()
+        };
+        let value = encode_session(&at_login).unwrap();
+        let end: [u8; TIME_LEN] = value[value.len() - TIME_LEN..].try_into().unwrap();
+        assert_eq!(from_short_time(end), record.created_at);
+    }
+
+    #[test]
+    fn truncated_child_values_are_corrupt() {
+        let record = child(&session(None, None), "https://orders.example");
+        let value = encode_session(&record).unwrap();
+        for len in session::MIN_LEN..value.len() {
+            assert!(
+                matches!(
+                    decode_session(record.id.clone(), &value[..len]),
+                    Err(StoreError::Corrupt(_))
+                ),
+                "{len}"
+            );
+        }
+        // A parent whose audience claims more bytes than the value holds.
+        let mut long = value.clone();
+        let length_at = value.len() - TIME_LEN - "https://orders.example".len() - 4;
+        long[length_at..length_at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(
+            decode_session(record.id.clone(), &long),
             Err(StoreError::Corrupt(_))
         ));
     }

@@ -17,7 +17,8 @@ use redis::Script;
 use super::MAX_TTL_MS;
 use super::key_names::{CLAIM, REFRESH, SESSION, USER, USER_AGENT};
 use super::record::{
-    DIGEST_LEN, RAW_ID_LEN, REFRESH_FORMAT, SESSION_FORMAT, SESSION_FORMAT_V2, TIME_LEN,
+    DIGEST_LEN, RAW_ID_LEN, REFRESH_FORMAT, SESSION_FORMAT, SESSION_FORMAT_CHILD,
+    SESSION_FORMAT_V2, TIME_LEN,
 };
 use super::record::{refresh, session};
 
@@ -27,6 +28,7 @@ fn script(body: &str) -> Script {
     let preamble = format!(
         r#"
 local SESSION_FORMAT, SESSION_FORMAT_V2, REFRESH_FORMAT = {session_format}, {session_format_v2}, {refresh_format}
+local SESSION_FORMAT_CHILD = {session_format_child}
 local STATE, LAST_SEEN_AT, EXPIRES_AT, CREATED_AT = {state}, {last_seen_at}, {expires_at}, {created_at}
 local USER_ID, USER_AGENT, USER_AGENT_DIGEST = {user_id}, {user_agent}, {user_agent_digest}
 local SESSION_MIN, TIME_LEN = {session_min}, {time_len}
@@ -74,7 +76,8 @@ local function session_of(prefix, id)
   local value = redis.call('GET', key)
   if not value then return nil end
   local format = string.byte(value, 1)
-  if #value < SESSION_MIN or (format ~= SESSION_FORMAT and format ~= SESSION_FORMAT_V2) then
+  if #value < SESSION_MIN or (format ~= SESSION_FORMAT and format ~= SESSION_FORMAT_V2
+      and format ~= SESSION_FORMAT_CHILD) then
     error(corrupt('session'))
   end
   return key, value
@@ -126,6 +129,7 @@ end
 "#,
         session_format = SESSION_FORMAT,
         session_format_v2 = SESSION_FORMAT_V2,
+        session_format_child = SESSION_FORMAT_CHILD,
         refresh_format = REFRESH_FORMAT,
         state = lua(session::STATE),
         last_seen_at = lua(session::LAST_SEEN_AT),
@@ -206,9 +210,9 @@ return 1
 });
 
 /// Records a re-authentication: raises a live session's `auth_time` (the last TIME_LEN bytes
-/// of a live value of format 3) to the given time, never lowering it. A value of format 2,
-/// which has no `auth_time` (it reads as `created_at`), is rewritten as format 3. Keeps the
-/// TTL.
+/// of a live value of format 3 or 4) to the given time, never lowering it, and keeps the rest
+/// of the value (a child's parent included). A value of format 2, which has no `auth_time`
+/// (it reads as `created_at`), is rewritten as format 3. Keeps the TTL.
 ///
 /// ARGV: prefix, raw session id, auth time (decimal ms), auth time as stored (TIME_LEN
 /// bytes). Returns 1 if the session is live (claimed or revoked ones are not), else 0.
@@ -218,7 +222,7 @@ pub(super) static RECORD_AUTHENTICATION: LazyLock<Script> = LazyLock::new(|| {
 local key, value = session_of(ARGV[1], ARGV[2])
 if not key or string.byte(value, STATE) ~= LIVE then return 0 end
 local wanted, time, base = tonumber(ARGV[3]), ARGV[4], nil
-if string.byte(value, 1) == SESSION_FORMAT then
+if string.byte(value, 1) ~= SESSION_FORMAT_V2 then
   if short_time_at(value, #value - TIME_LEN + 1) >= wanted then return 1 end
   base = string.sub(value, 1, -TIME_LEN - 1)
 else

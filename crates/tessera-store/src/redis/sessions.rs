@@ -194,6 +194,38 @@ impl RedisStore {
         }
     }
 
+    /// The user's sessions live at `now`, as stored (user agents not yet looked up), in no
+    /// particular order.
+    async fn live_sessions_of(
+        &self,
+        user_id: &UserId,
+        now: Timestamp,
+    ) -> Result<Vec<record::StoredSession>, StoreError> {
+        let mut connection = self.connection();
+        let found: Vec<Vec<u8>> = self
+            .run(
+                scripts::SESSIONS_OF_USER
+                    .key(self.key_names().user(user_id))
+                    .arg(self.key_names().prefix())
+                    .arg(now.unix_millis())
+                    .invoke_async(&mut connection),
+            )
+            .await?;
+        let mut stored = Vec::with_capacity(found.len() / 2);
+        for pair in found.chunks(2) {
+            let [id, value] = pair else {
+                return Err(record::malformed("session list"));
+            };
+            let session = record::decode_session(SessionId::from_bytes(&raw_id(id)?), value)?;
+            // The index scores say "not ended"; this also checks revocation and both
+            // expiries exactly, whatever the index says.
+            if session.record.is_live(now) {
+                stored.push(session);
+            }
+        }
+        Ok(stored)
+    }
+
     /// Marks in Redis every revocation the durable log holds beyond what was applied here
     /// before: repairs a revocation whose commit step never ran. Returns how many sessions it
     /// marked.
@@ -321,32 +353,30 @@ impl SessionStore for RedisStore {
         user_id: &UserId,
         now: Timestamp,
     ) -> Result<Vec<SessionRecord>, StoreError> {
-        let mut connection = self.connection();
-        let found: Vec<Vec<u8>> = self
-            .run(
-                scripts::SESSIONS_OF_USER
-                    .key(self.key_names().user(user_id))
-                    .arg(self.key_names().prefix())
-                    .arg(now.unix_millis())
-                    .invoke_async(&mut connection),
-            )
-            .await?;
-        let mut stored = Vec::with_capacity(found.len() / 2);
-        for pair in found.chunks(2) {
-            let [id, value] = pair else {
-                return Err(record::malformed("session list"));
-            };
-            let session = record::decode_session(SessionId::from_bytes(&raw_id(id)?), value)?;
-            // The index scores say "not ended"; this also checks revocation and both
-            // expiries exactly, whatever the index says.
-            if session.record.is_live(now) {
-                stored.push(session);
-            }
-        }
+        let stored = self.live_sessions_of(user_id, now).await?;
         let mut live = self.with_user_agents(stored).await?;
         // Newest first; the id breaks ties the same way the SQL backends' `ORDER BY` does.
         live.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
         Ok(live)
+    }
+
+    async fn children_of(
+        &self,
+        parent: &SessionId,
+        user_id: &UserId,
+        now: Timestamp,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        // Through the user's index: a child shares its parent's user, and a user has few
+        // sessions. No user agent texts are needed, so none is fetched.
+        let mut children: Vec<SessionRecord> = self
+            .live_sessions_of(user_id, now)
+            .await?
+            .into_iter()
+            .map(|stored| stored.record)
+            .filter(|record| record.parent.as_ref().is_some_and(|of| &of.id == parent))
+            .collect();
+        children.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        Ok(children.into_iter().map(|record| record.id).collect())
     }
 
     async fn revoke_session(&self, id: &SessionId, now: Timestamp) -> Result<bool, StoreError> {

@@ -8,10 +8,10 @@ use sqlx::database::Database;
 use sqlx::query::Query;
 use sqlx::{ColumnIndex, Decode, Encode, Row, Type};
 use tessera_core::{
-    AuditEvent, AuditFilter, ClientRecord, CustomClaims, KeyRecord, RefreshRecord, Revocation,
-    RevocationKind, Roles, ServiceRecord, ServiceScope, SessionId, SessionRecord, SessionVerifier,
-    Standing, StoreError, ThrottleKey, ThrottleRule, Timestamp, TokenHash, Transport, User, UserId,
-    UserRecord, Username,
+    AuditEvent, AuditFilter, ClientRecord, CustomClaims, KeyRecord, ParentSession, RefreshRecord,
+    Revocation, RevocationKind, Roles, ServiceRecord, ServiceScope, SessionId, SessionRecord,
+    SessionVerifier, Standing, StoreError, ThrottleKey, ThrottleRule, Timestamp, TokenHash,
+    Transport, User, UserId, UserRecord, Username,
 };
 
 use super::{malformed, millis, unavailable};
@@ -170,6 +170,13 @@ where
             .bind(record.user_agent.as_deref())
             .bind(record.revoked_at.map(Timestamp::unix_millis))
             .bind(record.auth_time.unix_millis())
+            .bind(record.parent.as_ref().map(|parent| parent.id.as_str()))
+            .bind(
+                record
+                    .parent
+                    .as_ref()
+                    .map(|parent| parent.audience.as_str()),
+            )
     }
 
     fn bind_refresh(self, record: &'q RefreshRecord) -> Self {
@@ -292,9 +299,24 @@ pub(crate) fn session(row: &impl Columns) -> Result<SessionRecord, StoreError> {
         ip: row.optional_text("ip")?,
         user_agent: row.optional_text("user_agent")?,
         revoked_at: row.optional_timestamp("revoked_at")?,
-        // Not persisted yet: child sessions are being added.
-        parent: None,
+        parent: parent_session(row)?,
     })
+}
+
+/// The parent of a child session: `parent_id` and `parent_audience`, both set or both NULL
+/// (the schema's CHECK says so; a row that breaks it is corrupt, not half a child).
+fn parent_session(row: &impl Columns) -> Result<Option<ParentSession>, StoreError> {
+    let id = row.optional_text("parent_id")?;
+    let audience = row.optional_text("parent_audience")?;
+    match (id, audience) {
+        (Some(id), Some(audience)) => Ok(Some(ParentSession {
+            id: SessionId::parse(&id).map_err(StoreError::corrupt)?,
+            audience,
+        })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(malformed("parent_audience")),
+        (None, Some(_)) => Err(malformed("parent_id")),
+    }
 }
 
 /// A row of [`refresh_columns!`](super::refresh_columns) from `refresh_tokens`.

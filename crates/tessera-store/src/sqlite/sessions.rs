@@ -21,7 +21,7 @@ impl SessionStore for SqliteStore {
         let statement = sqlx::query(concat!(
             "INSERT INTO sessions (",
             session_columns!(),
-            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
         ));
         sql::insert(statement.bind_session(record), &self.pool).await
     }
@@ -85,6 +85,27 @@ impl SessionStore for SqliteStore {
         .bind(user_id.as_str())
         .bind(now.unix_millis());
         sql::fetch_all(statement, &self.pool, sql::session).await
+    }
+
+    async fn children_of(
+        &self,
+        parent: &SessionId,
+        user_id: &UserId,
+        now: Timestamp,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        // By `sessions_by_parent`: `parent_id = ?1` implies the index's `IS NOT NULL`.
+        let statement = sqlx::query_scalar(
+            "SELECT id FROM sessions WHERE parent_id = ?1 AND user_id = ?2 \
+             AND revoked_at IS NULL AND idle_expires_at > ?3 AND expires_at > ?3 \
+             ORDER BY created_at DESC, id DESC",
+        )
+        .bind(parent.as_str())
+        .bind(user_id.as_str())
+        .bind(now.unix_millis());
+        let ids: Vec<String> = statement.fetch_all(&self.pool).await.map_err(unavailable)?;
+        ids.iter()
+            .map(|id| SessionId::parse(id).map_err(StoreError::corrupt))
+            .collect()
     }
 
     async fn revoke_session(&self, id: &SessionId, now: Timestamp) -> Result<bool, StoreError> {

@@ -1,0 +1,17 @@
+-- Child sessions: a session a registered service obtained by exchanging the user's access
+-- token (token exchange, RFC 8693) names the session it came from and the service's
+-- audience. Both are NULL for a session a login created; the CHECK keeps them together.
+--
+-- Nullable, with no backfill: every existing session is an ordinary one. Adding nullable
+-- columns without a default rewrites no rows, and the CHECK is added NOT VALID so it does
+-- not scan them either: it holds for every row written from now on, and trivially for the
+-- existing ones, whose new columns are all NULL. Revoking a parent revokes its children,
+-- found by the partial index (ordinary sessions are not in it).
+
+ALTER TABLE sessions
+    ADD COLUMN parent_id       TEXT COLLATE "C",
+    ADD COLUMN parent_audience TEXT,
+    ADD CONSTRAINT sessions_parent_whole
+        CHECK ((parent_id IS NULL) = (parent_audience IS NULL)) NOT VALID;
+
+CREATE INDEX sessions_by_parent ON sessions (parent_id) WHERE parent_id IS NOT NULL;
