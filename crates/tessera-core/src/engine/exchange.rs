@@ -338,13 +338,7 @@ impl Engine {
         user_id: &UserId,
     ) -> Result<usize, Error> {
         let sessions = &self.inner.stores.sessions;
-        let children: Vec<SessionId> = sessions
-            .sessions_of_user(user_id, self.now())
-            .await?
-            .into_iter()
-            .filter(|session| session.parent.as_ref().is_some_and(|p| &p.id == parent))
-            .map(|session| session.id)
-            .collect();
+        let children = sessions.children_of(parent, user_id, self.now()).await?;
         let mut revoked = 0;
         for child in &children {
             if sessions.revoke_session(child, self.now()).await? {

@@ -292,6 +292,16 @@ impl SessionStore for Timed<dyn SessionStore> {
         self.measured.time("mark_user_stale", call).await
     }
 
+    async fn children_of(
+        &self,
+        parent: &SessionId,
+        user_id: &UserId,
+        now: Timestamp,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let call = self.inner.children_of(parent, user_id, now);
+        self.measured.time("children_of", call).await
+    }
+
     async fn log_lost_revocation(
         &self,
         id: &SessionId,
