@@ -407,6 +407,128 @@ async fn logging_out_of_a_session_redis_lost_still_reaches_the_other_instance() 
     assert!(took < PROPAGATION_BOUND, "took {took:?}");
 }
 
+/// Token exchange across two instances: a child session made on A is introspected on B,
+/// and the parent's logout on B ends it everywhere, on `sessions_store` (`database`:
+/// PostgreSQL, or the test's Redis).
+async fn child_sessions_end_with_their_parent_across_instances(sessions_store: &str) {
+    let shared = Shared::new(redis_url()).await;
+    let store = if sessions_store == "redis" {
+        shared.redis_url.clone()
+    } else {
+        sessions_store.to_owned()
+    };
+    let extra = [("TESSERA__SESSIONS__STORE", store.as_str())];
+    let (a, b) = tokio::join!(shared.start(&extra), shared.start(&extra));
+    cli(
+        &shared,
+        &[
+            "service",
+            "add",
+            "cart",
+            "--audience",
+            "https://cart.example",
+            "--sessions",
+        ],
+    );
+    let credentials = cli(&shared, &["client", "add", "cart-backend"]);
+    let field = |name: &str| {
+        credentials
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let (id, secret) = (field("client_id:"), field("client_secret:"));
+    a.register("alice").await;
+    let login: Value = a
+        .login_response("alice", PASSWORD, "token")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let access = login["access_token"].as_str().unwrap();
+    let exchange = |instance: &Instance, form: Vec<(&'static str, String)>| {
+        let mut form = form;
+        form.push((
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:token-exchange".to_owned(),
+        ));
+        form.push((
+            "subject_token_type",
+            "urn:ietf:params:oauth:token-type:access_token".to_owned(),
+        ));
+        form.push(("audience", "https://cart.example".to_owned()));
+        client().post(instance.url("/v1/token")).form(&form).send()
+    };
+    let for_cart: Value = exchange(&a, vec![("subject_token", access.to_owned())])
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let child: Value = exchange(
+        &a,
+        vec![
+            (
+                "subject_token",
+                for_cart["access_token"].as_str().unwrap().to_owned(),
+            ),
+            (
+                "requested_token_type",
+                "urn:tessera:params:oauth:token-type:session".to_owned(),
+            ),
+        ],
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let child_token = child["access_token"].as_str().unwrap().to_owned();
+    let introspect = |instance: &Instance| {
+        client()
+            .post(instance.url("/v1/introspect"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[("token", child_token.as_str())])
+            .send()
+    };
+    let on_a: Value = introspect(&a).await.unwrap().json().await.unwrap();
+    let on_b: Value = introspect(&b).await.unwrap().json().await.unwrap();
+    assert_eq!(on_a["active"], true, "{on_a}");
+    assert_eq!(on_b["active"], true, "{on_b}");
+    assert_eq!(on_b["aud"], json!(["https://cart.example"]));
+
+    // The parent logs out on B: A refuses the child within the bound.
+    assert_eq!(b.logout(access).await, StatusCode::NO_CONTENT);
+    let started = Instant::now();
+    loop {
+        let answer: Value = introspect(&a).await.unwrap().json().await.unwrap();
+        if answer["active"] == false {
+            break;
+        }
+        assert!(
+            started.elapsed() < PROPAGATION_BOUND,
+            "the child session outlived its parent's logout on the other instance"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    eprintln!(
+        "{sessions_store}: child ended on the other instance in {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn child_sessions_end_with_their_parent_across_instances_on_postgres() {
+    child_sessions_end_with_their_parent_across_instances("database").await;
+}
+
+#[tokio::test]
+async fn child_sessions_end_with_their_parent_across_instances_on_redis() {
+    child_sessions_end_with_their_parent_across_instances("redis").await;
+}
+
 #[tokio::test]
 async fn login_throttling_is_shared_by_the_instances() {
     let shared = Shared::new(redis_url()).await;
