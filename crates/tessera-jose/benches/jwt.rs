@@ -8,7 +8,10 @@
 use std::time::Duration;
 
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
-use tessera_jose::{AccessClaims, Algorithm, Audience, Keyring, StoredKey, VerifierSettings};
+use tessera_jose::{
+    AccessClaims, Actor, Algorithm, Audience, Keyring, StoredKey, TransactionClaims,
+    VerifierSettings,
+};
 
 const NOW: i64 = 1_700_000_000;
 
@@ -26,6 +29,28 @@ fn claims() -> AccessClaims {
         scope: Some("read write".to_owned()),
         roles: vec!["user".to_owned()],
         client_id: Some("web".to_owned()),
+        extra: Default::default(),
+    }
+}
+
+/// A one-time operation token as token exchange issues it: one audience, one operation, an
+/// actor, seconds long.
+fn transaction_claims() -> TransactionClaims {
+    TransactionClaims {
+        iss: "https://auth.example".to_owned(),
+        sub: "user-7f3a9c".to_owned(),
+        aud: "api".to_owned(),
+        exp: NOW + 30,
+        iat: NOW,
+        nbf: None,
+        jti: "kq3m8XvT2bLwYc9dHf4n1A".to_owned(),
+        txn: Some("kq3m8XvT2bLwYc9dHf4n1A".to_owned()),
+        sid: "s8Jd2kLq9ZxWv3NcR7tYpA".to_owned(),
+        scope: "refund".to_owned(),
+        auth_time: Some(NOW - 60),
+        roles: vec!["user".to_owned()],
+        act: Some(Actor::new("cart")),
+        rctx: None,
         extra: Default::default(),
     }
 }
@@ -51,6 +76,14 @@ fn bench(criterion: &mut Criterion) {
         });
         group.bench_function("verify", |bencher| {
             bencher.iter(|| verifier.verify(black_box(&token), NOW).unwrap())
+        });
+        let transaction = signer.sign_transaction(&transaction_claims()).unwrap();
+        group.bench_function("verify_transaction", |bencher| {
+            bencher.iter(|| {
+                verifier
+                    .verify_transaction(black_box(&transaction), NOW)
+                    .unwrap()
+            })
         });
         if algorithm == Algorithm::EdDSA {
             let jwks = keyring.jwks(NOW);

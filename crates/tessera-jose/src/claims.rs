@@ -1,10 +1,13 @@
-//! The claim set of an access token (RFC 9068 §2.2 plus Tessera's `sid`).
+//! The claim set of an access token (RFC 9068 §2.2 plus Tessera's `sid`, and RFC 8693's
+//! `act` for a delegated one).
 
 use std::fmt;
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::ser::{SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
+
+use crate::actor::Actor;
 
 /// The claims of a Tessera access token.
 ///
@@ -53,9 +56,36 @@ pub struct AccessClaims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     /// Every other top-level claim: the user's custom claims in a token Tessera issues
-    /// (never a name above), whatever else the issuer added in one being verified.
+    /// (never a name above), whatever else the issuer added in one being verified — and
+    /// `act`, the delegation chain, read and written through [`AccessClaims::actor`] and
+    /// [`AccessClaims::set_actor`].
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl AccessClaims {
+    /// The delegation chain (RFC 8693 §4.1 `act`): `Ok(None)` without one, an error when
+    /// `act` is present but not a valid chain. Claims returned by
+    /// [`Verifier::verify`](crate::Verifier::verify) were checked, so this never fails
+    /// for them.
+    ///
+    /// `act` lives in [`extra`](Self::extra) rather than a field of its own so that adding
+    /// it left this struct's fields, and every literal that builds it, unchanged.
+    pub fn actor(&self) -> Result<Option<Actor>, serde_json::Error> {
+        self.extra.get("act").map(Actor::from_value).transpose()
+    }
+
+    /// Sets (or, with `None`, removes) the `act` claim.
+    pub fn set_actor(&mut self, actor: Option<&Actor>) {
+        match actor {
+            Some(actor) => {
+                self.extra.insert("act".to_owned(), actor.to_value());
+            }
+            None => {
+                self.extra.remove("act");
+            }
+        }
+    }
 }
 
 /// The `aud` claim: one audience (serialized as a string) or several (an array).
@@ -142,8 +172,18 @@ impl<'de> Deserialize<'de> for Audience {
 
 /// An optional claim that, when present, must be an integer: `"nbf": null` is an error, not
 /// an absent claim.
-fn present_integer<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+pub(crate) fn present_integer<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
     i64::deserialize(deserializer).map(Some)
+}
+
+/// An optional claim that, when present, must be a `T`: `null` is an error, not an absent
+/// claim.
+pub(crate) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
 }
 
 #[cfg(test)]

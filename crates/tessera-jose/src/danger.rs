@@ -13,5 +13,7 @@ pub fn verify_signature_only(
     token: &str,
     now: i64,
 ) -> Result<Vec<u8>, VerifyError> {
-    verifier.verify_signature(token, now, TypeCheck::Skip)
+    verifier
+        .verify_signature(token, now, TypeCheck::Skip)
+        .map(|(payload, _)| payload)
 }

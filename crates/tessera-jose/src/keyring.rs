@@ -11,14 +11,11 @@ use crate::algorithm::Algorithm;
 use crate::claims::AccessClaims;
 use crate::jwk::Jwks;
 use crate::key::{KeyError, StoredKey};
+use crate::transaction::{TRANSACTION_TOKEN_TYPE, TransactionClaims, is_one_operation};
 use crate::verifier::{VerificationKey, Verifier, VerifierSettings};
 
 /// The `typ` header of every token signed here (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
-
-/// The `typ` header of one-time transaction tokens (IETF Transaction Tokens draft): a
-/// verifier that only knows RFC 9068 access tokens refuses them.
-pub const TRANSACTION_TOKEN_TYPE: &str = "txntoken+jwt";
 
 /// Parsed signing keys and their schedule. Cheap to clone: the keys sit behind an `Arc`.
 #[derive(Clone)]
@@ -92,6 +89,8 @@ impl Keyring {
             let mut header = Header::new(key.algorithm.to_jsonwebtoken());
             header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
             header.kid = Some(key.kid.clone());
+            let mut transaction_header = header.clone();
+            transaction_header.typ = Some(TRANSACTION_TOKEN_TYPE.to_owned());
             ring_keys.push(RingKey {
                 created_at: key.created_at,
                 activates_at: key.activates_at,
@@ -107,6 +106,7 @@ impl Keyring {
                         kid: key.kid,
                         algorithm: key.algorithm,
                         header,
+                        transaction_header,
                         encoding_key: parsed.encoding_key,
                     }),
                 },
@@ -161,7 +161,7 @@ impl Keyring {
     }
 }
 
-/// Signs access tokens with one key. Cheap to clone.
+/// Signs access tokens and one-time operation tokens with one key. Cheap to clone.
 #[derive(Clone)]
 pub struct Signer {
     inner: Arc<SigningKey>,
@@ -170,7 +170,10 @@ pub struct Signer {
 struct SigningKey {
     kid: String,
     algorithm: Algorithm,
+    /// `typ` `at+jwt`.
     header: Header,
+    /// `typ` `txntoken+jwt`.
+    transaction_header: Header,
     encoding_key: EncodingKey,
 }
 
@@ -204,14 +207,22 @@ impl Signer {
             .map_err(SignError::Jose)
     }
 
-    /// Signs `claims` as a one-time transaction token: header `typ` `txntoken+jwt`.
-    pub fn sign_transaction(&self, claims: &AccessClaims) -> Result<String, SignError> {
+    /// Signs `claims` as a one-time operation token: a compact JWS with header
+    /// `{"typ":"txntoken+jwt","alg":…,"kid":…}`, which [`Verifier::verify`] refuses and
+    /// [`Verifier::verify_transaction`] requires.
+    pub fn sign_transaction(&self, claims: &TransactionClaims) -> Result<String, SignError> {
         if claims.aud.is_empty() {
             return Err(SignError::EmptyAudience);
         }
-        let mut header = self.inner.header.clone();
-        header.typ = Some(TRANSACTION_TOKEN_TYPE.to_owned());
-        jsonwebtoken::encode(&header, claims, &self.inner.encoding_key).map_err(SignError::Jose)
+        if !is_one_operation(&claims.scope) {
+            return Err(SignError::NotOneOperation);
+        }
+        jsonwebtoken::encode(
+            &self.inner.transaction_header,
+            claims,
+            &self.inner.encoding_key,
+        )
+        .map_err(SignError::Jose)
     }
 }
 
@@ -222,6 +233,11 @@ pub enum SignError {
     /// `aud` names no audience; every verifier would reject the token.
     #[error("the token names no audience")]
     EmptyAudience,
+    /// A one-time operation token's `scope` is not exactly one scope token (empty, several
+    /// space-separated, or characters RFC 6749 §3.3 does not allow); every verifier would
+    /// reject the token.
+    #[error("the token's scope is not exactly one operation")]
+    NotOneOperation,
     /// The JOSE library could not serialize or sign.
     #[error("signing the token failed")]
     Jose(#[source] jsonwebtoken::errors::Error),

@@ -1,10 +1,11 @@
-//! Strict access-token verification (RFC 8725, RFC 9068).
+//! Strict verification of access tokens (RFC 8725, RFC 9068) and one-time operation tokens
+//! (`txntoken+jwt`).
 //!
 //! Every check is made here, in this order, before or around the JOSE library, which is only
 //! asked to check the signature: size, three canonical base64url segments, a strict header
-//! (unique members, no `crit`/`jwk`/`jku`/`x5u`/`x5c`/`x5t`, `typ` `at+jwt`, a `kid` naming a
-//! configured key), `alg` equal to that key's algorithm, the signature — and only then the
-//! claims, typed strictly.
+//! (unique members, no `crit`/`jwk`/`jku`/`x5u`/`x5c`/`x5t`, `typ` the type asked for, a
+//! `kid` naming a configured key), `alg` equal to that key's algorithm, the signature — and
+//! only then the claims, typed strictly.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -16,13 +17,15 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::DecodingKey;
 use serde::Deserialize;
-use serde::de::{Deserializer, IgnoredAny};
+use serde::de::{DeserializeOwned, Deserializer, IgnoredAny};
 
+use crate::actor::Actor;
 use crate::algorithm::Algorithm;
 use crate::claims::AccessClaims;
 use crate::jwk::Jwks;
 use crate::key::KeyError;
 use crate::strict_json;
+use crate::transaction::{TransactionClaims, is_one_operation};
 
 /// What a verifier checks besides the signature.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +45,11 @@ pub struct VerifierSettings {
     /// cannot mint tokens that outlive its rotation by months.
     /// Defaults to `None`: no bound.
     pub max_lifetime: Option<Duration>,
+    /// The longest lifetime a one-time operation token may claim, plus the leeway: a
+    /// verifier must remember every such token it accepted until it expires, so the bound
+    /// also bounds that memory.
+    /// Defaults to `5m`.
+    pub max_transaction_lifetime: Duration,
 }
 
 impl VerifierSettings {
@@ -51,6 +59,9 @@ impl VerifierSettings {
     pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
     /// The default size limit: 8 KiB, the common HTTP header-line limit.
     pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8192;
+    /// The default bound on a one-time operation token's lifetime: 5 minutes (Tessera issues
+    /// them for 30 seconds by default).
+    pub const DEFAULT_MAX_TRANSACTION_LIFETIME: Duration = Duration::from_secs(300);
 
     /// Settings for `issuer` and `audiences`, with the default leeway and size limit.
     pub fn new(issuer: impl Into<String>, audiences: Vec<String>) -> VerifierSettings {
@@ -60,11 +71,13 @@ impl VerifierSettings {
             leeway: Self::DEFAULT_LEEWAY,
             max_token_bytes: Self::DEFAULT_MAX_TOKEN_BYTES,
             max_lifetime: None,
+            max_transaction_lifetime: Self::DEFAULT_MAX_TRANSACTION_LIFETIME,
         }
     }
 }
 
-/// Verifies access tokens against a fixed set of keys. Cheap to clone.
+/// Verifies access tokens and one-time operation tokens against a fixed set of keys. Cheap
+/// to clone.
 ///
 /// Built from a [`Keyring`](crate::Keyring) by the issuer, or from a JWKS document by any
 /// other service. Keys come only from there: nothing in a token ever selects a URL, a file
@@ -82,6 +95,8 @@ struct VerifierInner {
     max_token_bytes: usize,
     /// `max_lifetime` plus the leeway, in whole seconds.
     max_lifetime_seconds: Option<i64>,
+    /// `max_transaction_lifetime` plus the leeway, in whole seconds.
+    max_transaction_lifetime_seconds: i64,
 }
 
 /// One key a verifier accepts, bound to one algorithm, over the window it is published.
@@ -113,6 +128,10 @@ impl fmt::Debug for Verifier {
             .field("leeway_seconds", &self.inner.leeway_seconds)
             .field("max_token_bytes", &self.inner.max_token_bytes)
             .field("max_lifetime_seconds", &self.inner.max_lifetime_seconds)
+            .field(
+                "max_transaction_lifetime_seconds",
+                &self.inner.max_transaction_lifetime_seconds,
+            )
             .finish()
     }
 }
@@ -177,8 +196,10 @@ pub enum VerifyError {
         /// The member's name.
         member: &'static str,
     },
-    /// `typ` is absent or not `at+jwt` / `application/at+jwt`.
-    #[error("token is not an access token (typ)")]
+    /// `typ` is absent or not the type asked for: `at+jwt` / `application/at+jwt` for
+    /// [`Verifier::verify`], `txntoken+jwt` / `application/txntoken+jwt` for
+    /// [`Verifier::verify_transaction`], either for [`Verifier::verify_any`].
+    #[error("token is not of the type accepted here (typ)")]
     WrongType,
     /// The header has no `kid`.
     #[error("token header has no kid")]
@@ -199,8 +220,9 @@ pub enum VerifyError {
     /// The JOSE library could not use the key.
     #[error("the verification key could not be used")]
     KeyUnusable(#[source] jsonwebtoken::errors::Error),
-    /// The claims are not a valid, type-strict access-token claim set (missing required
-    /// claim, `exp` as a string, empty `aud` array, duplicate claim, …).
+    /// The claims are not a valid, type-strict claim set for the token's type (missing
+    /// required claim, `exp` as a string, empty `aud` array, duplicate claim, an `act` chain
+    /// that is malformed or deeper than [`Actor::MAX_DEPTH`], …).
     #[error("token claims are invalid")]
     BadClaims(#[source] serde_json::Error),
     /// A required string claim is empty.
@@ -224,16 +246,51 @@ pub enum VerifyError {
     /// `iat > now + leeway`.
     #[error("token was issued in the future")]
     IssuedInFuture,
-    /// `exp - iat` exceeds `max_lifetime` plus the leeway.
+    /// `exp - iat` exceeds `max_lifetime` (`max_transaction_lifetime` for a one-time
+    /// operation token) plus the leeway.
     #[error("token claims a longer lifetime than the issuer grants")]
     LifetimeTooLong,
+    /// A one-time operation token's `scope` is not exactly one operation (empty, several
+    /// space-separated entries, characters RFC 6749 §3.3 does not allow).
+    #[error("token scope is not exactly one operation")]
+    NotOneOperation,
 }
 
-/// Whether the header must say `typ: at+jwt`.
+/// A verified token of either type, from [`Verifier::verify_any`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifiedToken {
+    /// An access token (`at+jwt`).
+    Access(AccessClaims),
+    /// A one-time operation token (`txntoken+jwt`): the caller must enforce single use.
+    Transaction(TransactionClaims),
+}
+
+/// Which `typ` the header must carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TypeCheck {
     AccessToken,
+    TransactionToken,
+    Either,
     Skip,
+}
+
+/// What the header's `typ` says the token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenType {
+    Access,
+    Transaction,
+    Other,
+}
+
+impl TypeCheck {
+    fn admits(self, found: TokenType) -> bool {
+        match self {
+            TypeCheck::AccessToken => found == TokenType::Access,
+            TypeCheck::TransactionToken => found == TokenType::Transaction,
+            TypeCheck::Either => found != TokenType::Other,
+            TypeCheck::Skip => true,
+        }
+    }
 }
 
 impl Verifier {
@@ -250,6 +307,13 @@ impl Verifier {
                 .unwrap_or(i64::MAX)
                 .saturating_add(leeway_seconds)
         });
+        let max_transaction_lifetime_seconds = {
+            let lifetime = settings.max_transaction_lifetime;
+            let seconds = lifetime.as_secs() + u64::from(lifetime.subsec_nanos() > 0);
+            i64::try_from(seconds)
+                .unwrap_or(i64::MAX)
+                .saturating_add(leeway_seconds)
+        };
         let audiences = settings
             .audiences
             .into_iter()
@@ -263,6 +327,7 @@ impl Verifier {
                 leeway_seconds,
                 max_token_bytes: settings.max_token_bytes,
                 max_lifetime_seconds,
+                max_transaction_lifetime_seconds,
             }),
         }
     }
@@ -300,20 +365,73 @@ impl Verifier {
     /// Time rules, with `L` the leeway: accepted while `now < exp + L` (so `exp = now - L` is
     /// already expired), `now >= nbf - L`, `iat <= now + L`, and, with a `max_lifetime` `M`,
     /// `exp - iat <= M + L`.
+    ///
+    /// Only `typ` `at+jwt` is accepted: a one-time operation token (`txntoken+jwt`) is
+    /// refused with [`VerifyError::WrongType`], so a caller that does not enforce single use
+    /// can never accept one. An `act` claim, kept in [`AccessClaims::extra`], must be a
+    /// valid actor chain (see [`AccessClaims::actor`]).
     pub fn verify(&self, token: &str, now: i64) -> Result<AccessClaims, VerifyError> {
-        let payload = self.verify_signature(token, now, TypeCheck::AccessToken)?;
-        let claims = parse_claims(&payload)?;
+        let (payload, _) = self.verify_signature(token, now, TypeCheck::AccessToken)?;
+        self.access_claims(&payload, now)
+    }
+
+    /// Verifies a one-time operation token (`typ` `txntoken+jwt`) at `now` and returns its
+    /// claims. An access token (`at+jwt`) is refused with [`VerifyError::WrongType`].
+    ///
+    /// The same checks as [`verify`](Self::verify), with `aud` exactly one audience (a
+    /// string naming a configured audience), `scope` exactly one operation, `txn` non-empty
+    /// when present, and the lifetime bounded by `max_transaction_lifetime`. Single use is
+    /// the caller's to enforce: record `jti` until `exp` plus the leeway and refuse it the
+    /// second time.
+    pub fn verify_transaction(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<TransactionClaims, VerifyError> {
+        let (payload, _) = self.verify_signature(token, now, TypeCheck::TransactionToken)?;
+        self.transaction_claims(&payload, now)
+    }
+
+    /// Verifies a token of either type, by its `typ`: [`verify`](Self::verify) for
+    /// `at+jwt`, [`verify_transaction`](Self::verify_transaction) for `txntoken+jwt`, with
+    /// one signature check. For a caller that handles both and enforces single use of the
+    /// second; anything else is refused with [`VerifyError::WrongType`].
+    pub fn verify_any(&self, token: &str, now: i64) -> Result<VerifiedToken, VerifyError> {
+        match self.verify_signature(token, now, TypeCheck::Either)? {
+            (payload, TokenType::Transaction) => self
+                .transaction_claims(&payload, now)
+                .map(VerifiedToken::Transaction),
+            (payload, _) => self.access_claims(&payload, now).map(VerifiedToken::Access),
+        }
+    }
+
+    fn access_claims(&self, payload: &[u8], now: i64) -> Result<AccessClaims, VerifyError> {
+        let claims: AccessClaims = parse_claims(payload)?;
+        if let Some(act) = claims.extra.get("act") {
+            Actor::from_value(act).map_err(VerifyError::BadClaims)?;
+        }
         self.check_claims(&claims, now)?;
         Ok(claims)
     }
 
-    /// Every check up to and including the signature; returns the decoded payload, unread.
+    fn transaction_claims(
+        &self,
+        payload: &[u8],
+        now: i64,
+    ) -> Result<TransactionClaims, VerifyError> {
+        let claims: TransactionClaims = parse_claims(payload)?;
+        self.check_transaction_claims(&claims, now)?;
+        Ok(claims)
+    }
+
+    /// Every check up to and including the signature; returns the decoded payload, unread,
+    /// and the type the header names.
     pub(crate) fn verify_signature(
         &self,
         token: &str,
         now: i64,
         type_check: TypeCheck,
-    ) -> Result<Vec<u8>, VerifyError> {
+    ) -> Result<(Vec<u8>, TokenType), VerifyError> {
         let inner = &*self.inner;
         if token.len() > inner.max_token_bytes {
             return Err(VerifyError::TooLarge {
@@ -332,7 +450,8 @@ impl Verifier {
 
         let header_json = decode_segment(header_segment, TokenPart::Header)?;
         let header = Header::parse(&header_json)?;
-        if type_check == TypeCheck::AccessToken && !header.is_access_token() {
+        let token_type = header.token_type();
+        if !type_check.admits(token_type) {
             return Err(VerifyError::WrongType);
         }
         let kid = header.kid.as_deref().ok_or(VerifyError::MissingKid)?;
@@ -373,7 +492,7 @@ impl Verifier {
             &key.decoding_key,
             key.algorithm.to_jsonwebtoken(),
         ) {
-            Ok(true) => Ok(payload),
+            Ok(true) => Ok((payload, token_type)),
             Ok(false) => Err(VerifyError::BadSignature),
             Err(error) => Err(VerifyError::KeyUnusable(error)),
         }
@@ -400,23 +519,65 @@ impl Verifier {
         {
             return Err(VerifyError::WrongAudience);
         }
-        let leeway = inner.leeway_seconds;
-        if now >= claims.exp.saturating_add(leeway) {
+        self.check_times(
+            (claims.exp, claims.nbf, claims.iat),
+            inner.max_lifetime_seconds,
+            now,
+        )
+    }
+
+    fn check_transaction_claims(
+        &self,
+        claims: &TransactionClaims,
+        now: i64,
+    ) -> Result<(), VerifyError> {
+        let inner = &*self.inner;
+        for (claim, value) in [
+            ("sub", &claims.sub),
+            ("jti", &claims.jti),
+            ("sid", &claims.sid),
+        ] {
+            if value.is_empty() {
+                return Err(VerifyError::EmptyClaim { claim });
+            }
+        }
+        if claims.txn.as_deref().is_some_and(str::is_empty) {
+            return Err(VerifyError::EmptyClaim { claim: "txn" });
+        }
+        if !is_one_operation(&claims.scope) {
+            return Err(VerifyError::NotOneOperation);
+        }
+        if claims.iss != inner.issuer {
+            return Err(VerifyError::WrongIssuer);
+        }
+        if !inner.audiences.contains(&claims.aud) {
+            return Err(VerifyError::WrongAudience);
+        }
+        self.check_times(
+            (claims.exp, claims.nbf, claims.iat),
+            Some(inner.max_transaction_lifetime_seconds),
+            now,
+        )
+    }
+
+    /// `exp`, `nbf`, `iat` and the lifetime bound (which includes the leeway).
+    fn check_times(
+        &self,
+        (expires_at, not_before, issued_at): (i64, Option<i64>, i64),
+        longest_lifetime: Option<i64>,
+        now: i64,
+    ) -> Result<(), VerifyError> {
+        let leeway = self.inner.leeway_seconds;
+        if now >= expires_at.saturating_add(leeway) {
             return Err(VerifyError::Expired);
         }
-        if claims
-            .nbf
-            .is_some_and(|not_before| now < not_before.saturating_sub(leeway))
-        {
+        if not_before.is_some_and(|not_before| now < not_before.saturating_sub(leeway)) {
             return Err(VerifyError::NotYetValid);
         }
-        if claims.iat > now.saturating_add(leeway) {
+        if issued_at > now.saturating_add(leeway) {
             return Err(VerifyError::IssuedInFuture);
         }
-        if inner
-            .max_lifetime_seconds
-            .is_some_and(|longest| claims.exp.saturating_sub(claims.iat) > longest)
-        {
+        if longest_lifetime.is_some_and(|longest| expires_at.saturating_sub(issued_at) > longest) {
             return Err(VerifyError::LifetimeTooLong);
         }
         Ok(())
@@ -429,7 +590,7 @@ fn decode_segment(segment: &str, part: TokenPart) -> Result<Vec<u8>, VerifyError
         .map_err(|source| VerifyError::Encoding { part, source })
 }
 
-fn parse_claims(payload: &[u8]) -> Result<AccessClaims, VerifyError> {
+fn parse_claims<T: DeserializeOwned>(payload: &[u8]) -> Result<T, VerifyError> {
     strict_json::check_object_with_unique_members(payload).map_err(VerifyError::BadClaims)?;
     serde_json::from_slice(payload).map_err(VerifyError::BadClaims)
 }
@@ -491,11 +652,23 @@ impl<'a> Header<'a> {
         Ok(header)
     }
 
-    /// RFC 9068 §4: `at+jwt`, or its full media type, compared case-insensitively.
-    fn is_access_token(&self) -> bool {
-        self.typ.as_deref().is_some_and(|typ| {
-            typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt")
-        })
+    /// RFC 9068 §4: `at+jwt`, or its full media type; likewise `txntoken+jwt`. Compared
+    /// case-insensitively.
+    fn token_type(&self) -> TokenType {
+        let Some(typ) = self.typ.as_deref() else {
+            return TokenType::Other;
+        };
+        let short = typ
+            .get(..12)
+            .filter(|prefix| prefix.eq_ignore_ascii_case("application/"))
+            .map_or(typ, |_| &typ[12..]);
+        if short.eq_ignore_ascii_case("at+jwt") {
+            TokenType::Access
+        } else if short.eq_ignore_ascii_case("txntoken+jwt") {
+            TokenType::Transaction
+        } else {
+            TokenType::Other
+        }
     }
 }
 

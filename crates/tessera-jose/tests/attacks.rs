@@ -502,6 +502,8 @@ fn only_access_token_types_are_accepted() {
         Some("JWT"),
         Some("jwt"),
         Some("refresh+jwt"),
+        Some("txntoken+jwt"),
+        Some("application/txntoken+jwt"),
         Some("at+jwt "),
         Some(""),
         None,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, Method, Request, Response};
 use futures_util::future::{BoxFuture, Either, Ready, ready};
-use tessera_jose::VerifyError;
+use tessera_jose::{VerifiedToken, VerifyError};
 use tokio::task::JoinHandle;
 use tower::{Layer, Service};
 
@@ -17,8 +17,10 @@ use crate::feed::{self, Freshness, Revocations};
 use crate::fetch::Tessera;
 use crate::health::Health;
 use crate::keys::{Keys, Refreshed};
+use crate::operation::PendingOperation;
 use crate::principal::Principal;
 use crate::rejection::Rejection;
+use crate::replay::ReplayGuard;
 use crate::session::{self, ActiveSession, Carrier, Origin, SessionAnswer, SessionOptions};
 use crate::verified::{self, CredentialHash, VerifiedCredentials};
 
@@ -45,6 +47,8 @@ pub(crate) struct Shared {
     pub(crate) sessions: VerifiedCredentials<SessionAnswer>,
     /// `None` unless session credentials are accepted.
     pub(crate) session_options: Option<SessionOptions>,
+    /// Where one-time operation tokens are recorded as used.
+    pub(crate) replay_guard: Arc<dyn ReplayGuard>,
     pub(crate) endpoints: Endpoints,
     pub(crate) options: Options,
 }
@@ -102,7 +106,7 @@ enum Presented<'h> {
 }
 
 /// How long a `503` asks the client to wait: about one reconnect of the feed.
-const RETRY_AFTER: Duration = Duration::from_secs(2);
+pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(2);
 
 impl TesseraAuth {
     /// Starts configuring the middleware for tokens issued by `issuer_url` (Tessera's
@@ -136,6 +140,9 @@ impl TesseraAuth {
     /// does: from memory, except for a token naming a key not fetched yet (the key set is
     /// fetched first) and an opaque session token not seen before (Tessera is asked, when
     /// session credentials are accepted). `Ok(None)` means no credential was sent.
+    ///
+    /// A one-time operation token is refused here (`401 invalid_token`): only
+    /// [`require_operation`](crate::require_operation) accepts it, once.
     pub async fn authenticate(
         &self,
         method: &Method,
@@ -143,6 +150,9 @@ impl TesseraAuth {
     ) -> Result<Option<Principal>, Rejection> {
         match self.shared.resolve(method, headers).await {
             Outcome::Anonymous => Ok(None),
+            Outcome::Authenticated(principal) if principal.is_one_time() => {
+                Err(Rejection::InvalidToken)
+            }
             Outcome::Authenticated(principal) => Ok(Some(principal)),
             Outcome::Rejected(rejection) => Err(rejection),
             Outcome::UnknownKey | Outcome::Introspect(..) => Err(Rejection::InvalidToken),
@@ -256,10 +266,17 @@ impl Shared {
         let key = verified::hash(token);
         let principal = match self.verified.get(&key, now) {
             Some(principal) => principal,
-            None => match self.keys.verifier().verify(token, now) {
-                Ok(claims) => {
-                    let until = claims.exp.saturating_add(self.options.leeway_seconds);
-                    let principal = Principal::from_claims(claims);
+            None => match self.keys.verifier().verify_any(token, now) {
+                Ok(verified) => {
+                    let (expires_at, principal) = match verified {
+                        VerifiedToken::Access(claims) => {
+                            (claims.exp, Principal::from_claims(claims))
+                        }
+                        VerifiedToken::Transaction(claims) => {
+                            (claims.exp, Principal::from_transaction(claims))
+                        }
+                    };
+                    let until = expires_at.saturating_add(self.options.leeway_seconds);
                     self.verified.insert(key, principal.clone(), until);
                     principal
                 }
@@ -392,8 +409,11 @@ pub struct TesseraAuthService<S> {
     auth: TesseraAuth,
 }
 
-/// The future of [`TesseraAuthService`]: an immediate answer, the inner service's future, or
-/// (only for a token naming a key not fetched yet) a wait for the key set first.
+/// The future of [`TesseraAuthService`] (and of
+/// [`RequireOperationService`](crate::RequireOperationService)): an immediate answer, the
+/// inner service's future, or a boxed one — only for a token naming a key not fetched yet (a
+/// wait for the key set first), a session token to introspect, or a one-time operation
+/// token (its route's answer checked, or the replay guard asked).
 pub type ResponseFuture<F, B, E> =
     Either<Either<Ready<Result<Response<B>, E>>, F>, BoxFuture<'static, Result<Response<B>, E>>>;
 
@@ -420,6 +440,12 @@ where
             .authenticate(request.method(), request.headers())
         {
             Outcome::Anonymous => Either::Left(Either::Right(self.inner.call(request))),
+            Outcome::Authenticated(principal) if principal.is_one_time() => {
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                let pending = self.auth.shared.pending(principal);
+                Either::Right(Box::pin(call_with_pending(inner, request, pending)))
+            }
             Outcome::Authenticated(principal) => {
                 request.extensions_mut().insert(principal);
                 Either::Left(Either::Right(self.inner.call(request)))
@@ -435,6 +461,10 @@ where
                 Either::Right(Box::pin(async move {
                     match shared.resolve(request.method(), request.headers()).await {
                         Outcome::Anonymous => inner.call(request).await,
+                        Outcome::Authenticated(principal) if principal.is_one_time() => {
+                            let pending = shared.pending(principal);
+                            call_with_pending(inner, request, pending).await
+                        }
                         Outcome::Authenticated(principal) => {
                             request.extensions_mut().insert(principal);
                             inner.call(request).await
@@ -449,6 +479,45 @@ where
                 }))
             }
         }
+    }
+}
+
+impl Shared {
+    /// A verified one-time token, waiting for a `require_operation` to judge it.
+    fn pending(&self, principal: Principal) -> PendingOperation {
+        PendingOperation {
+            remember_until: principal
+                .expires_at()
+                .saturating_add(self.options.leeway_seconds),
+            principal,
+            guard: Arc::clone(&self.replay_guard),
+            judged: Arc::default(),
+        }
+    }
+}
+
+/// Calls the route with a pending one-time token. A route where no `require_operation`
+/// judged the token is answered `401 invalid_token` whatever it said: the token opens
+/// nothing but its own operation (the extractors and `require_*` guards refuse it before a
+/// handler runs; this also covers handlers that ask for no caller).
+async fn call_with_pending<S, B, ResBody>(
+    mut inner: S,
+    mut request: Request<B>,
+    pending: PendingOperation,
+) -> Result<Response<ResBody>, S::Error>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    ResBody: Default,
+{
+    let refused = Rejection::InvalidToken.to_response_for(request.headers());
+    let judged = Arc::clone(&pending.judged);
+    request.extensions_mut().insert(pending);
+    let response = inner.call(request).await?;
+    if judged.load(std::sync::atomic::Ordering::Acquire) {
+        Ok(response)
+    } else {
+        tracing::debug!("one-time token refused on a route without require_operation");
+        Ok(refused)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Configuring the middleware: the issuer's URL and this service's audience, client
 //! credentials for the revocation feed, and defaults for everything else.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -11,6 +12,7 @@ use crate::error::StartError;
 use crate::feed::{self, Freshness, Revocations};
 use crate::fetch::{ClientCredentials, Tessera};
 use crate::keys::Keys;
+use crate::replay::{MemoryReplayGuard, ReplayGuard};
 use crate::session::{Origin, SessionOptions};
 use crate::verified::VerifiedCredentials;
 
@@ -33,6 +35,8 @@ pub struct TesseraAuthBuilder {
     session_tokens: bool,
     session_cache_max_age: Duration,
     session_cache_capacity: usize,
+    replay_guard: Option<Arc<dyn ReplayGuard>>,
+    max_operation_token_lifetime: Duration,
 }
 
 /// RFC 8414 metadata, the members used here.
@@ -70,6 +74,8 @@ impl TesseraAuthBuilder {
             session_tokens: false,
             session_cache_max_age: Duration::from_secs(30),
             session_cache_capacity: 100_000,
+            replay_guard: None,
+            max_operation_token_lifetime: VerifierSettings::DEFAULT_MAX_TRANSACTION_LIFETIME,
         }
     }
 
@@ -194,6 +200,26 @@ impl TesseraAuthBuilder {
         self
     }
 
+    /// Where the `jti` of every one-time operation token accepted by
+    /// [`require_operation`](crate::require_operation) is recorded until the token expires.
+    /// A service running several replicas needs one guard they share — `RedisReplayGuard`
+    /// (cargo feature `redis`) — or a token could be used once per replica.
+    /// Defaults to a [`MemoryReplayGuard`] of
+    /// [`DEFAULT_CAPACITY`](MemoryReplayGuard::DEFAULT_CAPACITY) for this process alone.
+    pub fn replay_guard(mut self, guard: impl ReplayGuard) -> Self {
+        self.replay_guard = Some(Arc::new(guard));
+        self
+    }
+
+    /// The longest lifetime (`exp - iat`) a one-time operation token may claim, plus the
+    /// leeway; longer ones are refused. It bounds how long the replay guard remembers each
+    /// token. Tessera issues them for `30s` by default.
+    /// Defaults to `5m`.
+    pub fn max_operation_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_operation_token_lifetime = lifetime;
+        self
+    }
+
     /// Discovers Tessera's endpoints from `/.well-known/oauth-authorization-server`, fetches
     /// the key set and a first revocation snapshot, and starts the tasks that keep both
     /// fresh. Needs a Tokio runtime. Fails rather than start without any of them.
@@ -237,6 +263,7 @@ impl TesseraAuthBuilder {
                 introspection_endpoint,
                 origin: Origin::parse(base),
                 max_age_seconds: i64::try_from(max_age.as_secs()).unwrap_or(0),
+                audience: self.audience.clone(),
             })
         } else {
             None
@@ -251,6 +278,7 @@ impl TesseraAuthBuilder {
         };
         let mut settings = VerifierSettings::new(metadata.issuer, vec![self.audience]);
         settings.leeway = self.leeway.min(VerifierSettings::MAX_LEEWAY);
+        settings.max_transaction_lifetime = self.max_operation_token_lifetime;
         let leeway_seconds = i64::try_from(settings.leeway.as_secs()).unwrap_or(0);
         let keys = Keys::fetch_initial(
             &tessera,
@@ -266,6 +294,9 @@ impl TesseraAuthBuilder {
             freshness: Freshness::new(),
             verified: VerifiedCredentials::new(self.verified_cache_capacity),
             sessions: VerifiedCredentials::new(self.session_cache_capacity),
+            replay_guard: self
+                .replay_guard
+                .unwrap_or_else(|| Arc::new(MemoryReplayGuard::default())),
             session_options,
             endpoints,
             options: Options {

@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
-use tessera_jose::AccessClaims;
+use tessera_jose::{AccessClaims, TransactionClaims};
 
+use crate::operation::PendingOperation;
 use crate::rejection::Rejection;
 
 /// The authenticated caller: who, in which session, with which roles and scope.
@@ -14,6 +15,10 @@ use crate::rejection::Rejection;
 /// without a valid credential is answered `401` with `WWW-Authenticate: Bearer` before the
 /// handler runs. Cheap to clone (one `Arc`). Use `Option<Principal>` on routes that also
 /// serve anonymous callers.
+///
+/// A one-time operation token becomes a `Principal` only on a route guarded by
+/// [`require_operation`](crate::require_operation) for its operation, once its `jti` has
+/// been recorded as used; anywhere else both extractors answer `401 invalid_token`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     inner: Arc<Identity>,
@@ -30,6 +35,16 @@ struct Identity {
     issued_at: i64,
     expires_at: i64,
     audience: Vec<String>,
+    /// The `act` chain's subjects, outermost (current actor) first.
+    actor: Vec<String>,
+    /// `Some` for a one-time operation token.
+    operation: Option<Operation>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Operation {
+    name: String,
+    transaction_id: String,
 }
 
 impl Principal {
@@ -78,9 +93,39 @@ impl Principal {
         self.inner.expires_at
     }
 
-    /// The audiences the credential names (`aud`); empty for session tokens.
+    /// The audiences the credential names (`aud`); for a session token, the audience of a
+    /// child session (introspection's `aud`), empty for an ordinary session.
     pub fn audience(&self) -> &[String] {
         &self.inner.audience
+    }
+
+    /// Who acts on the user's behalf (RFC 8693 `act`): the chain's client ids, current
+    /// actor first, then whoever delegated to it. Empty when the user's own client called.
+    pub fn actor(&self) -> &[String] {
+        &self.inner.actor
+    }
+
+    /// The operation a one-time operation token authorizes (its `scope`), e.g. `refund`;
+    /// `None` for every other credential.
+    pub fn operation(&self) -> Option<&str> {
+        self.inner
+            .operation
+            .as_ref()
+            .map(|operation| operation.name.as_str())
+    }
+
+    /// The transaction id of a one-time operation token (`txn`, else its `jti`); `None` for
+    /// every other credential.
+    pub fn transaction_id(&self) -> Option<&str> {
+        self.inner
+            .operation
+            .as_ref()
+            .map(|operation| operation.transaction_id.as_str())
+    }
+
+    /// True for a one-time operation token.
+    pub fn is_one_time(&self) -> bool {
+        self.inner.operation.is_some()
     }
 
     /// True when the scope lists `scope` (exact match of one space-separated entry).
@@ -117,9 +162,18 @@ impl Principal {
     }
 
     pub(crate) fn from_claims(claims: AccessClaims) -> Principal {
+        // Verified claims: `act`, when present, was checked to be a valid chain.
+        let actor = claims
+            .actor()
+            .ok()
+            .flatten()
+            .map(|actor| actor.chain().map(str::to_owned).collect())
+            .unwrap_or_default();
         Principal {
             inner: Arc::new(Identity {
                 audience: claims.aud.iter().map(str::to_owned).collect(),
+                actor,
+                operation: None,
                 subject: claims.sub,
                 session_id: claims.sid,
                 username: None,
@@ -134,12 +188,42 @@ impl Principal {
 }
 
 impl Principal {
-    /// A session token's caller, from Tessera's introspection answer.
+    /// A one-time operation token's caller, from verified claims.
+    pub(crate) fn from_transaction(claims: TransactionClaims) -> Principal {
+        let actor = claims
+            .act
+            .as_ref()
+            .map(|actor| actor.chain().map(str::to_owned).collect())
+            .unwrap_or_default();
+        let transaction_id = claims.transaction_id().to_owned();
+        Principal {
+            inner: Arc::new(Identity {
+                subject: claims.sub,
+                session_id: claims.sid,
+                username: None,
+                roles: claims.roles,
+                scope: Some(claims.scope.clone()),
+                token_id: Some(claims.jti),
+                issued_at: claims.iat,
+                expires_at: claims.exp,
+                audience: vec![claims.aud],
+                actor,
+                operation: Some(Operation {
+                    name: claims.scope,
+                    transaction_id,
+                }),
+            }),
+        }
+    }
+
+    /// A session token's caller, from Tessera's introspection answer; `audience` is a child
+    /// session's.
     pub(crate) fn from_session(
         subject: String,
         session_id: String,
         username: Option<String>,
         expires_at: i64,
+        audience: Vec<String>,
     ) -> Principal {
         Principal {
             inner: Arc::new(Identity {
@@ -153,7 +237,9 @@ impl Principal {
                 // kept coherent by its revocation instead (disabling revokes every session).
                 issued_at: 0,
                 expires_at,
-                audience: Vec::new(),
+                audience,
+                actor: Vec::new(),
+                operation: None,
             }),
         }
     }
@@ -164,19 +250,30 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         // The layer inserts a principal only for a valid credential and answers invalid ones
-        // itself, so absence means no credential (or no layer: then nothing is let in).
-        parts
-            .extensions
-            .get::<Principal>()
-            .cloned()
-            .ok_or(Rejection::MissingCredential)
+        // itself, so absence means no credential (or no layer: then nothing is let in) — or
+        // a one-time token no `require_operation` accepted, which is refused.
+        Principal::of(&parts.extensions)?.ok_or(Rejection::MissingCredential)
     }
 }
 
 impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
-    type Rejection = std::convert::Infallible;
+    type Rejection = Rejection;
 
+    /// `None` without a credential; `401 invalid_token` for a one-time operation token that
+    /// no [`require_operation`](crate::require_operation) accepted, rather than serving it
+    /// as anonymous.
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
-        Ok(parts.extensions.get::<Principal>().cloned())
+        Principal::of(&parts.extensions)
+    }
+}
+
+impl Principal {
+    /// The request's caller as the layer (and any `require_operation`) left it: a pending
+    /// one-time token is an invalid credential here.
+    pub(crate) fn of(extensions: &axum::http::Extensions) -> Result<Option<Principal>, Rejection> {
+        if extensions.get::<PendingOperation>().is_some() {
+            return Err(Rejection::InvalidToken);
+        }
+        Ok(extensions.get::<Principal>().cloned())
     }
 }

@@ -31,9 +31,11 @@ pub enum Rejection {
     /// CSRF token in `X-CSRF-Token` or from another origin than Tessera's: `403`, as Tessera
     /// answers it (`csrf_failed`), with no challenge.
     CsrfFailed,
-    /// The revocation feed is staler than the configured bound, or Tessera could not be asked
-    /// about a session token: `503` with `Retry-After`. Answering from a stale revocation
-    /// set, or without Tessera's answer, would be a guess.
+    /// The revocation feed is staler than the configured bound, Tessera could not be asked
+    /// about a session token, or the replay guard could not record a one-time operation
+    /// token: `503` with `Retry-After`. Answering from a stale revocation set, without
+    /// Tessera's answer, or without knowing the token is used for the first time, would be
+    /// a guess.
     Unavailable {
         /// When to try again.
         retry_after: Duration,
@@ -99,7 +101,7 @@ impl Rejection {
             Rejection::InvalidToken => ("16", "invalid token"),
             Rejection::InsufficientScope { .. } => ("7", "insufficient scope"),
             Rejection::CsrfFailed => ("7", "csrf check failed"),
-            Rejection::Unavailable { .. } => ("14", "revocation feed too stale"),
+            Rejection::Unavailable { .. } => ("14", "credentials cannot be checked now"),
         };
         *response.status_mut() = StatusCode::OK;
         let headers = response.headers_mut();
@@ -136,7 +138,7 @@ impl std::fmt::Display for Rejection {
             Rejection::InvalidToken => "invalid token",
             Rejection::InsufficientScope { .. } => "insufficient scope",
             Rejection::CsrfFailed => "csrf check failed",
-            Rejection::Unavailable { .. } => "revocation feed too stale",
+            Rejection::Unavailable { .. } => "credentials cannot be checked now",
         })
     }
 }

@@ -1,5 +1,7 @@
 //! Route guards: a caller at all (`401` otherwise), or a scope or a role the caller must
-//! hold, answered `403 insufficient_scope` otherwise (RFC 6750 §3.1).
+//! hold, answered `403 insufficient_scope` otherwise (RFC 6750 §3.1). A one-time operation
+//! token is no caller here (`401 invalid_token`) unless
+//! [`require_operation`](crate::require_operation) accepted it first.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -13,7 +15,9 @@ use crate::rejection::Rejection;
 
 /// A layer that lets a request through only when its [`Principal`] holds a scope or a role.
 /// Put it on routes with `.route_layer(require_scope("orders:write"))`, inside
-/// [`TesseraAuth`](crate::TesseraAuth). Without a principal the answer is `401`.
+/// [`TesseraAuth`](crate::TesseraAuth). Without a principal the answer is `401`; a one-time
+/// operation token that no [`require_operation`](crate::require_operation) accepted is
+/// `401 invalid_token`.
 #[derive(Debug, Clone)]
 pub struct Require {
     need: Arc<Need>,
@@ -50,8 +54,8 @@ pub fn require_role(role: impl Into<String>) -> Require {
 }
 
 impl Require {
-    fn check(&self, principal: Option<&Principal>) -> Result<(), Rejection> {
-        let principal = principal.ok_or(Rejection::MissingCredential)?;
+    fn check(&self, extensions: &axum::http::Extensions) -> Result<(), Rejection> {
+        let principal = Principal::of(extensions)?.ok_or(Rejection::MissingCredential)?;
         match &*self.need {
             Need::Principal => Ok(()),
             Need::Scope(scope) => principal.require_scope(scope),
@@ -92,7 +96,7 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        match self.require.check(request.extensions().get::<Principal>()) {
+        match self.require.check(request.extensions()) {
             Ok(()) => Either::Right(self.inner.call(request)),
             Err(rejection) => Either::Left(ready(Ok(rejection.to_response_for(request.headers())))),
         }
@@ -104,10 +108,32 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use axum::http::StatusCode;
-    use tessera_jose::{AccessClaims, Audience};
+    use tessera_jose::{AccessClaims, Audience, TransactionClaims};
     use tower::ServiceExt as _;
 
     use super::*;
+    use crate::operation::PendingOperation;
+    use crate::replay::MemoryReplayGuard;
+
+    fn one_time(operation: &str) -> Principal {
+        Principal::from_transaction(TransactionClaims {
+            iss: "https://auth.example".into(),
+            sub: "user-1".into(),
+            aud: "orders".into(),
+            exp: 2_000_000_000,
+            iat: 1_700_000_000,
+            nbf: None,
+            jti: "txn-1".into(),
+            txn: None,
+            sid: "session-1".into(),
+            scope: operation.into(),
+            auth_time: None,
+            roles: vec!["admin".into()],
+            act: None,
+            rctx: None,
+            extra: Default::default(),
+        })
+    }
 
     fn principal(scope: Option<&str>, roles: &[&str]) -> Principal {
         Principal::from_claims(AccessClaims {
@@ -133,7 +159,16 @@ mod tests {
         });
         let mut request = Request::new(());
         if let Some(principal) = principal {
-            request.extensions_mut().insert(principal);
+            if principal.is_one_time() {
+                request.extensions_mut().insert(PendingOperation {
+                    principal,
+                    guard: Arc::new(MemoryReplayGuard::default()),
+                    remember_until: i64::MAX,
+                    judged: Arc::default(),
+                });
+            } else {
+                request.extensions_mut().insert(principal);
+            }
         }
         let response = require.layer(inner).oneshot(request).await.unwrap();
         let challenge = response
@@ -189,5 +224,24 @@ mod tests {
             status(require_authenticated(), None).await,
             (StatusCode::UNAUTHORIZED, "Bearer".to_owned())
         );
+    }
+
+    #[tokio::test]
+    async fn a_pending_one_time_token_satisfies_no_guard_even_with_the_scope_or_role() {
+        let invalid = (
+            StatusCode::UNAUTHORIZED,
+            r#"Bearer error="invalid_token""#.to_owned(),
+        );
+        for require in [
+            require_authenticated(),
+            require_scope("refund"),
+            require_role("admin"),
+        ] {
+            assert_eq!(
+                status(require.clone(), Some(one_time("refund"))).await,
+                invalid,
+                "{require:?}"
+            );
+        }
     }
 }

@@ -9,6 +9,11 @@
 //! `csrf` module): a browser's `Sec-Fetch-Site`/`Origin` must name Tessera's origin, and
 //! `X-CSRF-Token` must hold the session's CSRF token. Introspection answers the SHA-256 of
 //! that token (`csrf_token_sha256`), never the token.
+//!
+//! A child session — one a stateful service obtained for itself by token exchange — is
+//! introspected with the `aud` of the service it belongs to: a session whose `aud` does not
+//! name this service is not active here (a cart session must not open billing). An ordinary
+//! session has no `aud` and is accepted by every service that accepts sessions.
 
 use std::sync::Arc;
 
@@ -19,6 +24,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
+use tessera_jose::Audience;
 
 use crate::error::FetchError;
 use crate::fetch::Tessera;
@@ -78,6 +84,8 @@ pub(crate) struct SessionOptions {
     pub(crate) origin: Option<Origin>,
     /// The longest an answer is reused, seconds.
     pub(crate) max_age_seconds: i64,
+    /// This service's audience: a child session's `aud` must name it.
+    pub(crate) audience: String,
 }
 
 /// Whether `token` has the shape of a Tessera session token (64 base64url characters), so
@@ -175,6 +183,9 @@ struct Introspection {
     exp: Option<i64>,
     username: Option<String>,
     csrf_token_sha256: Option<String>,
+    /// A child session's service (RFC 7662 `aud`: a string or an array); absent for an
+    /// ordinary session.
+    aud: Option<Audience>,
 }
 
 /// Asks Tessera about `token`: the answer, and until when it may be reused.
@@ -195,12 +206,28 @@ pub(crate) async fn introspect(
     else {
         return Ok((None, longest));
     };
+    let audience = match answer.aud {
+        None => Vec::new(),
+        Some(audience) if audience.contains(&options.audience) => {
+            audience.iter().map(str::to_owned).collect()
+        }
+        Some(_) => {
+            tracing::debug!("a child session of another service refused");
+            return Ok((None, longest));
+        }
+    };
     let csrf_token_sha256 = answer
         .csrf_token_sha256
         .and_then(|encoded| URL_SAFE_NO_PAD.decode(encoded).ok())
         .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok());
     let session = ActiveSession {
-        principal: Principal::from_session(subject, session_id, answer.username, expires_at),
+        principal: Principal::from_session(
+            subject,
+            session_id,
+            answer.username,
+            expires_at,
+            audience,
+        ),
         csrf_token_sha256,
     };
     Ok((Some(Arc::new(session)), longest.min(expires_at)))
@@ -289,7 +316,7 @@ mod tests {
     #[test]
     fn the_csrf_token_is_compared_by_its_hash() {
         let session = ActiveSession {
-            principal: Principal::from_session("u".into(), "s".into(), None, 0),
+            principal: Principal::from_session("u".into(), "s".into(), None, 0, Vec::new()),
             csrf_token_sha256: Some(Sha256::digest(b"the-token").into()),
         };
         assert!(session.csrf_matches(&headers(&[(CSRF_HEADER, "the-token")])));
