@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::Map;
 use tessera_core::{ServiceRecord, Standing, TokenId, ValidSession};
-use tessera_jose::{AccessClaims, Audience, VerifyError};
+use tessera_jose::{
+    AccessClaims, Actor, Audience, RequestContext, TransactionClaims, VerifyError,
+};
 
 use crate::time::UnixSeconds;
 use crate::{IssueError, TokenError, Tokens};
@@ -27,7 +29,7 @@ pub const CLIENT_CREDENTIALS_TYPE_URN: &str =
     "urn:tessera:params:oauth:token-type:client_credentials";
 
 /// How deep an `act` chain may nest (RFC 8693 §4.1): one level per delegating service.
-pub const MAX_ACTOR_DEPTH: usize = 8;
+pub const MAX_ACTOR_DEPTH: usize = Actor::MAX_DEPTH;
 
 /// What kind of token an exchange signs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +55,7 @@ pub struct ExchangeGrant<'a> {
     /// The scopes granted (for a one-time token, exactly one: its operation).
     pub scopes: &'a [String],
     /// The `act` claim: the acting client, wrapping the subject token's own `act`.
-    pub act: Option<Value>,
+    pub act: Option<Actor>,
     /// The requesting client's address, for a one-time token's `rctx`.
     pub request_ip: Option<String>,
     /// What to sign.
@@ -74,30 +76,13 @@ pub struct ExchangedToken {
 /// The `act` claim for `client_id` acting on a subject token whose own `act` was
 /// `subject_act` (RFC 8693 §4.1: the current actor outermost, prior actors nested). `None`
 /// when the chain would nest deeper than [`MAX_ACTOR_DEPTH`].
-pub fn actor_claim(client_id: &str, subject_act: Option<&Value>) -> Option<Value> {
-    let mut act = Map::new();
-    act.insert("sub".to_owned(), Value::String(client_id.to_owned()));
-    if let Some(prior) = subject_act {
-        if actor_depth(prior) >= MAX_ACTOR_DEPTH {
-            return None;
-        }
-        act.insert("act".to_owned(), prior.clone());
+pub fn actor_claim(client_id: &str, subject_act: Option<&Actor>) -> Option<Actor> {
+    let actor = Actor::new(client_id);
+    match subject_act {
+        None => Some(actor),
+        Some(prior) if prior.depth() >= MAX_ACTOR_DEPTH => None,
+        Some(prior) => Some(actor.after(prior.clone())),
     }
-    Some(Value::Object(act))
-}
-
-/// How many actors an `act` value chains.
-fn actor_depth(act: &Value) -> usize {
-    let mut depth = 0;
-    let mut current = Some(act);
-    while let Some(Value::Object(object)) = current {
-        depth += 1;
-        if depth > MAX_ACTOR_DEPTH {
-            break;
-        }
-        current = object.get("act");
-    }
-    depth
 }
 
 impl Tokens {
@@ -141,43 +126,60 @@ impl Tokens {
             .map_err(|error| IssueError::Token(TokenError::Randomness(error)))?
             .as_str()
             .to_owned();
-        let mut extra = grant.standing.claims.as_map().clone();
-        if let Some(act) = grant.act {
-            extra.insert("act".to_owned(), act);
-        }
-        if let Signed::OneTime { .. } = grant.kind {
-            extra.insert("txn".to_owned(), Value::String(token_id.clone()));
-            if let Some(ip) = grant.request_ip {
-                let mut rctx = Map::new();
-                rctx.insert("req_ip".to_owned(), Value::String(ip));
-                extra.insert("rctx".to_owned(), Value::Object(rctx));
+        let iss = self.inner.keys.settings().issuer.clone();
+        let sub = record.user_id.as_str().to_owned();
+        let exp = UnixSeconds::of(expires_at).get();
+        let iat = UnixSeconds::of(issued_at).get();
+        let auth_time = Some(UnixSeconds::of(record.auth_time).get());
+        let sid = record.id.as_str().to_owned();
+        let roles: Vec<String> = grant.standing.roles.iter().map(str::to_owned).collect();
+        let signer = self.inner.keys.signer(self.now()).map_err(IssueError::Token)?;
+        let signed = match grant.kind {
+            Signed::Access => {
+                let mut claims = AccessClaims {
+                    iss,
+                    sub,
+                    aud: Audience::One(grant.service.audience.clone()),
+                    exp,
+                    iat,
+                    nbf: None,
+                    auth_time,
+                    jti: token_id.clone(),
+                    sid,
+                    scope: (!grant.scopes.is_empty()).then(|| grant.scopes.join(" ")),
+                    roles,
+                    client_id: None,
+                    extra: grant.standing.claims.as_map().clone(),
+                };
+                claims.set_actor(grant.act.as_ref());
+                signer.sign(&claims)
             }
-        }
-        let claims = AccessClaims {
-            iss: self.inner.keys.settings().issuer.clone(),
-            sub: record.user_id.as_str().to_owned(),
-            aud: Audience::One(grant.service.audience.clone()),
-            exp: UnixSeconds::of(expires_at).get(),
-            iat: UnixSeconds::of(issued_at).get(),
-            nbf: None,
-            auth_time: Some(UnixSeconds::of(record.auth_time).get()),
-            jti: token_id.clone(),
-            sid: record.id.as_str().to_owned(),
-            scope: (!grant.scopes.is_empty()).then(|| grant.scopes.join(" ")),
-            roles: grant.standing.roles.iter().map(str::to_owned).collect(),
-            client_id: None,
-            extra,
+            Signed::OneTime { .. } => {
+                let claims = TransactionClaims {
+                    iss,
+                    sub,
+                    aud: grant.service.audience.clone(),
+                    exp,
+                    iat,
+                    nbf: None,
+                    jti: token_id.clone(),
+                    txn: Some(token_id.clone()),
+                    sid,
+                    // The engine grants exactly one scope for a one-time token.
+                    scope: grant.scopes.join(" "),
+                    auth_time,
+                    roles,
+                    act: grant.act,
+                    rctx: grant.request_ip.map(|ip| RequestContext {
+                        req_ip: Some(ip),
+                        extra: Map::new(),
+                    }),
+                    extra: grant.standing.claims.as_map().clone(),
+                };
+                signer.sign_transaction(&claims)
+            }
         };
-        let signer = self
-            .inner
-            .keys
-            .signer(self.now())
-            .map_err(IssueError::Token)?;
-        let token = match grant.kind {
-            Signed::Access => signer.sign(&claims),
-            Signed::OneTime { .. } => signer.sign_transaction(&claims),
-        }
-        .map_err(|error| IssueError::Token(TokenError::Sign(error)))?;
+        let token = signed.map_err(|error| IssueError::Token(TokenError::Sign(error)))?;
         Ok(ExchangedToken {
             token,
             token_id,
@@ -193,17 +195,17 @@ mod tests {
     #[test]
     fn actor_claims_nest_the_prior_actor_and_stop_at_the_depth_bound() {
         let first = actor_claim("svc-a", None).expect("no prior actor");
-        assert_eq!(first, serde_json::json!({"sub": "svc-a"}));
+        assert_eq!(first.to_value(), serde_json::json!({"sub": "svc-a"}));
         let second = actor_claim("svc-b", Some(&first)).expect("depth 2");
         assert_eq!(
-            second,
+            second.to_value(),
             serde_json::json!({"sub": "svc-b", "act": {"sub": "svc-a"}})
         );
         let mut chain = second;
         for depth in 3..=MAX_ACTOR_DEPTH {
             chain = actor_claim(&format!("svc-{depth}"), Some(&chain)).expect("within the bound");
         }
-        assert_eq!(actor_depth(&chain), MAX_ACTOR_DEPTH);
+        assert_eq!(chain.depth(), MAX_ACTOR_DEPTH);
         assert!(actor_claim("one-too-many", Some(&chain)).is_none());
     }
 }

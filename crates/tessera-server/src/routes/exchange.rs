@@ -14,15 +14,15 @@
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
-use serde_json::Value;
 use tessera_core::{
-    Actor, AuditContext, AuditKind, Error, ServiceRecord, SessionToken, ValidSession, grant_scopes,
+    Actor as AuditActor, AuditContext, AuditKind, Error, ServiceRecord, SessionToken, ValidSession, grant_scopes,
 };
 use tessera_tokens::{
     ACCESS_TOKEN_TYPE_URN, CLIENT_CREDENTIALS_TYPE_URN, ExchangeGrant, JWT_TYPE_URN,
     REFRESH_TOKEN_TYPE_URN, SESSION_COOKIE_TYPE_URN, SESSION_TYPE_URN, Signed, TXN_TOKEN_TYPE_URN,
     actor_claim,
 };
+use tessera_jose::Actor;
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -72,7 +72,7 @@ struct Subject {
     session: ValidSession,
     /// The subject access token's audiences, `None` for a session token or cookie.
     audiences: Option<Vec<String>>,
-    act: Option<Value>,
+    act: Option<Actor>,
 }
 
 type Refusal = Response;
@@ -153,8 +153,8 @@ async fn exchange_inner(
         .with_context(audit.clone())
         .audit_event(AuditKind::TokenExchanged)
         .actor(match &actor {
-            Some(client_id) => Actor::Client(client_id.clone()),
-            None => Actor::User(record.user_id.clone()),
+            Some(client_id) => AuditActor::Client(client_id.clone()),
+            None => AuditActor::User(record.user_id.clone()),
         })
         .user(&record.user_id)
         .session(&record.id)
@@ -349,7 +349,7 @@ async fn subject(
             Ok(Subject {
                 session,
                 audiences: Some(claims.aud.iter().map(str::to_owned).collect()),
-                act: claims.extra.get("act").cloned(),
+                act: claims.actor().map_err(|_| invalid_grant())?,
             })
         }
         SESSION_TYPE_URN => {
