@@ -277,3 +277,40 @@ impl Principal {
         Ok(extensions.get::<Principal>().cloned())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use tessera_jose::{Actor, Audience};
+
+    use super::*;
+
+    #[test]
+    fn an_access_token_s_actor_chain_is_listed_current_actor_first() {
+        let mut claims = AccessClaims {
+            iss: "https://auth.example".into(),
+            sub: "user-1".into(),
+            aud: Audience::One("billing".into()),
+            exp: 2_000_000_000,
+            iat: 1_700_000_000,
+            nbf: None,
+            auth_time: None,
+            jti: "token-1".into(),
+            sid: "session-1".into(),
+            scope: Some("invoices:read".into()),
+            roles: vec![],
+            client_id: None,
+            extra: Default::default(),
+        };
+        let plain = Principal::from_claims(claims.clone());
+        assert!(plain.actor().is_empty());
+        assert_eq!((plain.operation(), plain.transaction_id()), (None, None));
+        assert!(!plain.is_one_time());
+
+        claims.set_actor(Some(&Actor::new("gateway").after(Actor::new("cart"))));
+        let delegated = Principal::from_claims(claims);
+        assert_eq!(delegated.actor(), ["gateway", "cart"]);
+        assert!(!delegated.is_one_time());
+    }
+}
