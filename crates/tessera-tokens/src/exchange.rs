@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use serde_json::Map;
 use tessera_core::{ServiceRecord, Standing, TokenId, ValidSession};
-use tessera_jose::{
-    AccessClaims, Actor, Audience, RequestContext, TransactionClaims, VerifyError,
-};
+use tessera_jose::{AccessClaims, Actor, Audience, RequestContext, TransactionClaims, VerifyError};
 
 use crate::time::UnixSeconds;
 use crate::{IssueError, TokenError, Tokens};
@@ -133,7 +131,11 @@ impl Tokens {
         let auth_time = Some(UnixSeconds::of(record.auth_time).get());
         let sid = record.id.as_str().to_owned();
         let roles: Vec<String> = grant.standing.roles.iter().map(str::to_owned).collect();
-        let signer = self.inner.keys.signer(self.now()).map_err(IssueError::Token)?;
+        let signer = self
+            .inner
+            .keys
+            .signer(self.now())
+            .map_err(IssueError::Token)?;
         let signed = match grant.kind {
             Signed::Access => {
                 let mut claims = AccessClaims {

@@ -127,11 +127,7 @@ struct NewItem {
     item: String,
 }
 
-async fn add(
-    State(cart): State<Cart>,
-    caller: Principal,
-    Json(new): Json<NewItem>,
-) -> StatusCode {
+async fn add(State(cart): State<Cart>, caller: Principal, Json(new): Json<NewItem>) -> StatusCode {
     cart.items
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -160,7 +156,9 @@ async fn logout(State(cart): State<Cart>, headers: HeaderMap) -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(
         SET_COOKIE,
-        HeaderValue::from_static("__Host-cart_session=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0"),
+        HeaderValue::from_static(
+            "__Host-cart_session=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0",
+        ),
     );
     response
 }

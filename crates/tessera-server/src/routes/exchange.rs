@@ -15,14 +15,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
 use tessera_core::{
-    Actor as AuditActor, AuditContext, AuditKind, Error, ServiceRecord, SessionToken, ValidSession, grant_scopes,
+    Actor as AuditActor, AuditContext, AuditKind, Error, ServiceRecord, SessionToken, ValidSession,
+    grant_scopes,
 };
+use tessera_jose::Actor;
 use tessera_tokens::{
     ACCESS_TOKEN_TYPE_URN, CLIENT_CREDENTIALS_TYPE_URN, ExchangeGrant, JWT_TYPE_URN,
     REFRESH_TOKEN_TYPE_URN, SESSION_COOKIE_TYPE_URN, SESSION_TYPE_URN, Signed, TXN_TOKEN_TYPE_URN,
     actor_claim,
 };
-use tessera_jose::Actor;
 use utoipa::ToSchema;
 
 use crate::AppState;
