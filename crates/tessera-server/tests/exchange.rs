@@ -58,6 +58,9 @@ async fn register_services(server: &TestServer) {
         .unwrap();
 }
 
+/// A request's form, and the status and OAuth error it must get.
+type Refusal<'a> = (Vec<(&'a str, &'a str)>, StatusCode, &'a str);
+
 async fn token_login(server: &TestServer, username: &str) -> Value {
     server
         .post("/v1/login")
@@ -249,7 +252,7 @@ async fn refusals_answer_with_the_rfc_8693_error_and_change_nothing() {
     let refresh = login["refresh_token"].as_str().unwrap();
     let before = exchanged_events(&server).await;
 
-    let cases: Vec<(Vec<(&str, &str)>, StatusCode, &str)> = vec![
+    let cases: Vec<Refusal<'_>> = vec![
         // An unregistered audience.
         (
             vec![

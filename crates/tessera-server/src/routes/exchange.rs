@@ -11,6 +11,8 @@
 //! A registered client may act for the user by sending its credentials as `actor_token`;
 //! the token then carries `act` (RFC 8693 §4.1). Errors are RFC 8693 / RFC 6749 JSON.
 
+#![allow(clippy::result_large_err)]
+
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
@@ -76,6 +78,8 @@ struct Subject {
     act: Option<Actor>,
 }
 
+/// A refusal is its HTTP answer, built where the reason is known. Returned by value: the
+/// error path is cold and only ever turned into the response.
 type Refusal = Response;
 
 fn refuse(status: StatusCode, error: &'static str, description: &'static str) -> Refusal {
