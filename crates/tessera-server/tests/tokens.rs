@@ -442,7 +442,13 @@ async fn discovery_metadata_points_at_the_endpoints() {
         metadata["token_endpoint"],
         "https://auth.example.com/v1/token"
     );
-    assert_eq!(metadata["grant_types_supported"], json!(["refresh_token"]));
+    assert_eq!(
+        metadata["grant_types_supported"],
+        json!([
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ])
+    );
 }
 
 #[tokio::test]
