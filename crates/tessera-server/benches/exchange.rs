@@ -3,7 +3,9 @@
 //! exchange for a registered service (verify the subject JWT, read the services and the
 //! user, sign one JWT, append an audit row) and for a one-time operation token, and the
 //! verification a service then does on the exchanged token (Tessera's own verifier, never
-//! seen before: one signature check). SQLite in a temporary directory, as `tessera serve`
+//! seen before: one signature check) next to the check of the user's own token seen before
+//! (a cache hit) — the end-to-end cost of "exchange + one call" against "call with the
+//! user's own token". SQLite in a temporary directory, as `tessera serve`
 //! runs by default.
 //!
 //! Run: `cargo bench -p tessera-server --bench exchange`
@@ -140,6 +142,12 @@ fn bench(c: &mut Criterion) {
                     .unwrap(),
             )
         });
+    });
+    // The alternative: the service takes the user's own token, which it has seen before (a
+    // verifier's cache hit, as tessera-tower's and Tessera's own are).
+    tokens.verify(&access).unwrap();
+    group.bench_function("verify the user's own token (seen before)", |b| {
+        b.iter(|| black_box(tokens.verify(&access).unwrap()));
     });
     group.finish();
 }
