@@ -50,8 +50,8 @@ pub struct EventBody<'a> {
     /// What happened: `login_succeeded`, `login_failed`, `login_throttled`, `logout`,
     /// `session_revoked`, `sessions_revoked`, `refresh_reuse_detected`, `user_created`,
     /// `user_deleted`, `password_changed`, `password_reset`, `user_disabled`,
-    /// `user_enabled`, `roles_changed`, `key_rotated`, `client_created`, `client_deleted`
-    /// or `admin_action`.
+    /// `user_enabled`, `roles_changed`, `key_rotated`, `client_created`, `client_deleted`,
+    /// `service_created`, `service_deleted`, `token_exchanged` or `admin_action`.
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// Who did it: `user`, `client` (an admin client), `cli`, `system` or `anonymous`.

@@ -107,6 +107,13 @@ fn operations(user_id: &str, session_id: &str) -> Vec<(Method, String, Option<Va
             Some(json!({"name": "intruder", "admin": true})),
         ),
         (Method::DELETE, "/v1/admin/clients/billing".into(), None),
+        (Method::GET, "/v1/admin/services".into(), None),
+        (
+            Method::POST,
+            "/v1/admin/services".into(),
+            Some(json!({"name": "intruder", "audience": "https://evil.example"})),
+        ),
+        (Method::DELETE, "/v1/admin/services/billing".into(), None),
         (Method::GET, "/v1/admin/audit".into(), None),
     ]
 }
@@ -120,9 +127,15 @@ fn with_body(request: RequestBuilder, body: &Option<Value>) -> RequestBuilder {
 
 /// What the refused requests could have changed, read through the engine: the users and
 /// their standing, the clients, the published keys.
-async fn state_of(
-    server: &TestServer,
-) -> (Vec<(String, Standing)>, Vec<(String, bool)>, Vec<String>) {
+/// Users with their standing, clients, services (name and audience), published key ids.
+type State = (
+    Vec<(String, Standing)>,
+    Vec<(String, bool)>,
+    Vec<(String, String)>,
+    Vec<String>,
+);
+
+async fn state_of(server: &TestServer) -> State {
     let mut users = Vec::new();
     for user in server.engine.users().await.unwrap() {
         let standing = server.engine.standing_of(&user.id).await.unwrap();
@@ -135,6 +148,14 @@ async fn state_of(
         .unwrap()
         .into_iter()
         .map(|client| (client.name, client.admin))
+        .collect();
+    let services = server
+        .engine
+        .services()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|service| (service.name, service.audience))
         .collect();
     let jwks: Value = server
         .get("/.well-known/jwks.json")
@@ -149,7 +170,7 @@ async fn state_of(
         .iter()
         .map(|key| key["kid"].as_str().unwrap().to_owned())
         .collect();
-    (users, clients, kids)
+    (users, clients, services, kids)
 }
 
 #[tokio::test]
@@ -643,6 +664,119 @@ async fn clients_are_added_listed_and_removed_and_the_secret_is_shown_once() {
 }
 
 /// Walks `GET /v1/admin/users` page by page; returns the usernames of each page.
+#[tokio::test]
+async fn services_are_registered_listed_and_removed_as_the_admin_client() {
+    let server = TestServer::start(|_| {}).await;
+    let ops = admin_client(&server, "ops").await;
+    let add = |body: Value| {
+        admin(&server, &ops, Method::POST, "/v1/admin/services")
+            .json(&body)
+            .sent()
+    };
+    let billing = ok_json(
+        add(json!({
+            "name": "billing",
+            "audience": "https://billing.example",
+            "scopes": ["invoices:read", "refund=support|admin"],
+            "max_ttl_seconds": 120,
+        }))
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(billing["scopes"], json!(["invoices:read", "refund=support|admin"]));
+    assert_eq!(billing["max_ttl_seconds"], 120);
+    assert_eq!(billing["sessions"], false);
+    let cart = ok_json(
+        add(json!({"name": "cart", "audience": "https://cart.example", "sessions": true})).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(cart["max_ttl_seconds"], 300);
+    assert_eq!(cart["sessions"], true);
+
+    // Taken names and audiences, and malformed registrations: refused, nothing added.
+    for (body, status, code) in [
+        (
+            json!({"name": "billing", "audience": "https://other.example"}),
+            StatusCode::CONFLICT,
+            "service_taken",
+        ),
+        (
+            json!({"name": "other", "audience": "https://billing.example"}),
+            StatusCode::CONFLICT,
+            "service_taken",
+        ),
+        (
+            json!({"name": "bad name", "audience": "https://x.example"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            json!({"name": "x", "audience": "https://x.example", "scopes": ["a=b=c"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            json!({"name": "x", "audience": "https://x.example", "max_ttl_seconds": 0}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            json!({"name": "x", "audience": "https://x.example", "bogus": true}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+    ] {
+        problem(add(body).await, status, code).await;
+    }
+    let listed = ok_json(
+        admin(&server, &ops, Method::GET, "/v1/admin/services")
+            .sent()
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let names: Vec<&str> = listed["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|service| service["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["billing", "cart"]);
+
+    let remove = |name: &str| {
+        admin(
+            &server,
+            &ops,
+            Method::DELETE,
+            &format!("/v1/admin/services/{name}"),
+        )
+        .sent()
+    };
+    assert_eq!(remove("billing").await.status(), StatusCode::NO_CONTENT);
+    problem(remove("billing").await, StatusCode::NOT_FOUND, "not_found").await;
+
+    // Recorded as the admin client's.
+    let audit = ok_json(
+        admin(
+            &server,
+            &ops,
+            Method::GET,
+            "/v1/admin/audit?kind=service_deleted",
+        )
+        .sent()
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let events = audit["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{audit}");
+    assert_eq!(events[0]["actor_type"], "client", "{audit}");
+    assert_eq!(events[0]["actor_id"], ops.id.as_str(), "{audit}");
+    assert_eq!(events[0]["detail"]["name"], "billing", "{audit}");
+}
+
 async fn walk(
     server: &TestServer,
     ops: &Credentials,

@@ -867,7 +867,7 @@ fn admin_context(admin: &ClientRecord, Audit(context): Audit) -> AuditContext {
 }
 
 /// The engine acting as `admin` (see [`admin_context`]).
-fn as_admin(state: &AppState, admin: &ClientRecord, audit: Audit) -> Engine {
+pub(crate) fn as_admin(state: &AppState, admin: &ClientRecord, audit: Audit) -> Engine {
     state.engine.with_context(admin_context(admin, audit))
 }
 

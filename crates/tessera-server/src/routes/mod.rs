@@ -13,6 +13,7 @@ use crate::{AppState, Config};
 pub mod account;
 pub mod accounts;
 pub mod admin;
+pub mod admin_services;
 pub mod exchange;
 pub mod oauth;
 pub mod ops;
@@ -62,6 +63,9 @@ pub mod tokens;
         admin::list_clients,
         admin::create_client,
         admin::delete_client,
+        admin_services::list_services,
+        admin_services::create_service,
+        admin_services::delete_service,
         admin::audit_events,
     ),
     modifiers(&SecuritySchemes, &ProblemMediaType, &BodyLimits)
@@ -368,6 +372,21 @@ fn routed() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
             Method::DELETE,
             "/v1/admin/clients/{name}",
             delete(admin::delete_client),
+        ),
+        (
+            Method::GET,
+            "/v1/admin/services",
+            get(admin_services::list_services),
+        ),
+        (
+            Method::POST,
+            "/v1/admin/services",
+            post(admin_services::create_service),
+        ),
+        (
+            Method::DELETE,
+            "/v1/admin/services/{name}",
+            delete(admin_services::delete_service),
         ),
         (Method::GET, "/v1/admin/audit", get(admin::audit_events)),
     ]
