@@ -7,7 +7,7 @@
 #
 #   bash bench/login-flood.sh        # prints Markdown tables
 #
-# One Tessera on SQLite, on both cores (hash_concurrency = CPUs, the default), the load client
+# One Tessera on SQLite, on both cores (hash_concurrency = CPUs - 1, the default), the load client
 # unpinned beside it. The login throttle is raised out of the way (it would otherwise refuse
 # the wrong passwords with 429 before any hashing, which is its job but not what is measured
 # here). Needs: curl. Environment: LOGINS (128), CHECKERS (4), CHECK_EVERY (10ms: each

@@ -135,7 +135,8 @@ impl HashingParams {
 /// How much hashing may happen at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HashingLimits {
-    /// Hashes computed at once. Defaults to the number of CPUs.
+    /// Hashes computed at once. Defaults to the number of CPUs less one (at least one), so
+    /// a login flood leaves a CPU for everything else — session checks above all.
     pub concurrency: usize,
     /// Callers allowed to wait for a slot; more get [`HashError::Busy`]. Defaults to `64`.
     pub queue: usize,
@@ -144,7 +145,8 @@ pub struct HashingLimits {
 impl Default for HashingLimits {
     fn default() -> Self {
         HashingLimits {
-            concurrency: std::thread::available_parallelism().map_or(2, usize::from),
+            concurrency: std::thread::available_parallelism()
+                .map_or(1, |cpus| usize::from(cpus).saturating_sub(1).max(1)),
             queue: 64,
         }
     }

@@ -338,7 +338,8 @@ pub struct AuthConfig {
     /// Defaults to `1`.
     pub argon2_parallelism: u32,
     /// Password hashes computed at once.
-    /// Defaults to the number of CPUs.
+    /// Defaults to the number of CPUs less one (at least one): a login flood leaves a CPU
+    /// for session checks.
     pub hash_concurrency: Option<usize>,
     /// Logins allowed to wait for a hashing slot before `503`.
     /// Defaults to `64`.
