@@ -684,7 +684,10 @@ async fn services_are_registered_listed_and_removed_as_the_admin_client() {
         StatusCode::CREATED,
     )
     .await;
-    assert_eq!(billing["scopes"], json!(["invoices:read", "refund=support|admin"]));
+    assert_eq!(
+        billing["scopes"],
+        json!(["invoices:read", "refund=support|admin"])
+    );
     assert_eq!(billing["max_ttl_seconds"], 120);
     assert_eq!(billing["sessions"], false);
     let cart = ok_json(

@@ -151,6 +151,34 @@ fn hs256_needs_its_secret_and_the_secret_stays_out_of_debug() {
     );
 }
 
+/// Database and Redis URLs may carry a password: `Debug` (of the whole configuration, as a
+/// log line or a panic would print it) shows neither user nor password.
+#[test]
+fn store_credentials_stay_out_of_debug() {
+    let config = load_toml(
+        "database.url = \"postgres://pg-user:hunter2-pg@db.internal:5432/auth?sslmode=require\"\n\
+         sessions.store = \"rediss://redis-user:hunter2-redis@cache:6380/2\"\n\
+         server.public_url = \"https://auth.example.com\"",
+    )
+    .unwrap();
+    let shown = format!("{config:?}");
+    for secret in ["hunter2-pg", "hunter2-redis", "pg-user", "redis-user"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    assert!(
+        shown.contains("postgres://***@db.internal:5432/auth?sslmode=require"),
+        "{shown}"
+    );
+    assert!(shown.contains("rediss://***@cache:6380/2"), "{shown}");
+    // The drivers still get the URLs whole.
+    assert_eq!(
+        config.database.url,
+        Database::Postgres(
+            "postgres://pg-user:hunter2-pg@db.internal:5432/auth?sslmode=require".to_owned()
+        )
+    );
+}
+
 /// A value that does not parse is reported with its key and the rule it breaks.
 #[test]
 fn unparsable_values_name_their_key_and_the_rule() {

@@ -10,8 +10,9 @@ use serde::de::{Deserialize, Deserializer, Error as _};
 
 use crate::csrf::Origin;
 
-/// Where the durable state lives, parsed from `database.url`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the durable state lives, parsed from `database.url`. Its `Debug` hides a
+/// PostgreSQL URL's user and password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Database {
     /// An SQLite file: `sqlite://PATH` (or `sqlite:PATH`), relative to the working directory
     /// unless absolute.
@@ -43,8 +44,9 @@ impl FromStr for Database {
     }
 }
 
-/// Where sessions live, parsed from `sessions.store`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where sessions live, parsed from `sessions.store`. Its `Debug` hides a Redis URL's user
+/// and password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum SessionBackend {
     /// `"database"`: with the durable state, in the database.
     Database,
@@ -52,6 +54,44 @@ pub enum SessionBackend {
     Redis(String),
     /// `"memory"`: in this process only (users and keys too), lost on exit.
     Memory,
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Database::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Database::Postgres(url) => f
+                .debug_tuple("Postgres")
+                .field(&without_credentials(url))
+                .finish(),
+        }
+    }
+}
+
+impl fmt::Debug for SessionBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionBackend::Database => f.write_str("Database"),
+            SessionBackend::Redis(url) => f
+                .debug_tuple("Redis")
+                .field(&without_credentials(url))
+                .finish(),
+            SessionBackend::Memory => f.write_str("Memory"),
+        }
+    }
+}
+
+/// `url` for a log line: whatever stands before an `@` in its authority (a user and
+/// password) becomes `***`. Only for display; the drivers get the URL whole.
+fn without_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
 }
 
 /// A `sessions.store` that is none of the three.
