@@ -183,6 +183,15 @@ mod tests {
     }
 
     #[test]
+    fn lookups_are_counted_by_outcome() {
+        let cache = SessionCache::new(10);
+        cache.count(true);
+        cache.count(false);
+        cache.count(false);
+        assert_eq!(cache.lookups(), CacheLookups { hits: 1, misses: 2 });
+    }
+
+    #[test]
     fn a_cache_of_capacity_zero_holds_nothing() {
         let cache = SessionCache::new(0);
         let entry = entry(at(0), at(60));
@@ -197,14 +206,17 @@ mod tests {
         let live = entry(at(10), at(60));
         let idle = entry(at(0), at(60));
         let ended = entry(at(10), at(11));
-        for entry in [&live, &idle, &ended] {
+        let just_idle = entry(at(6), at(60));
+        for entry in [&live, &idle, &ended, &just_idle] {
             cache.insert(Arc::clone(entry), cache.epoch());
         }
-        // At minute 11: `idle` was last seen 11 minutes ago with a 5-minute idle timeout,
-        // `ended` reached its absolute expiry, `live` was seen a minute ago.
+        // At minute 11, with a 5-minute idle timeout: `idle` was last seen 11 minutes ago,
+        // `just_idle` exactly 5, `ended` reached its absolute expiry exactly now, `live` was
+        // seen a minute ago.
         cache.sweep(at(11), MINUTE * 5);
         assert!(cache.get(&live.record.id).is_some());
         assert!(cache.get(&idle.record.id).is_none());
+        assert!(cache.get(&just_idle.record.id).is_none());
         assert!(cache.get(&ended.record.id).is_none());
         assert_eq!(cache.len(), 1);
     }

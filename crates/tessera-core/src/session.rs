@@ -177,6 +177,56 @@ mod tests {
         assert_eq!(policy.idle_expiry(seen, soon), soon);
     }
 
+    fn record(idle_expires_at: Timestamp, expires_at: Timestamp) -> SessionRecord {
+        let token = crate::id::SessionToken::generate().unwrap();
+        let created_at = Timestamp::from_unix_millis(1_000_000);
+        SessionRecord {
+            id: token.session_id(),
+            verifier: token.verifier(),
+            user_id: UserId::generate().unwrap(),
+            transport: Transport::Token,
+            created_at,
+            auth_time: created_at,
+            last_seen_at: created_at,
+            idle_expires_at,
+            expires_at,
+            ip: Some("192.0.2.7".into()),
+            user_agent: None,
+            revoked_at: None,
+            parent: None,
+        }
+    }
+
+    #[test]
+    fn a_session_is_live_until_the_first_of_its_expiries_or_its_revocation() {
+        let at = Timestamp::from_unix_millis;
+        // Idle expiry first, then absolute expiry first: each ends it at exactly its time.
+        for (idle, absolute) in [(2_000_000, 3_000_000), (3_000_000, 2_000_000)] {
+            let session = record(at(idle), at(absolute));
+            assert!(session.is_live(at(1_000_000)));
+            assert!(session.is_live(at(1_999_999)));
+            assert!(!session.is_live(at(2_000_000)));
+            assert!(!session.is_live(at(2_500_000)));
+        }
+        let mut revoked = record(at(2_000_000), at(3_000_000));
+        revoked.revoked_at = Some(at(1_500_000));
+        assert!(!revoked.is_live(at(1_000_000)), "revoked is never live");
+    }
+
+    #[test]
+    fn debug_output_names_the_session_but_never_its_secret_part() {
+        let token = crate::id::SessionToken::generate().unwrap();
+        let mut session = record(Timestamp::EPOCH, Timestamp::EPOCH);
+        session.id = token.session_id();
+        session.verifier = token.verifier();
+        let shown = format!("{session:?}");
+        assert!(shown.starts_with("SessionRecord {"), "{shown}");
+        assert!(shown.contains(session.id.as_str()), "{shown}");
+        assert!(shown.contains(session.user_id.as_str()), "{shown}");
+        assert!(!shown.contains("verifier"), "{shown}");
+        assert!(!shown.contains(&token.encode()), "{shown}");
+    }
+
     #[test]
     fn transport_names_round_trip() {
         for transport in [Transport::Cookie, Transport::Token] {

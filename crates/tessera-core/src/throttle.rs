@@ -96,10 +96,33 @@ mod tests {
         let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
         assert_eq!(ThrottleKey::for_address(a), ThrottleKey::for_address(b));
         assert_ne!(ThrottleKey::for_address(a), ThrottleKey::for_address(c));
+        assert_eq!(
+            ThrottleKey::for_address(a),
+            ThrottleKey::Address("2001:db8:1:2::/64".into())
+        );
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(
+            ThrottleKey::for_address(v4),
+            ThrottleKey::Address("192.0.2.7".into())
+        );
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
         assert_eq!(
             ThrottleKey::for_address(mapped),
             ThrottleKey::Address("192.0.2.7".into())
+        );
+    }
+
+    #[test]
+    fn storage_keys_keep_accounts_and_addresses_apart() {
+        // A stored counter is found again under exactly this key, by every backend and
+        // every version: an account named like an address must not share its counter.
+        assert_eq!(
+            ThrottleKey::Account("192.0.2.7".into()).storage_key(),
+            "account:192.0.2.7"
+        );
+        assert_eq!(
+            ThrottleKey::Address("192.0.2.7".into()).storage_key(),
+            "address:192.0.2.7"
         );
     }
 }

@@ -141,6 +141,45 @@ mod tests {
         assert_eq!(single(&wrong_case, NAME), Ok(None));
     }
 
+    /// The `Set-Cookie` value's attributes, lower-cased and sorted, without the name=value
+    /// pair.
+    fn attributes(value: &HeaderValue) -> Vec<String> {
+        let mut found: Vec<String> = value
+            .to_str()
+            .unwrap()
+            .split(';')
+            .skip(1)
+            .map(|part| part.trim().to_ascii_lowercase())
+            .collect();
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn the_clearing_cookie_expires_exactly_the_session_cookie() {
+        // A browser drops a cookie only when name, path and flags match the one it holds;
+        // `danger.insecure_cookies` changes both alike.
+        let token = SessionToken::generate().unwrap();
+        for secure in [true, false] {
+            let settings = CookieSettings {
+                name: NAME.into(),
+                secure,
+            };
+            let cookie = attributes(&settings.session_cookie(&token));
+            let clear = settings.clear_cookie();
+            assert!(clear.to_str().unwrap().starts_with(&format!("{NAME}=;")));
+            let mut expected = cookie.clone();
+            expected.push("max-age=0".into());
+            expected.sort();
+            let found: Vec<String> = attributes(&clear)
+                .into_iter()
+                .filter(|part| !part.starts_with("expires="))
+                .collect();
+            assert_eq!(found, expected, "secure: {secure}");
+            assert_eq!(cookie.contains(&"secure".to_owned()), secure);
+        }
+    }
+
     #[test]
     fn set_cookies_are_http_only_without_domain() {
         let value = set(

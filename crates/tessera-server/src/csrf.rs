@@ -174,6 +174,17 @@ mod tests {
     }
 
     #[test]
+    fn only_an_https_origin_is_https() {
+        // Decides whether responses carry Strict-Transport-Security.
+        for https in ["https://auth.example.com", "HTTPS://auth.example.com:8443"] {
+            assert!(Origin::parse(https).unwrap().is_https(), "{https}");
+        }
+        for plain in ["http://auth.example.com", "http://127.0.0.1:443"] {
+            assert!(!Origin::parse(plain).unwrap().is_https(), "{plain}");
+        }
+    }
+
+    #[test]
     fn without_configured_origins_the_host_header_decides() {
         let policy = OriginPolicy::new(None, Vec::new());
         let ok = headers(&[
