@@ -616,6 +616,17 @@ pub struct ServiceScope {
     pub roles: Vec<String>,
 }
 
+impl fmt::Display for ServiceScope {
+    /// `NAME`, or `NAME=ROLE|ROLE` when roles gate it: the form `tessera service add` takes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)?;
+        if !self.roles.is_empty() {
+            write!(f, "={}", self.roles.join("|"))?;
+        }
+        Ok(())
+    }
+}
+
 /// Registered downstream services.
 #[async_trait]
 pub trait ServiceStore: Send + Sync + fmt::Debug + 'static {

@@ -645,13 +645,7 @@ async fn service(engine: &Engine, command: ServiceCommand) -> anyhow::Result<()>
                 let scopes = service
                     .scopes
                     .iter()
-                    .map(|scope| {
-                        if scope.roles.is_empty() {
-                            scope.name.clone()
-                        } else {
-                            format!("{}={}", scope.name, scope.roles.join("|"))
-                        }
-                    })
+                    .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join(" ");
                 [

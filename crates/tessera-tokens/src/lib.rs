@@ -200,7 +200,18 @@ impl Tokens {
     /// the revocation-coherent cache (no store round trip on a hit).
     pub async fn authenticate(&self, jwt: &str) -> Result<ValidSession, AccessError> {
         let claims = self.verify(jwt).map_err(AccessError::Invalid)?;
-        if self.is_stale(&claims) {
+        self.session_for_claims(&claims).await
+    }
+
+    /// The live session verified `claims` name: refused when stale, when `sid` names no
+    /// session, or when the session is another user's. [`Tokens::authenticate`] after the
+    /// signature check; token exchange uses it for subject tokens verified against other
+    /// audiences.
+    pub async fn session_for_claims(
+        &self,
+        claims: &AccessClaims,
+    ) -> Result<ValidSession, AccessError> {
+        if self.is_stale(claims) {
             return Err(AccessError::Stale);
         }
         let session_id = SessionId::parse(&claims.sid).map_err(|_| AccessError::NoSession)?;

@@ -40,17 +40,7 @@ impl<'a> From<&'a ServiceRecord> for ServiceBody<'a> {
         ServiceBody {
             name: &service.name,
             audience: &service.audience,
-            scopes: service
-                .scopes
-                .iter()
-                .map(|scope| {
-                    if scope.roles.is_empty() {
-                        scope.name.clone()
-                    } else {
-                        format!("{}={}", scope.name, scope.roles.join("|"))
-                    }
-                })
-                .collect(),
+            scopes: service.scopes.iter().map(ToString::to_string).collect(),
             max_ttl_seconds: service.max_ttl.as_secs(),
             sessions: service.sessions,
             created_at: Rfc3339(service.created_at),

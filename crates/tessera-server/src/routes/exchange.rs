@@ -22,7 +22,7 @@ use tessera_core::{
 };
 use tessera_jose::Actor;
 use tessera_tokens::{
-    ACCESS_TOKEN_TYPE_URN, CLIENT_CREDENTIALS_TYPE_URN, ExchangeGrant, JWT_TYPE_URN,
+    ACCESS_TOKEN_TYPE_URN, AccessError, CLIENT_CREDENTIALS_TYPE_URN, ExchangeGrant, JWT_TYPE_URN,
     REFRESH_TOKEN_TYPE_URN, SESSION_COOKIE_TYPE_URN, SESSION_TYPE_URN, Signed, TXN_TOKEN_TYPE_URN,
     actor_claim,
 };
@@ -339,17 +339,12 @@ async fn subject(
                 .tokens
                 .verify_subject(jwt, audiences)
                 .map_err(|_| invalid_grant())?;
-            if state.tokens.is_stale(&claims) {
-                return Err(invalid_grant());
-            }
-            let session_id =
-                tessera_core::SessionId::parse(&claims.sid).map_err(|_| invalid_grant())?;
-            let session = match state.engine.session_for_access(&session_id).await {
-                Ok(session) if session.record().user_id.as_str() == claims.sub => session,
-                Ok(_) | Err(Error::Unauthenticated | Error::SessionExpired) => {
-                    return Err(invalid_grant());
-                }
-                Err(other) => return Err(OAuthError::from_engine(other)),
+            let session = match state.tokens.session_for_claims(&claims).await {
+                Ok(session) => session,
+                Err(AccessError::Engine(
+                    error @ (Error::Store(_) | Error::Busy | Error::Hashing(_)),
+                )) => return Err(OAuthError::from_engine(error)),
+                Err(_) => return Err(invalid_grant()),
             };
             Ok(Subject {
                 session,
