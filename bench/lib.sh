@@ -79,6 +79,13 @@ start_redis() {
 # stop_redis PORT [save|nosave]: a clean shutdown (with AOF on, the log is flushed first).
 stop_redis() { redis-cli -p "$1" shutdown "${2:-nosave}" >/dev/null 2>&1 || true; }
 
+# probe_remembered URL TOKEN: the revoked sessions Tessera holds in memory
+# (tessera_revocations_remembered{kind="session"} from its /metrics), or "-".
+probe_remembered() {
+  curl -sf -H "Authorization: Bearer $2" "$1/metrics" 2>/dev/null |
+    awk '/^tessera_revocations_remembered\{kind="session"\}/ { print $2; found = 1 } END { if (!found) print "-" }'
+}
+
 # probe_figures PID [PG_PORT DATABASE] [REDIS_PORT]: one line for the soak table —
 # resident memory in MiB, open descriptors, and the store connections: PostgreSQL backends of
 # DATABASE and Redis clients (the probe's own connection not counted), or, without them, the

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Soak: the peak rate of a mixed load, then DURATION at SHARE (80%) of it, sampled every 10 s:
-# errors, latency, Tessera's resident memory, open descriptors and store connections.
+# errors, latency, Tessera's resident memory, open descriptors, store connections and the revoked
+# sessions it holds in memory (from its /metrics, switched on with a random bearer token).
 #
 #   bash bench/soak.sh [embedded|postgres-redis] [DURATION]     # default: embedded 10m
 #
@@ -53,7 +54,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-env_vars=(TESSERA__LOG__LEVEL=warn)
+# /metrics on, for the revoked sessions Tessera remembers (a column of the table).
+metrics_token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+env_vars=(TESSERA__LOG__LEVEL=warn TESSERA__METRICS__BEARER_TOKEN="$metrics_token")
 if [ "$mode" = postgres-redis ]; then
   start_postgres "$work/pg" "$PG_PORT"
   psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "create database tessera_soak"
@@ -69,12 +72,13 @@ mkdir -p "$work/tessera"
 tessera_pid=$!
 wait_for "http://127.0.0.1:$PORT/healthz"
 
+remembered="\$(probe_remembered http://127.0.0.1:$PORT $metrics_token)"
 if [ "$mode" = postgres-redis ]; then
-  probe="source $PWD/bench/lib.sh && probe_figures $tessera_pid $PG_PORT tessera_soak $REDIS_PORT"
-  columns="RSS MiB,fds,PostgreSQL conns,Redis conns"
+  probe="source $PWD/bench/lib.sh && echo \$(probe_figures $tessera_pid $PG_PORT tessera_soak $REDIS_PORT) $remembered"
+  columns="RSS MiB,fds,PostgreSQL conns,Redis conns,revoked sessions in memory"
 else
-  probe="source $PWD/bench/lib.sh && probe_figures $tessera_pid"
-  columns="RSS MiB,fds,SQLite files open"
+  probe="source $PWD/bench/lib.sh && echo \$(probe_figures $tessera_pid) $remembered"
+  columns="RSS MiB,fds,SQLite files open,revoked sessions in memory"
 fi
 load() { taskset -c 1 "$target/load" "$@"; }
 

@@ -30,7 +30,7 @@ pub use self::exchange::{
     is_scope_token,
 };
 pub use self::login::{LoggedIn, LoginAttempt, LoginOutcomes};
-pub use self::revocation::RevokeScope;
+pub use self::revocation::{RememberedRevocations, RevokeScope};
 pub use self::standing::StandingChange;
 pub use self::tokens::{AccessGrant, Refreshed, TokenGrant, TokenPolicy};
 pub use self::validation::ValidSession;
@@ -204,6 +204,16 @@ impl Engine {
     /// Sessions held in the in-process cache (for metrics and tests).
     pub fn cached_sessions(&self) -> usize {
         self.inner.cache.len()
+    }
+
+    /// Revoked sessions and users whose standing changed, remembered in process (for
+    /// metrics): each until `revocation_retention` after its revocation, so the count
+    /// follows the revocation rate over that window and no further.
+    pub fn remembered_revocations(&self) -> RememberedRevocations {
+        RememberedRevocations {
+            sessions: self.inner.revoked.len(),
+            users: self.inner.stale_users.len(),
+        }
     }
 
     /// Session-cache hits and misses since start (for metrics).

@@ -73,8 +73,8 @@ pub use audit::{
 pub use cache::CacheLookups;
 pub use engine::{
     AccessGrant, Engine, EngineConfig, ExchangeRejection, LoggedIn, LoginAttempt, LoginOutcomes,
-    MAX_SERVICE_TTL, NewClient, NewService, PasswordChange, Refreshed, RevokeScope,
-    ServiceRejection, StandingChange, Stores, TokenGrant, TokenPolicy, ValidSession,
+    MAX_SERVICE_TTL, NewClient, NewService, PasswordChange, Refreshed, RememberedRevocations,
+    RevokeScope, ServiceRejection, StandingChange, Stores, TokenGrant, TokenPolicy, ValidSession,
     allowed_scopes, grant_scopes, is_scope_token,
 };
 pub use error::Error;

@@ -236,6 +236,32 @@ async fn counters_move_as_the_test_acts() {
             "{labels}"
         );
     }
+
+    // A logout is remembered in process (until the revocation retention has passed).
+    let remembered = |samples: &Scrape| {
+        value(
+            samples,
+            "tessera_revocations_remembered",
+            &[("kind", "session")],
+        )
+    };
+    let logout = server
+        .post("/v1/logout")
+        .header("cookie", cookie.cookie())
+        .header("x-csrf-token", &cookie.csrf)
+        .sent()
+        .await;
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let (_, logged_out) = scrape(&server).await;
+    assert_eq!(remembered(&logged_out) - remembered(&after), 1.0);
+    assert_eq!(
+        value(
+            &logged_out,
+            "tessera_revocations_remembered",
+            &[("kind", "user")]
+        ),
+        0.0
+    );
 }
 
 #[tokio::test]

@@ -21,6 +21,15 @@ pub enum RevokeScope {
     All,
 }
 
+/// What [`Engine::remembered_revocations`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RememberedRevocations {
+    /// Revoked sessions.
+    pub sessions: usize,
+    /// Users whose access tokens issued before a change of standing are refused.
+    pub users: usize,
+}
+
 /// The revocation log has not been read for longer than the configured bound.
 #[derive(Debug, thiserror::Error)]
 #[error("the revocation log has not been read within revocation_max_staleness")]

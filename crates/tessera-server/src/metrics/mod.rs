@@ -284,6 +284,7 @@ fn read_at_scrape(engine: &Engine, tokens: &Tokens) -> Vec<MetricFamily> {
     let cache = engine.cache_lookups();
     let logins = engine.login_outcomes();
     let hashing = engine.hashing_load();
+    let remembered = engine.remembered_revocations();
     let mut families = vec![
         family(
             "tessera_session_cache_lookups_total",
@@ -299,6 +300,16 @@ fn read_at_scrape(engine: &Engine, tokens: &Tokens) -> Vec<MetricFamily> {
             "Sessions held in the in-process cache.",
             MetricType::GAUGE,
             vec![gauge(engine.cached_sessions() as f64)],
+        ),
+        family(
+            "tessera_revocations_remembered",
+            "Revoked sessions (kind=session) and users whose earlier tokens are refused \
+             (kind=user) held in process, each until the revocation retention has passed.",
+            MetricType::GAUGE,
+            vec![
+                gauge_with(remembered.sessions as f64, &[("kind", "session")]),
+                gauge_with(remembered.users as f64, &[("kind", "user")]),
+            ],
         ),
         family(
             "tessera_logins_total",
@@ -378,25 +389,33 @@ fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> Met
 fn counter(value: u64, labels: &[(&str, &str)]) -> Metric {
     let mut counter = Counter::default();
     counter.set_value(value as f64);
-    let mut metric = Metric::from_label(
-        labels
-            .iter()
-            .map(|(name, value)| {
-                let mut pair = LabelPair::default();
-                pair.set_name((*name).to_owned());
-                pair.set_value((*value).to_owned());
-                pair
-            })
-            .collect(),
-    );
+    let mut metric = Metric::from_label(label_pairs(labels));
     metric.set_counter(counter);
     metric
 }
 
 fn gauge(value: f64) -> Metric {
+    gauge_with(value, &[])
+}
+
+fn gauge_with(value: f64, labels: &[(&str, &str)]) -> Metric {
     let mut gauge = Gauge::default();
     gauge.set_value(value);
-    Metric::from_gauge(gauge)
+    let mut metric = Metric::from_label(label_pairs(labels));
+    metric.set_gauge(gauge);
+    metric
+}
+
+fn label_pairs(labels: &[(&str, &str)]) -> Vec<LabelPair> {
+    labels
+        .iter()
+        .map(|(name, value)| {
+            let mut pair = LabelPair::default();
+            pair.set_name((*name).to_owned());
+            pair.set_value((*value).to_owned());
+            pair
+        })
+        .collect()
 }
 
 fn summary(count: u64, sum: Duration) -> Metric {

@@ -56,8 +56,20 @@ impl LoginThrottle for SqliteStore {
     }
 
     async fn reset(&self, key: &ThrottleKey) -> Result<(), StoreError> {
-        let statement =
-            sqlx::query("DELETE FROM login_failures WHERE key = ?1").bind(key.storage_key());
+        // Every successful login resets, and almost none has a failure to forget. A DELETE
+        // takes the database's one write lock even when it matches nothing, so logins would
+        // queue behind every other write (and wait out the busy timeout under a flood); a read
+        // takes no lock. A failure counted between the read and the end of this login is kept
+        // — the stricter outcome.
+        let key = key.storage_key();
+        let exists = sqlx::query("SELECT 1 FROM login_failures WHERE key = ?1").bind(&key);
+        if sql::fetch_optional(exists, &self.pool, |_| Ok(()))
+            .await?
+            .is_none()
+        {
+            return Ok(());
+        }
+        let statement = sqlx::query("DELETE FROM login_failures WHERE key = ?1").bind(&key);
         sql::execute(statement, &self.pool).await?;
         Ok(())
     }
