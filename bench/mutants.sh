@@ -13,6 +13,12 @@
 #   crates/tessera-server/src/csrf.rs   tessera-server's unit tests (`--lib`): the CSRF and
 #   crates/tessera-server/src/cookies.rs  cookie tests live beside the code
 #
+#   crates/tessera-store/src/<backend>/refresh.rs, crates/tessera-store/src/redis/scripts.rs
+#                                       that backend's refresh and rotation tests, through
+#                                       bench/store-mutants.sh (cargo-mutants on the whole
+#                                       file, and hand-made mutants of its SQL or Lua; commit
+#                                       the change first: it mutates the work tree)
+#
 # Changes elsewhere are listed and skipped: their crates' tests need PostgreSQL, Redis or a
 # browser and are not yet scoped for mutation runs.
 #
@@ -72,7 +78,9 @@ run() {
 
 core=()
 server=()
+stores=()
 if $all; then
+    stores=(memory sqlite postgres redis)
     core=(crates/tessera-core/src/engine/tokens.rs crates/tessera-core/src/session.rs
         crates/tessera-core/src/cache.rs crates/tessera-core/src/throttle.rs)
     server=(crates/tessera-server/src/csrf.rs crates/tessera-server/src/cookies.rs)
@@ -82,6 +90,10 @@ else
             crates/tessera-core/src/*) core+=("$file") ;;
             crates/tessera-server/src/csrf.rs | crates/tessera-server/src/cookies.rs)
                 server+=("$file") ;;
+            crates/tessera-store/src/redis/scripts.rs) stores+=(redis) ;;
+            crates/tessera-store/src/*/refresh.rs)
+                backend=${file#crates/tessera-store/src/}
+                stores+=("${backend%%/*}") ;;
             */tests/* | */benches/* | examples/* | fuzz/* | bench/*) ;;
             *) echo "skipped (not under mutation testing): $file" >&2 ;;
         esac
@@ -90,4 +102,7 @@ fi
 
 [ ${#core[@]} -eq 0 ] || run tessera-core "" "${core[@]}"
 [ ${#server[@]} -eq 0 ] || run tessera-server "--lib" "${server[@]}"
+for backend in $(printf '%s\n' "${stores[@]}" | sort -u); do
+    bash "$root/bench/store-mutants.sh" all "$backend" || status=$?
+done
 exit "$status"
