@@ -995,30 +995,6 @@ async fn verify(args: VerifyArgs) -> Result<(), Failure> {
         .collect();
     let missing_keys = kids.difference(&published).count();
 
-    // Users: each can still log in.
-    let user_results: Vec<Option<StatusCode>> = futures_util::stream::iter(users.iter())
-        .map(|user| {
-            let client = client.clone();
-            let base = base.clone();
-            async move {
-                let body = json!({"username": user, "password": password_of(user)});
-                client
-                    .post(format!("{base}/v1/login"))
-                    .json(&body)
-                    .send()
-                    .await
-                    .ok()
-                    .map(|r| r.status())
-            }
-        })
-        .buffer_unordered(args.concurrency)
-        .collect()
-        .await;
-    let users_ok = user_results
-        .iter()
-        .filter(|s| **s == Some(StatusCode::OK))
-        .count();
-
     // Sessions: live ones still work, logged-out ones still refuse.
     let checked: Vec<(&String, &Journaled, Option<StatusCode>, Option<StatusCode>)> =
         futures_util::stream::iter(sessions.iter().filter(|(_, s)| !s.dropped))
@@ -1096,6 +1072,32 @@ async fn verify(args: VerifyArgs) -> Result<(), Failure> {
             }
         }
     }
+    // Users: each can still log in. After the sessions: thousands of password hashes take
+    // minutes, longer than an access token lives, and a session's JWT must be checked while
+    // it is still valid.
+    let user_results: Vec<Option<StatusCode>> = futures_util::stream::iter(users.iter())
+        .map(|user| {
+            let client = client.clone();
+            let base = base.clone();
+            async move {
+                let body = json!({"username": user, "password": password_of(user)});
+                client
+                    .post(format!("{base}/v1/login"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .ok()
+                    .map(|r| r.status())
+            }
+        })
+        .buffer_unordered(args.concurrency)
+        .collect()
+        .await;
+    let users_ok = user_results
+        .iter()
+        .filter(|s| **s == Some(StatusCode::OK))
+        .count();
+
     lost_login_times.sort_unstable();
     let summary = json!({
         "users": {"acknowledged": users.len(), "can_log_in": users_ok, "lost": users.len() - users_ok},
