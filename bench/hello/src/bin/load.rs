@@ -262,6 +262,8 @@ fn mix_cycle() -> Vec<Action> {
 
 /// Sessions a worker holds at most; beyond, a login becomes a logout.
 const MAX_HELD: usize = 6;
+/// How many times `verify` asks for a login answered `503` before reporting it.
+const VERIFY_ATTEMPTS: usize = 5;
 
 struct CookieSession {
     sid: String,
@@ -1075,19 +1077,34 @@ async fn verify(args: VerifyArgs) -> Result<(), Failure> {
     // Users: each can still log in. After the sessions: thousands of password hashes take
     // minutes, longer than an access token lives, and a session's JWT must be checked while
     // it is still valid.
+    // A `503` (busy, or the store failing closed) says nothing about the user: it is asked
+    // again after its `Retry-After`, a few times, and what a user finally got is reported.
     let user_results: Vec<Option<StatusCode>> = futures_util::stream::iter(users.iter())
         .map(|user| {
             let client = client.clone();
             let base = base.clone();
             async move {
                 let body = json!({"username": user, "password": password_of(user)});
-                client
-                    .post(format!("{base}/v1/login"))
-                    .json(&body)
-                    .send()
-                    .await
-                    .ok()
-                    .map(|r| r.status())
+                let mut status = None;
+                for _ in 0..VERIFY_ATTEMPTS {
+                    let response = client
+                        .post(format!("{base}/v1/login"))
+                        .json(&body)
+                        .send()
+                        .await
+                        .ok();
+                    status = response.as_ref().map(|r| r.status());
+                    if status != Some(StatusCode::SERVICE_UNAVAILABLE) {
+                        break;
+                    }
+                    let wait = response
+                        .as_ref()
+                        .and_then(|r| r.headers().get("retry-after"))
+                        .and_then(|value| value.to_str().ok()?.parse().ok())
+                        .unwrap_or(1u64);
+                    tokio::time::sleep(Duration::from_secs(wait.min(10))).await;
+                }
+                status
             }
         })
         .buffer_unordered(args.concurrency)
@@ -1097,10 +1114,16 @@ async fn verify(args: VerifyArgs) -> Result<(), Failure> {
         .iter()
         .filter(|s| **s == Some(StatusCode::OK))
         .count();
+    let mut users_refused: BTreeMap<String, usize> = BTreeMap::new();
+    for status in user_results.iter().filter(|s| **s != Some(StatusCode::OK)) {
+        let name = status.map_or_else(|| "no answer".to_owned(), |s| s.as_u16().to_string());
+        *users_refused.entry(name).or_default() += 1;
+    }
 
     lost_login_times.sort_unstable();
     let summary = json!({
-        "users": {"acknowledged": users.len(), "can_log_in": users_ok, "lost": users.len() - users_ok},
+        "users": {"acknowledged": users.len(), "can_log_in": users_ok, "lost": users.len() - users_ok,
+                  "refused_with": users_refused},
         "live_sessions": {"checked": live.0, "valid": live.1, "lost": live.2,
                           "lost_during_run": lost_in_run,
                           "lost_logged_in_between_unix_ms": [lost_login_times.first(), lost_login_times.last()]},
