@@ -150,6 +150,11 @@ impl Engine {
                 }
                 let successor_token = token.successor(&self.inner.rotation_key);
                 let successor = self.refresh_record(&successor_token, &session.record, now)?;
+                // Read before the rotation commits: with the user store down the refresh fails
+                // having changed nothing, and the client's retry after the outage still works
+                // (a failure after the rotation would make that retry, once past the grace
+                // window, look like reuse of a spent token and revoke the session).
+                let standing = self.standing_for_tokens(&session.record.user_id).await?;
                 match stores
                     .refresh
                     .rotate_refresh(&parent_hash, &successor, now)
@@ -159,8 +164,8 @@ impl Engine {
                         let session = self.refreshed_activity(session, now).await?;
                         tracing::debug!(session_id = %successor.session_id, "refresh token rotated");
                         let tokens = self
-                            .fresh_grant(successor_token, &successor, session.record())
-                            .await?;
+                            .grant_with(successor_token, &successor, session.record(), standing)
+                            .await;
                         return Ok(Refreshed { session, tokens });
                     }
                     Rotation::AlreadySpent {
@@ -233,8 +238,21 @@ impl Engine {
         session: &SessionRecord,
     ) -> Result<TokenGrant, Error> {
         let standing = self.standing_for_tokens(&session.user_id).await?;
+        Ok(self
+            .grant_with(refresh_token, record, session, standing)
+            .await)
+    }
+
+    /// The grant for a refreshed pair, given the user's standing.
+    async fn grant_with(
+        &self,
+        refresh_token: RefreshToken,
+        record: &RefreshRecord,
+        session: &SessionRecord,
+        standing: Standing,
+    ) -> TokenGrant {
         let issued_at = self.issue_time(&session.user_id, record.issued_at).await;
-        Ok(grant(refresh_token, record, session, standing, issued_at))
+        grant(refresh_token, record, session, standing, issued_at)
     }
 
     /// A refresh is activity: it slides the idle expiry, in the store and in any cached copy.

@@ -436,3 +436,34 @@ async fn revoking_by_refresh_token_ends_the_session() {
         "already revoked"
     );
 }
+
+/// The user's standing is read before the rotation commits, so a user store that fails then
+/// (PostgreSQL paused) fails the refresh having spent nothing: the client's retry after the
+/// outage, however long, still refreshes. Read after it, the retry would come past the grace
+/// window to a spent token and be taken for theft.
+#[tokio::test]
+async fn a_refresh_reads_the_user_before_it_spends_the_token() {
+    let deployment = Deployment::new();
+    let engine = deployment.engine(EngineConfig::default()).await;
+    let (_, first) = token_session(&engine).await;
+    // A first refresh caches the session, so the paused lookup below is the standing's.
+    let warm = engine.refresh(&first.refresh_token).await.unwrap();
+    let parent = warm.tokens.refresh_token.hash();
+
+    let pause = deployment.store.pause_next_user_lookup();
+    let refresh = engine.refresh(&warm.tokens.refresh_token);
+    let check = async {
+        pause.reached().await;
+        let stored = deployment.store.refresh_by_token(&parent).await.unwrap();
+        assert_eq!(
+            stored.unwrap().spent_at,
+            None,
+            "the token was spent before the user was read"
+        );
+        pause.release();
+    };
+    let (refreshed, ()) = tokio::join!(refresh, check);
+    refreshed.unwrap();
+    let spent = deployment.store.refresh_by_token(&parent).await.unwrap();
+    assert!(spent.unwrap().spent_at.is_some());
+}
