@@ -164,7 +164,7 @@ impl Engine {
                         let session = self.refreshed_activity(session, now).await?;
                         tracing::debug!(session_id = %successor.session_id, "refresh token rotated");
                         let tokens = self
-                            .grant_with(successor_token, &successor, session.record(), standing)
+                            .fresh_grant(successor_token, &successor, session.record(), standing)
                             .await;
                         return Ok(Refreshed { session, tokens });
                     }
@@ -196,10 +196,11 @@ impl Engine {
             && successor.spent_at.is_none()
             && successor.token_hash == successor_token.hash()
         {
+            let standing = self.standing_for_tokens(&session.record.user_id).await?;
             let session = self.refreshed_activity(session, now).await?;
             let tokens = self
-                .fresh_grant(successor_token, &successor, session.record())
-                .await?;
+                .fresh_grant(successor_token, &successor, session.record(), standing)
+                .await;
             return Ok(Refreshed { session, tokens });
         }
         let record = &session.record;
@@ -230,21 +231,8 @@ impl Engine {
         Err(Error::InvalidGrant)
     }
 
-    /// The grant for a refreshed pair, with the user's standing read now.
-    async fn fresh_grant(
-        &self,
-        refresh_token: RefreshToken,
-        record: &RefreshRecord,
-        session: &SessionRecord,
-    ) -> Result<TokenGrant, Error> {
-        let standing = self.standing_for_tokens(&session.user_id).await?;
-        Ok(self
-            .grant_with(refresh_token, record, session, standing)
-            .await)
-    }
-
     /// The grant for a refreshed pair, given the user's standing.
-    async fn grant_with(
+    async fn fresh_grant(
         &self,
         refresh_token: RefreshToken,
         record: &RefreshRecord,
